@@ -1,0 +1,25 @@
+"""Test-wide setup: 8 fake CPU devices and no network look-ups.
+
+XLA_FLAGS must be set before jax is imported anywhere, so it is set here at import time
+of the conftest, which pytest loads before any test module.
+"""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _check_fake_devices():
+    import jax
+
+    assert jax.device_count() == 8, (
+        "tests expect 8 fake CPU devices; XLA_FLAGS was set too late "
+        f"(got {jax.device_count()} devices, XLA_FLAGS={os.environ.get('XLA_FLAGS')})"
+    )

@@ -1,0 +1,43 @@
+"""The `unires` command: one thin sub-command module per job.
+
+Each sub-command module exposes `add_parser(subparsers)` and `run(args) -> int`; this file only
+dispatches. Sub-commands are listed explicitly (no registry by string import).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import unires_jax
+from unires_jax.cli import convert as convert_cmd
+
+# name -> module; each later feature adds its own line here.
+COMMANDS = {
+    "convert": convert_cmd,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unires",
+        description="Universal image restoration with latent diffusion (UniRes) in JAX/Flax.",
+    )
+    parser.add_argument("--version", action="version", version=f"unires-jax {unires_jax.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    return int(COMMANDS[args.command].run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
