@@ -1,0 +1,58 @@
+"""Frozen model configs to and from JSON-safe dicts (for checkpoints written by this project)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import Any, TypeVar
+
+import jax.numpy as jnp
+
+T = TypeVar("T")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Turns a frozen config dataclass into plain JSON types (dtypes become their names)."""
+    out = {}
+    for field in dataclasses.fields(cfg):
+        out[field.name] = _to_json(getattr(cfg, field.name))
+    return out
+
+
+def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value)
+    if isinstance(value, (tuple, list)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    try:
+        return jnp.dtype(value).name
+    except TypeError:
+        raise TypeError(f"config value {value!r} of type {type(value).__name__} is not serialisable")
+
+
+def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "") -> T:
+    """Rebuilds `cls` from `config_to_dict` output; unknown keys are an error, not ignored."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ValueError(
+            f"{source or cls.__name__}: unknown {cls.__name__} keys {unknown}; was this checkpoint "
+            "written by a newer unires-jax?"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key.endswith("dtype") and isinstance(value, str):
+            value = jnp.dtype(value)
+        elif isinstance(value, list):
+            value = _to_tuple(value)
+        elif isinstance(value, dict) and dataclasses.is_dataclass(hints.get(key)):
+            value = config_from_dict(hints[key], value, source=source)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _to_tuple(value: list) -> tuple:
+    return tuple(_to_tuple(v) if isinstance(v, list) else v for v in value)

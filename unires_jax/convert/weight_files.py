@@ -1,0 +1,203 @@
+"""Reads PyTorch-side weight files into flat dicts of numpy arrays, without importing torch.
+
+Two formats:
+- safetensors (preferred): parsed directly (8-byte header length, JSON header, raw buffer), so
+  float16 and bfloat16 tensors load as numpy arrays (bfloat16 via ml_dtypes) with no framework.
+- PyTorch `.bin` (a zip of a pickle plus raw storages): unpickled with an allow-list that only
+  rebuilds tensors and ordered dicts. Pickle can still run code in principle, so callers must pass
+  `allow_pickle=True` to opt in.
+
+Sharded checkpoints (`*.safetensors.index.json` / `*.bin.index.json` with a `weight_map`) are
+read shard by shard.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import pathlib
+import pickle
+import struct
+import zipfile
+from collections.abc import Mapping
+
+import ml_dtypes
+import numpy as np
+
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+
+_TORCH_STORAGE_DTYPES = {
+    "DoubleStorage": np.float64,
+    "FloatStorage": np.float32,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": ml_dtypes.bfloat16,
+    "LongStorage": np.int64,
+    "IntStorage": np.int32,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+class WeightFileError(ValueError):
+    """A weight file is missing, truncated or in a format we do not read."""
+
+
+def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+    """Reads every tensor of a .safetensors file as a numpy array (PyTorch layout)."""
+    path = pathlib.Path(path)
+    raw = path.read_bytes()
+    if len(raw) < 8:
+        raise WeightFileError(f"{path}: file is {len(raw)} bytes, too short for safetensors")
+    (header_len,) = struct.unpack("<Q", raw[:8])
+    if 8 + header_len > len(raw):
+        raise WeightFileError(f"{path}: header length {header_len} exceeds the file; truncated?")
+    try:
+        header = json.loads(raw[8 : 8 + header_len])
+    except json.JSONDecodeError as e:
+        raise WeightFileError(f"{path}: unreadable safetensors header ({e})") from e
+    buffer = memoryview(raw)[8 + header_len :]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+        if dtype is None:
+            raise WeightFileError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        start, end = info["data_offsets"]
+        if end > len(buffer):
+            raise WeightFileError(f"{path}: tensor {name!r} runs past the end of file; truncated?")
+        out[name] = np.frombuffer(buffer[start:end], dtype=dtype).reshape(info["shape"]).copy()
+    return out
+
+
+class _TensorUnpickler(pickle.Unpickler):
+    """Unpickles a torch state dict, rebuilding tensors as numpy arrays; refuses anything else."""
+
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, source: pathlib.Path):
+        super().__init__(file)
+        self._archive = archive
+        self._prefix = prefix
+        self._source = source
+        self._storages: dict[str, np.ndarray] = {}
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch._utils" and name == "_rebuild_tensor_v2":
+            return _rebuild_tensor
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return lambda data, requires_grad, backward_hooks, *rest: data
+        if module == "torch" and name in _TORCH_STORAGE_DTYPES:
+            return name  # a marker; persistent_load maps it to a dtype
+        raise WeightFileError(
+            f"{self._source}: refusing to unpickle {module}.{name}; only tensors and dicts are "
+            "allowed in a weight file. Convert it to safetensors."
+        )
+
+    def persistent_load(self, pid):
+        kind, storage_type, key, _location, numel = pid
+        if kind != "storage" or storage_type not in _TORCH_STORAGE_DTYPES:
+            raise WeightFileError(f"{self._source}: unsupported storage {pid!r}")
+        if key not in self._storages:
+            data = self._archive.read(f"{self._prefix}/data/{key}")
+            dtype = _TORCH_STORAGE_DTYPES[storage_type]
+            self._storages[key] = np.frombuffer(data, dtype=dtype, count=numel)
+        return self._storages[key]
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
+    itemsize = storage.dtype.itemsize
+    if not size:
+        return storage[storage_offset : storage_offset + 1].reshape(()).copy()
+    view = np.lib.stride_tricks.as_strided(
+        storage[storage_offset:],
+        shape=tuple(size),
+        strides=tuple(s * itemsize for s in stride),
+        writeable=False,
+    )
+    return np.array(view)
+
+
+def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """Reads a PyTorch zip-format `.bin` state dict as numpy arrays, without torch."""
+    path = pathlib.Path(path)
+    if not allow_pickle:
+        raise WeightFileError(
+            f"{path}: .bin weights are Python pickles, which can run code when loaded. Pass "
+            "allow_pickle=True (CLI: --allow-pickle) if you trust this file, or convert it to "
+            "safetensors."
+        )
+    if not zipfile.is_zipfile(path):
+        raise WeightFileError(
+            f"{path}: not a zip-format PyTorch file (legacy pre-1.6 format or corrupt); re-save it "
+            "with a current torch.save or convert it to safetensors."
+        )
+    with zipfile.ZipFile(path) as archive:
+        pkl_names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+        if len(pkl_names) != 1:
+            raise WeightFileError(f"{path}: expected one data.pkl in the archive, found {pkl_names}")
+        prefix = pkl_names[0][: -len("/data.pkl")]
+        with archive.open(pkl_names[0]) as f:
+            state = _TensorUnpickler(f, archive, prefix, path).load()
+    if not isinstance(state, Mapping):
+        raise WeightFileError(f"{path}: expected a state dict, got {type(state).__name__}")
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+
+
+def read_weights(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+    """Reads a single weight file or a sharded index (`*.index.json`) by its suffix."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise WeightFileError(f"{path}: file not found")
+    name = path.name
+    if name.endswith(".index.json"):
+        index = json.loads(path.read_text())
+        if "weight_map" not in index:
+            raise WeightFileError(f"{path}: sharded index without a 'weight_map'")
+        out: dict[str, np.ndarray] = {}
+        for shard in sorted(set(index["weight_map"].values())):
+            out.update(read_weights(path.parent / shard, allow_pickle=allow_pickle))
+        return out
+    if name.endswith(".safetensors"):
+        return read_safetensors(path)
+    if name.endswith((".bin", ".pt", ".pth", ".ckpt")):
+        return read_torch_bin(path, allow_pickle=allow_pickle)
+    raise WeightFileError(f"{path}: unknown weight file type (expected .safetensors or .bin)")
+
+
+def find_weight_file(folder: pathlib.Path, stems: tuple[str, ...], variant: str | None = None) -> pathlib.Path:
+    """Picks the weight file of a diffusers/transformers component folder.
+
+    Prefers safetensors over .bin, and a sharded index over a single file when only the index
+    exists. `stems` are the base names, e.g. ("diffusion_pytorch_model",) or ("model",
+    "pytorch_model"). `variant` selects e.g. "fp16" files (`model.fp16.safetensors`).
+    """
+    infix = f".{variant}" if variant else ""
+    candidates = []
+    for suffix in (".safetensors", ".bin"):
+        for stem in stems:
+            candidates.append(folder / f"{stem}{infix}{suffix}")
+            candidates.append(folder / f"{stem}{infix}{suffix}.index.json")
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    present = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    raise WeightFileError(
+        f"{folder}: no weight file found; expected one of {[c.name for c in candidates[:4]]} "
+        f"(found: {present or 'nothing'})"
+    )
