@@ -1,0 +1,380 @@
+"""`Restorer`: UniRes inference end to end (image -> latents -> K-expert DDIM -> image).
+
+The prompts are fixed, so their text embeddings are computed once per loaded model; the LQ and
+DownLQ latents once per image (`prepare`); sampling is one jitted `lax.scan`. Images larger than
+the tile size run as overlapping latent tiles, in the UNet and in the VAE, so memory is bounded
+by the tile size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from unires_jax.convert.diffusers import LatentDiffusion, load_ldm
+from unires_jax.diffusion.ddim import (
+    ddim_prev_timesteps,
+    ddim_settings_from_diffusers_config,
+    ddim_timesteps,
+    final_alpha_cumprod,
+)
+from unires_jax.diffusion.schedules import schedule_from_diffusers_config
+from unires_jax.restore import experts as experts_lib
+from unires_jax.restore import sampler
+from unires_jax.restore.color import adain_color_fix
+from unires_jax.restore.tiling import tiled_apply
+
+DEFAULT_MODEL_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "default_model"
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoreSettings:
+    """Inference options (defaults follow the paper: DDIM, eta 0, DownLQ x4, AdaIN on).
+
+    Attributes:
+      steps: DDIM steps.
+      eta: DDIM eta.
+      downlq_factor: the DownLQ condition is the LQ image downscaled by this factor and
+        bicubic-upscaled back.
+      color_fix: AdaIN colour correction of the output toward the LQ image.
+      tile: images with a side longer than this many pixels run as overlapping tiles.
+      tile_overlap: overlap of neighbouring tiles in pixels.
+      max_negative: at most this many negative weights per vector (None: no limit).
+      quality_words: add +1 eps(positive words) and -1 eps(negative words) (paper A.7).
+      max_pairs_per_call: cap on (weight vector, expert) pairs in one UNet batch; larger
+        weight batches are split into chunks.
+    """
+
+    steps: int = 50
+    eta: float = 0.0
+    downlq_factor: int = 4
+    color_fix: bool = True
+    tile: int = 512
+    tile_overlap: int = 64
+    max_negative: int | None = None
+    quality_words: bool = False
+    max_pairs_per_call: int = 64
+
+
+@dataclasses.dataclass
+class PreparedImage:
+    """One image's cached conditions: padded pixels and the LQ / DownLQ latents."""
+
+    lq: jax.Array  # [Hp, Wp, 3] in [0, 1], padded
+    height: int
+    width: int
+    conditions: jax.Array  # [C, h, w, c] scaled latents, C = 1 (LQ) or 2 (LQ, DownLQ)
+
+
+def _to_float_image(image: Any) -> np.ndarray:
+    """[H, W, 3] uint8 / uint16 / float in [0, 1] -> float32 [H, W, 3] in [0, 1]."""
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"expected an RGB image [H, W, 3], got shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if not np.issubdtype(array.dtype, np.floating):
+        raise ValueError(f"unsupported image dtype {array.dtype}; use uint8, uint16 or float")
+    if array.size and (np.nanmin(array) < -1e-3 or np.nanmax(array) > 1 + 1e-3):
+        raise ValueError("float images must be in [0, 1]")
+    if not np.all(np.isfinite(array)):
+        raise ValueError("image contains NaN or infinity")
+    return np.clip(array, 0.0, 1.0).astype(np.float32)
+
+
+class Restorer:
+    """UniRes restoration with a weighted mixture of expert noise predictions."""
+
+    def __init__(
+        self,
+        ldm: LatentDiffusion,
+        *,
+        experts: Sequence[experts_lib.Expert] = experts_lib.DEFAULT_EXPERTS,
+        settings: RestoreSettings = RestoreSettings(),
+    ):
+        if ldm.lq_channels <= 0:
+            raise ValueError(
+                f"{ldm.source}: this model's UNet takes no LQ-latent channels, so it is a plain "
+                "text-to-image model, not a UniRes model; fine-tune it first (unires train)."
+            )
+        self.ldm = ldm
+        self.settings = settings
+        self._experts = list(experts)
+        if settings.quality_words:
+            self._experts += list(experts_lib.QUALITY_WORD_EXPERTS)
+        self._condition_names = sorted({e.condition for e in self._experts})
+        if self._condition_names[0] != experts_lib.CONDITION_LQ:
+            self._condition_names.remove(experts_lib.CONDITION_LQ)
+            self._condition_names.insert(0, experts_lib.CONDITION_LQ)
+        self._expert_condition = np.array(
+            [self._condition_names.index(e.condition) for e in self._experts], np.int32
+        )
+        # Fixed prompts: encoded once per loaded model.
+        self._context = ldm.encode_prompts([e.prompt for e in self._experts])
+        self._schedule = schedule_from_diffusers_config(ldm.scheduler_config)
+        self._ddim = ddim_settings_from_diffusers_config(ldm.scheduler_config)
+        levels = len(ldm.unet.cfg.block_out_channels)
+        # Pixels per latent-grid cell the UNet needs: VAE x8, and each down level halves.
+        self.pad_multiple = 8 * 2 ** (levels - 1)
+        if settings.tile % self.pad_multiple or settings.tile_overlap % 8:
+            raise ValueError(
+                f"tile={settings.tile} must be a multiple of {self.pad_multiple} and "
+                f"tile_overlap={settings.tile_overlap} a multiple of 8 for this model"
+            )
+        self.unet_evaluations = 0
+        self._unet_graph, self._unet_state = nnx.split(ldm.unet)
+        self._vae_graph, self._vae_state = nnx.split(ldm.vae)
+        self._scaling = float(ldm.vae.scaling_factor)
+
+    @classmethod
+    def load(
+        cls, checkpoint_dir: str | pathlib.Path | None = None, *, dtype: Any = jnp.float32, **settings
+    ) -> Restorer:
+        """Loads a UniRes checkpoint; None means the embedded default model."""
+        if checkpoint_dir is None:
+            checkpoint_dir = DEFAULT_MODEL_DIR
+            if not (checkpoint_dir / "unires_ldm.json").exists():
+                raise FileNotFoundError(
+                    f"{checkpoint_dir}: the embedded default UniRes model is not in this "
+                    "installation. Pass --checkpoint DIR (a UniRes checkpoint written by "
+                    "`unires train` / `unires convert`)."
+                )
+        ldm = load_ldm(checkpoint_dir, dtype=dtype)
+        meta = ldm.extra.get("unires", {})
+        experts = tuple(experts_lib.Expert(**e) for e in meta.get("experts", [])) or (
+            experts_lib.DEFAULT_EXPERTS
+        )
+        defaults = dict(meta.get("settings", {}))
+        defaults.update(settings)
+        return cls(ldm, experts=experts, settings=RestoreSettings(**defaults))
+
+    @property
+    def experts(self) -> list[str]:
+        """Expert names in weight order (the quality-word experts are not user weights)."""
+        return [e.name for e in self._experts if e.name not in experts_lib.QUALITY_WORD_WEIGHTS]
+
+    # --- conditions --------------------------------------------------------------------------
+
+    def prepare(self, image: Any) -> PreparedImage:
+        """Pads the image and encodes the LQ (and, if used, DownLQ) latents once."""
+        lq = _to_float_image(image)
+        height, width = lq.shape[:2]
+        m = self.pad_multiple
+        padded = np.pad(lq, ((0, -height % m), (0, -width % m), (0, 0)), mode="edge")
+        want_downlq = experts_lib.CONDITION_DOWNLQ in self._condition_names
+        conditions = self._encode_conditions(
+            self._vae_state, jnp.asarray(padded), want_downlq=want_downlq, height=height, width=width
+        )
+        return PreparedImage(jnp.asarray(padded), height, width, conditions)
+
+    @functools.partial(jax.jit, static_argnames=("self", "want_downlq", "height", "width"))
+    def _encode_conditions(self, vae_state, padded, *, want_downlq, height, width):
+        images = [padded]
+        if want_downlq:
+            images.append(self._downlq(padded, height, width))
+        vae = nnx.merge(self._vae_graph, vae_state)
+        latents = [self._encode(vae, img) for img in images]
+        return jnp.stack(latents)
+
+    def _downlq(self, padded: jax.Array, height: int, width: int) -> jax.Array:
+        """The LQ image downscaled by `downlq_factor` and bicubic-upscaled back (on the unpadded
+        region, then re-padded, so padding does not bleed into the content)."""
+        f = self.settings.downlq_factor
+        content = padded[:height, :width]
+        small = (max(1, round(height / f)), max(1, round(width / f)))
+        down = jax.image.resize(content, small + (3,), "bicubic", antialias=True)
+        up = jnp.clip(jax.image.resize(down, (height, width, 3), "bicubic"), 0.0, 1.0)
+        return jnp.pad(
+            up, ((0, padded.shape[0] - height), (0, padded.shape[1] - width), (0, 0)), mode="edge"
+        )
+
+    def _encode(self, vae, image: jax.Array) -> jax.Array:
+        """[Hp, Wp, 3] in [0, 1] -> scaled latent mean [h, w, c], tiled for big images."""
+        x = image[None] * 2.0 - 1.0
+
+        def enc(tile):
+            mean, _ = vae.encode(tile)
+            return mean
+
+        tile, overlap = self.settings.tile, self.settings.tile_overlap
+        if max(x.shape[1:3]) > tile:
+            mean = tiled_apply(enc, x, tile, overlap, scale=1 / 8)
+        else:
+            mean = enc(x)
+        return mean[0].astype(jnp.float32) * self._scaling
+
+    # --- sampling ----------------------------------------------------------------------------
+
+    def _timesteps(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        n_train = self._schedule.num_train_timesteps
+        ts = ddim_timesteps(n_train, steps, self._ddim.timestep_spacing, self._ddim.steps_offset)
+        return ts, ddim_prev_timesteps(ts, n_train)
+
+    def initial_noise(self, prepared: PreparedImage, seed: int) -> jax.Array:
+        """x_T [1, h, w, c] for a seed (shared by every weight vector)."""
+        h, w, c = prepared.conditions.shape[1:]
+        return jax.random.normal(jax.random.key(seed), (1, h, w, c), jnp.float32)
+
+    def weights_matrix(self, weights) -> np.ndarray:
+        """Validated `[N, K]` weights (dict, `[K]` or `[N, K]`) with quality words appended."""
+        matrix = experts_lib.weights_matrix(
+            weights, self.experts, max_negative=self.settings.max_negative
+        )
+        if self.settings.quality_words:
+            extra = np.array(list(experts_lib.QUALITY_WORD_WEIGHTS.values()), np.float32)
+            matrix = np.concatenate([matrix, np.broadcast_to(extra, (len(matrix), extra.size))], 1)
+        return matrix
+
+    def sample_latents(
+        self,
+        prepared: PreparedImage,
+        weights: np.ndarray,
+        *,
+        steps: int | None = None,
+        seed: int = 0,
+        x: jax.Array | None = None,
+        start: int = 0,
+        stop: int | None = None,
+        return_x0: bool = False,
+    ):
+        """Runs DDIM steps [start, stop) for the full `[N, K]` weight matrix (validated).
+
+        `x` defaults to the seed's shared noise; pass the latents a previous call returned to
+        continue a run (used by the successive-halving search). Returns latents `[N, h, w, c]`
+        (and the last x0 prediction).
+        """
+        steps = steps or self.settings.steps
+        ts, prev = self._timesteps(steps)
+        stop = steps if stop is None else stop
+        x = self.initial_noise(prepared, seed) if x is None else jnp.asarray(x, jnp.float32)
+        weights = np.asarray(weights, np.float32)
+        outs, x0s = [], []
+        for chunk in self._chunks(weights):
+            x_chunk = x if x.shape[0] == 1 else x[chunk]
+            pairs = sampler.expert_pairs(weights[chunk])
+            result = self._sample(
+                self._unet_state,
+                prepared.conditions,
+                self._context,
+                x_chunk,
+                jnp.asarray(weights[chunk]),
+                pairs,
+                jnp.asarray(ts),
+                jnp.asarray(prev),
+                seed,
+                start=start,
+                stop=stop,
+            )
+            self.unet_evaluations += sampler.unet_evaluations(
+                pairs, start=start, stop=stop, shared_start=x_chunk.shape[0] == 1
+            )
+            outs.append(result[0])
+            x0s.append(result[1])
+        latents = jnp.concatenate(outs)
+        return (latents, jnp.concatenate(x0s)) if return_x0 else latents
+
+    def _chunks(self, weights: np.ndarray) -> list[slice]:
+        per_vector = max(1, int(np.count_nonzero(weights, axis=1).max()))
+        size = max(1, self.settings.max_pairs_per_call // per_vector)
+        return [slice(i, min(i + size, len(weights))) for i in range(0, len(weights), size)]
+
+    @functools.partial(jax.jit, static_argnames=("self", "start", "stop"))
+    def _sample(self, unet_state, conditions, context, x, weights, pairs, ts, prev, seed, *, start, stop):
+        unet = nnx.merge(self._unet_graph, unet_state)
+        expert_condition = jnp.asarray(self._expert_condition)
+        latent_tile = self.settings.tile // 8
+        overlap = self.settings.tile_overlap // 8
+
+        def eps_fn(x_t, t, k):
+            cond = conditions[expert_condition[k]]
+            inputs = jnp.concatenate([x_t, cond.astype(x_t.dtype)], axis=-1)
+            ctx = context[k]
+            if max(inputs.shape[1:3]) > latent_tile:
+                return tiled_apply(lambda tile: unet(tile, t, ctx), inputs, latent_tile, overlap)
+            return unet(inputs, t, ctx)
+
+        return sampler.combined_ddim(
+            eps_fn,
+            x,
+            weights,
+            pairs,
+            self._schedule,
+            ts,
+            prev,
+            final_alpha_cumprod=final_alpha_cumprod(self._schedule, self._ddim.set_alpha_to_one),
+            eta=self.settings.eta,
+            rng=jax.random.key(seed) if self.settings.eta else None,
+            start=start,
+            stop=stop,
+            return_x0=True,
+        )
+
+    # --- decoding ----------------------------------------------------------------------------
+
+    def decode(self, prepared: PreparedImage, latents: jax.Array, *, color_fix: bool | None = None) -> np.ndarray:
+        """Latents `[N, h, w, c]` -> images `[N, H, W, 3]` float32 in [0, 1], colour-corrected."""
+        color_fix = self.settings.color_fix if color_fix is None else color_fix
+        out = [
+            self._decode_one(self._vae_state, latents[i], prepared.lq, color_fix=color_fix,
+                             height=prepared.height, width=prepared.width)
+            for i in range(latents.shape[0])
+        ]
+        return np.stack([np.asarray(o) for o in out])
+
+    @functools.partial(jax.jit, static_argnames=("self", "color_fix", "height", "width"))
+    def _decode_one(self, vae_state, latent, lq, *, color_fix, height, width):
+        vae = nnx.merge(self._vae_graph, vae_state)
+        z = latent[None] / self._scaling
+        tile, overlap = self.settings.tile // 8, self.settings.tile_overlap // 8
+        if max(z.shape[1:3]) > tile:
+            image = tiled_apply(vae.decode, z, tile, overlap, scale=8)
+        else:
+            image = vae.decode(z)
+        image = jnp.clip((image[0].astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
+        image = image[:height, :width]
+        if color_fix:
+            image = jnp.clip(adain_color_fix(image, lq[:height, :width]), 0.0, 1.0)
+        return image
+
+    # --- the public one-call API --------------------------------------------------------------
+
+    def restore(
+        self,
+        image: Any,
+        weights: Mapping[str, float] | Sequence[float] | np.ndarray,
+        *,
+        steps: int | None = None,
+        seed: int = 0,
+        color_fix: bool | None = None,
+    ) -> np.ndarray:
+        """Restores one image with one (`[K]` or dict) or many (`[N, K]`) weight vectors.
+
+        Returns float32 `[H, W, 3]` (one vector) or `[N, H, W, 3]` in [0, 1].
+        """
+        batched = np.ndim(weights) == 2
+        matrix = self.weights_matrix(weights)
+        prepared = self.prepare(image)
+        latents = self.sample_latents(prepared, matrix, steps=steps, seed=seed)
+        images = self.decode(prepared, latents, color_fix=color_fix)
+        return images if batched else images[0]
+
+    def timed_restore(self, image, weights, **kwargs) -> tuple[np.ndarray, dict[str, float]]:
+        """`restore` plus wall-clock seconds and UNet evaluations spent (for sidecars/logs)."""
+        before = self.unet_evaluations
+        t0 = time.perf_counter()
+        out = self.restore(image, weights, **kwargs)
+        return out, {
+            "seconds": time.perf_counter() - t0,
+            "unet_evaluations": self.unet_evaluations - before,
+        }
