@@ -1,0 +1,21 @@
+"""A few-million-parameter latent diffusion model with the SD layout, for tests and the embedded
+default UniRes model (trained from scratch on CPU)."""
+
+import ml_collections
+
+from unires_jax.convert.config_io import config_to_dict
+from unires_jax.models import configs, text
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    del arg
+    c = ml_collections.ConfigDict()
+    c.model = ml_collections.ConfigDict(
+        dict(
+            unet=config_to_dict(configs.tiny_unet()),
+            vae=config_to_dict(configs.tiny_vae()),
+            text=config_to_dict(text.tiny_text()),
+            lq_channels=0,
+        )
+    )
+    return c

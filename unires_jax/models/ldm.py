@@ -1,0 +1,62 @@
+"""A latent diffusion model's three networks built from one config (random init or abstract)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from flax import nnx
+
+from unires_jax.convert.config_io import config_from_dict
+from unires_jax.models.configs import UNetConfig, VAEConfig
+from unires_jax.models.text import CLIPTextConfig, CLIPTextEncoder
+from unires_jax.models.unet import UNet
+from unires_jax.models.vae import AutoencoderKL
+
+
+@dataclasses.dataclass(frozen=True)
+class LDMConfig:
+    """UNet + VAE + text encoder. `unet.in_channels` counts the LQ channels too."""
+
+    unet: UNetConfig
+    vae: VAEConfig
+    text: CLIPTextConfig
+    lq_channels: int = 0
+
+    def __post_init__(self):
+        if self.unet.in_channels != self.vae.latent_channels + self.lq_channels:
+            raise ValueError(
+                f"unet.in_channels={self.unet.in_channels} must equal vae.latent_channels "
+                f"({self.vae.latent_channels}) + lq_channels ({self.lq_channels})"
+            )
+        if self.unet.cross_attention_dim != self.text.hidden_size:
+            raise ValueError(
+                f"unet.cross_attention_dim={self.unet.cross_attention_dim} must equal the text "
+                f"encoder's hidden_size={self.text.hidden_size}"
+            )
+
+
+def ldm_config_from_dict(model: Mapping[str, Any]) -> LDMConfig:
+    """Reads the `model` section of a configs/*.py file (plain dicts of config fields)."""
+    model = dict(model)
+    return LDMConfig(
+        unet=config_from_dict(UNetConfig, dict(model["unet"]), source="config.model.unet"),
+        vae=config_from_dict(VAEConfig, dict(model["vae"]), source="config.model.vae"),
+        text=config_from_dict(CLIPTextConfig, dict(model["text"]), source="config.model.text"),
+        lq_channels=int(model.get("lq_channels", 0)),
+    )
+
+
+def init_ldm_modules(cfg: LDMConfig, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
+    """Randomly initialised networks: {"unet", "vae", "text_encoder"}."""
+    return {
+        "unet": UNet(cfg.unet, rngs=rngs),
+        "vae": AutoencoderKL(cfg.vae, rngs=rngs),
+        "text_encoder": CLIPTextEncoder(cfg.text, rngs=rngs),
+    }
+
+
+def abstract_ldm_modules(cfg: LDMConfig) -> dict[str, nnx.Module]:
+    """The same networks with shapes only (no allocation): for counting and restoring."""
+    return nnx.eval_shape(lambda: init_ldm_modules(cfg, nnx.Rngs(0)))
