@@ -168,7 +168,8 @@ def niqe_features(
         feats.append(_block_features(norm, block_size // scale))
         if scale == 1:
             sharp = sigma.reshape(nh, block_size, nw, block_size).mean(axis=(1, 3)).reshape(-1)
-            img = (nss.imresize(img / np.float32(255.0), 0.5) * 255.0).astype(np.float32)
+            half = nss.imresize(img / np.float32(255.0), 0.5).astype(np.float32)
+            img = half * np.float32(255.0)
     return np.concatenate(feats, axis=1), sharp
 
 

@@ -168,27 +168,37 @@ def nearest_gamma(ratio: np.ndarray) -> np.ndarray:
     return np.where(finite, pick, 0)
 
 
+def _aggd_moments(v: np.ndarray) -> tuple[float, float, float]:
+    """(left_std, right_std, rhatnorm) of one 1-D sample, in its dtype, as the references write it."""
+    neg, pos = v[v < 0], v[v > 0]
+    nan = v.dtype.type(np.nan)
+    left = np.sqrt(np.mean(neg**2)) if neg.size else nan
+    right = np.sqrt(np.mean(pos**2)) if pos.size else nan
+    g = left / right
+    rhat = (np.mean(np.abs(v))) ** 2 / np.mean(v**2)
+    return left, right, (rhat * (g**3 + 1) * (g + 1)) / ((g**2 + 1) ** 2)
+
+
 def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Asymmetric generalised Gaussian fit by moment matching (LIVE `estimateaggdparam`).
+
+    The moments are taken per sample in the input's dtype with NumPy's 1-D reductions, exactly
+    as BasicSR does on its float32 blocks: the fitted shape is a grid look-up, so summation-order
+    differences would otherwise flip it by one grid step now and then.
 
     Args:
         x: [..., M] samples; each leading index is fitted separately.
 
     Returns:
-        (alpha, left_std, right_std), each [...]. The NIQE scale parameters are
+        (alpha, left_std, right_std), each [...] float64. The NIQE scale parameters are
         `std * sqrt(Gamma(1/alpha) / Gamma(3/alpha))`.
     """
-    x = np.asarray(x, np.float64)
-    sq = x * x
-    neg, pos = x < 0, x > 0
+    x = np.asarray(x)
+    rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        left_std = np.sqrt(np.sum(sq * neg, -1) / np.sum(neg, -1))
-        right_std = np.sqrt(np.sum(sq * pos, -1) / np.sum(pos, -1))
-        g = left_std / right_std
-        rhat = np.mean(np.abs(x), -1) ** 2 / np.mean(sq, -1)
-        rhatnorm = rhat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    alpha = GAMMA_GRID[nearest_gamma(rhatnorm)]
-    return alpha, left_std, right_std
+        m = np.array([_aggd_moments(v) for v in rows], np.float64).reshape(x.shape[:-1] + (3,))
+    alpha = GAMMA_GRID[nearest_gamma(m[..., 2])]
+    return alpha, m[..., 0], m[..., 1]
 
 
 def fit_ggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +226,7 @@ def fit_ggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def aggd_mean(alpha: np.ndarray, beta_l: np.ndarray, beta_r: np.ndarray) -> np.ndarray:
     """Mean of an AGGD with shape alpha and scales beta_l, beta_r (NIQE/BRISQUE Eq. 8)."""
-    return (beta_r - beta_l) * special.gamma(2 / alpha) / special.gamma(1 / alpha)
+    return (beta_r - beta_l) * (special.gamma(2 / alpha) / special.gamma(1 / alpha))
 
 
 def std_to_scale(alpha: np.ndarray, std: np.ndarray) -> np.ndarray:
