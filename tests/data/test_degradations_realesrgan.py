@@ -99,6 +99,17 @@ def test_deterministic_for_a_seed_and_different_across_seeds(image):
     assert not np.array_equal(run(3), run(4))
 
 
+def test_many_seeds_and_sizes_run_without_error():
+    rng = np.random.default_rng(0)
+    for seed in range(150):
+        h, w = (int(v) for v in rng.integers(4, 72, 2))
+        hq = rng.uniform(size=(h, w, 3)).astype(np.float32)
+        r = np.random.default_rng(seed)
+        lq = realesrgan.apply_realesrgan(hq, realesrgan.sample_realesrgan_params(r), r)
+        assert lq.shape == (h // 4, w // 4, 3)
+        assert np.isfinite(lq).all() and lq.min() >= 0 and lq.max() <= 1
+
+
 def test_odd_and_tiny_sizes_work():
     for shape in [(18, 22, 3), (4, 4, 3)]:
         hq = np.random.default_rng(0).uniform(size=shape).astype(np.float32)

@@ -26,6 +26,19 @@ def test_torch_style_methods_match_torch_interpolate(mode, size):
     np.testing.assert_allclose(ours, _torch_resize(image, size, mode), atol=2e-5)
 
 
+@pytest.mark.parametrize("mode", ["area", "bilinear", "bicubic"])
+def test_many_size_pairs_match_torch_and_stay_in_bounds(mode):
+    rng = np.random.default_rng(3)
+    pairs = [(255, 85), (256, 255), (100, 3), (3, 100), (1, 5), (5, 1)]
+    pairs += [tuple(int(v) for v in rng.integers(1, 300, 2)) for _ in range(20)]
+    for n_in, n_out in pairs:
+        image = rng.uniform(size=(n_in, 2, 3)).astype(np.float32)
+        ours = resize.resize_image(image, (n_out, 2), mode)
+        np.testing.assert_allclose(
+            ours, _torch_resize(image, (n_out, 2), mode), atol=2e-5
+        )
+
+
 @pytest.mark.parametrize(("n_in", "n_out"), [(64, 16), (60, 17), (16, 64)])
 def test_antialiased_bicubic_matches_pillow_away_from_borders(n_in, n_out):
     image = np.random.default_rng(1).uniform(size=(n_in, n_in)).astype(np.float32)
@@ -42,7 +55,15 @@ def test_antialiased_bicubic_matches_pillow_away_from_borders(n_in, n_out):
 
 def test_resize_weights_preserve_constants():
     for method in resize.METHODS:
-        for n_in, n_out in [(64, 16), (16, 64), (23, 7), (7, 23)]:
+        for n_in, n_out in [
+            (64, 16),
+            (16, 64),
+            (23, 7),
+            (7, 23),
+            (255, 85),
+            (1, 3),
+            (3, 1),
+        ]:
             m = resize.resize_matrix(n_in, n_out, method)
             np.testing.assert_allclose(m.sum(axis=1), 1.0, atol=1e-9)
 
