@@ -86,20 +86,22 @@ def trajectory(params: CameraShakeParams) -> np.ndarray:
 
     v0 = complex(math.cos(p.init_angle), math.sin(p.init_angle))
     v = v0 * p.anxiety if p.anxiety > 0 else v0 * step
-    x = np.zeros(n, np.complex128)
+    positions = [0j]
     pos = 0j
     # The velocity update depends on the previous velocity and position (inertia and pull), so
-    # this loop is inherently sequential; on scalars it takes ~2 ms for 2000 steps.
-    for t in range(n - 1):
-        dv = noise[t] - pull * pos
-        if is_shake[t]:
-            dv += 2 * v * shake_turn[t]
+    # this loop is inherently sequential; on Python complex scalars it takes ~1 ms per 2000 steps.
+    for jitter_t, shake_t, turn_t in zip(
+        noise.tolist(), is_shake.tolist(), shake_turn.tolist()
+    ):
+        dv = jitter_t - pull * pos
+        if shake_t:
+            dv += 2 * v * turn_t
         v = v + dv
         mag = abs(v)
         v = v / mag * step if mag > 0 else v0 * step
         pos = pos + v
-        x[t + 1] = pos
-    return x
+        positions.append(pos)
+    return np.array(positions, np.complex128)
 
 
 def camera_shake_kernel(params: CameraShakeParams) -> np.ndarray:

@@ -36,8 +36,13 @@ def estimate_depth(image: np.ndarray) -> np.ndarray:
     ramp = np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None] * np.ones(
         (1, w), np.float32
     )
-    sigma = max(h, w) / 16
-    bright = ndimage.gaussian_filter(luma(image), sigma=sigma, mode="nearest")
+    # Smooth at <= 64 px on the long side (blur sigma = 1/16 of the frame), then upsample:
+    # the same result at any resolution for a fixed, small cost.
+    factor = max(1.0, max(h, w) / 64)
+    small_size = (max(1, round(h / factor)), max(1, round(w / factor)))
+    small = resize_image(luma(image)[..., None], small_size, "area")[..., 0]
+    small = ndimage.gaussian_filter(small, sigma=max(small_size) / 16, mode="nearest")
+    bright = resize_image(small[..., None], (h, w), "bilinear")[..., 0]
     depth = 0.7 * ramp + 0.3 * bright
     lo, hi = depth.min(), depth.max()
     return ((depth - lo) / max(hi - lo, 1e-6)).astype(np.float32)
