@@ -1,0 +1,159 @@
+"""A tiny conv-net regression Task and grain data for the trainer tests.
+
+The network uses the same logical axis annotations as the real models
+(unires_jax/models/partitioning.py), has a frozen sub-module ("encoder") like UniRes' VAE/text
+encoder, and a 3-channel output conv that cannot be split over fsdp=2/4 (replication fallback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from configs import common
+from unires_jax.models import partitioning as P
+
+SIZE = 8  # image side
+
+
+def _conv(cin, cout, rngs):
+    return nnx.Conv(
+        cin,
+        cout,
+        (3, 3),
+        rngs=rngs,
+        kernel_init=P.partitioned(nnx.initializers.lecun_normal(), P.CONV_KERNEL),
+        bias_init=P.partitioned(nnx.initializers.zeros_init(), P.CONV_BIAS),
+    )
+
+
+class ToyNet(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.encoder = _conv(3, 8, rngs)
+        self.conv1 = _conv(8, 16, rngs)
+        self.norm = nnx.GroupNorm(
+            16,
+            num_groups=4,
+            rngs=rngs,
+            scale_init=P.partitioned(nnx.initializers.ones_init(), P.NORM),
+            bias_init=P.partitioned(nnx.initializers.zeros_init(), P.NORM),
+        )
+        self.dense = nnx.Linear(
+            16,
+            16,
+            rngs=rngs,
+            kernel_init=P.partitioned(nnx.initializers.lecun_normal(), P.DENSE_KERNEL),
+            bias_init=P.partitioned(nnx.initializers.zeros_init(), P.DENSE_BIAS),
+        )
+        self.conv2 = _conv(16, 3, rngs)
+
+    def __call__(self, x):
+        h = self.encoder(x)
+        h = nnx.silu(self.norm(self.conv1(h)))
+        h = h + self.dense(h.mean(axis=(1, 2)))[:, None, None, :]
+        return x + self.conv2(h)
+
+
+class ToyTask:
+    """Restores lq -> hq with an MSE loss; optional input noise drawn from the step rng."""
+
+    frozen = ("encoder",)
+
+    def __init__(self, noise_std: float = 0.0, batch_size: int = 16, nan_at: int = 0, log_to=None):
+        self.noise_std = noise_std
+        self.batch_size = batch_size
+        self.nan_at = nan_at
+        self.log_to = log_to
+
+    def init(self, rngs):
+        return ToyNet(rngs)
+
+    def loss_fn(self, model, batch, rng):
+        lq = batch["lq"]
+        if self.noise_std:
+            lq = lq + self.noise_std * jax.random.normal(rng, lq.shape, lq.dtype)
+        out = model(lq)
+        err = jnp.square(out.astype(jnp.float32) - batch["hq"].astype(jnp.float32))
+        loss = err.mean()
+        return loss, {"mae": jnp.abs(out - batch["hq"]).astype(jnp.float32).mean()}
+
+    def eval(self, model, batch):
+        out = model(batch["lq"])
+        return {"mse": jnp.square(out - batch["hq"]).mean()}
+
+    def sample_images(self, model, rng):
+        lq = jax.random.uniform(rng, (4, SIZE, SIZE, 3))
+        return jnp.clip(model(lq), 0, 1)
+
+    def make_train_iterator(self, config, process_index, process_count):
+        return make_iterator(
+            config.train.batch_size, process_index, process_count, seed=config.train.seed,
+            nan_at=self.nan_at, log_to=self.log_to,
+        )
+
+    def make_eval_iterator(self, config, process_index, process_count):
+        return make_iterator(config.train.batch_size, process_index, process_count, seed=123)
+
+
+def _example(index: int) -> dict:
+    rng = np.random.default_rng(int(index))
+    hq = rng.uniform(0.0, 1.0, (SIZE, SIZE, 3)).astype(np.float32)
+    lq = (0.5 * hq + 0.2).astype(np.float32)
+    return {"hq": hq, "lq": lq, "index": np.int32(index)}
+
+
+class LoggedIterator:
+    """Wraps a grain iterator: counts batches, can inject NaN at batch `nan_at` (1-based) and
+    append each batch's example indices to a JSON-lines file (to compare data order)."""
+
+    def __init__(self, inner, nan_at=0, log_to=None):
+        self.inner, self.nan_at, self.log_to, self.count = inner, nan_at, log_to, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = dict(next(self.inner))
+        self.count += 1
+        if self.count == self.nan_at:
+            batch["lq"] = np.full_like(batch["lq"], np.nan)
+        if self.log_to:
+            with open(self.log_to, "a") as f:
+                f.write(json.dumps([self.count, batch["index"].tolist()]) + "\n")
+        return batch
+
+    def get_state(self):
+        return {"inner": self.inner.get_state(), "count": self.count}
+
+    def set_state(self, state):
+        self.inner.set_state(state["inner"])
+        self.count = state["count"]
+
+
+def make_iterator(global_batch, process_index=0, process_count=1, seed=0, nan_at=0, log_to=None):
+    """Each process gets its own slice of a shuffled, repeated dataset of 256 examples."""
+    ds = grain.MapDataset.range(256).shuffle(seed=seed).repeat()
+    ds = ds[process_index::process_count].map(_example)
+    ds = ds.batch(global_batch // process_count, drop_remainder=True)
+    return LoggedIterator(iter(ds.to_iter_dataset()), nan_at=nan_at, log_to=log_to)
+
+
+def toy_config(**overrides):
+    """base_config() with small, fast settings; overrides as {"section.key": value}."""
+    c = common.base_config()
+    c.task.family = "toy"
+    c.train.update(steps=5, batch_size=16, seed=0)
+    c.optim.update(lr=1e-2, warmup_steps=2, schedule="cosine")
+    c.ema.decay = 0.9
+    c.checkpoint.update(every=5, keep=2)
+    c.log.update(every=1, progress_bar=False)
+    for key, value in overrides.items():
+        section, name = key.split(".")
+        c[section][name] = value
+    return c
