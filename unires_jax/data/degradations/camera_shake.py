@@ -77,7 +77,8 @@ def trajectory(params: CameraShakeParams) -> np.ndarray:
     walk = np.random.default_rng(p.walk_seed)
     shake_draw = walk.uniform(size=n - 1)
     shake_angle = walk.uniform(size=n - 1)
-    jitter = walk.standard_normal((n - 1, 2)) @ np.array([1.0, 1j])
+    jitter = walk.standard_normal((n - 1, 2))
+    jitter = jitter[:, 0] + 1j * jitter[:, 1]
     is_shake = shake_draw < p.freq_big_shakes * p.anxiety
     # An abrupt shake reverses the velocity with a random deviation of up to +-0.5 rad.
     shake_turn = np.exp(1j * (math.pi + shake_angle - 0.5))

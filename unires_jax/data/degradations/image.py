@@ -61,5 +61,8 @@ def quantize_8bit(image: np.ndarray) -> np.ndarray:
 
 def luma(image: np.ndarray) -> np.ndarray:
     """ITU-R BT.601 luma of an RGB image: [H, W, 3] -> [H, W] float32."""
-    weights = np.array([0.299, 0.587, 0.114], np.float32)
-    return image @ weights
+    # Elementwise rather than `image @ weights`, which would go through (threaded) BLAS.
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return (
+        np.float32(0.299) * r + np.float32(0.587) * g + np.float32(0.114) * b
+    ).astype(np.float32, copy=False)
