@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from unires_jax.data import builders
 
     if args.action == "list":
+        from absl import logging
+
+        # TFDS warns about every dataset folder that does not exist yet; the listing says so.
+        logging.set_verbosity(logging.ERROR)
         print(_listing(builders, args.data_dir, args.layouts))
         return 0
     try:
