@@ -247,8 +247,8 @@ def _layout_message(
         f"{dataset}: the manual folder {root} does not have the expected layout:\n"
         + "\n".join(f"  - {p}" for p in shown)
         + f"\nExpected under {root}:\n{describe_layout(layout)}\n"
-        f"Fix: download the data as described by `unires data list` / the builder's "
-        f"MANUAL_DOWNLOAD_INSTRUCTIONS and pass the folder as --manual_dir."
+        f"Fix: download the data as `unires data list --layouts` (the builder's "
+        f"MANUAL_DOWNLOAD_INSTRUCTIONS) describes and pass the folder as --manual_dir."
     )
 
 
