@@ -57,7 +57,7 @@ TRICKY = [
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    """Tokenizer folders: SD 1.x style, SD 2.x style, and transformers 5.x save_pretrained."""
+    """Tokenizer folders: SD 1.x, SD 2.x, transformers 5.x save_pretrained, 4.34+ config."""
     from transformers import CLIPTokenizer
 
     root = tmp_path_factory.mktemp("clip_tokenizers")
@@ -67,6 +67,25 @@ def folders(tmp_path_factory):
     }
     CLIPTokenizer.from_pretrained(out["sd21"]).save_pretrained(root / "saved")
     out["saved"] = root / "saved"
+    # transformers >= 4.34 writes `added_tokens_decoder` into tokenizer_config.json and no
+    # special_tokens_map.json; special tokens are then plain strings resolved through it.
+    atd = out["atd"] = shutil.copytree(out["sd15"], root / "atd")
+    config = json.loads((atd / "tokenizer_config.json").read_text())
+    config["added_tokens_decoder"] = {
+        str(i): {"content": c, "lstrip": False, "normalized": n, "rstrip": False}
+        | {"single_word": False, "special": True}
+        for i, c, n in [
+            (49406, "<|startoftext|>", True),
+            (49407, "<|endoftext|>", False),
+        ]
+    }
+    config.update(
+        bos_token="<|startoftext|>",
+        eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+    )
+    (atd / "tokenizer_config.json").write_text(json.dumps(config))
+    (atd / "special_tokens_map.json").unlink()
     return out
 
 
@@ -79,7 +98,7 @@ def _reference(folder, texts):
     )
 
 
-@pytest.mark.parametrize("style", ["sd15", "sd21", "saved"])
+@pytest.mark.parametrize("style", ["sd15", "sd21", "saved", "atd"])
 def test_tokenizer_ids_equal_transformers(folders, style):
     ours = Tokenizer.from_folder(folders[style])(TRICKY)
     ref = _reference(folders[style], TRICKY)

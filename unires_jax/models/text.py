@@ -12,6 +12,7 @@ Known gap: characters first assigned in Unicode 16 or later (scripts such as Tod
 new Latin capitals) may split or lowercase differently, because `tokenizers` (Oniguruma, Unicode
 15) and Python's `regex` / `unicodedata` tables come from different Unicode versions.
 
+Reading tokenizer folders lives in `unires_jax/convert/clip.py`; `Tokenizer.from_folder` calls it.
 Sub-module names follow transformers (`self_attn.q_proj`, `mlp.fc1`, `layer_norm1`,
 `final_layer_norm`) so `unires_jax/convert/clip.py` maps checkpoint keys mechanically.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import pathlib
 import unicodedata
 from collections.abc import Sequence
@@ -249,26 +249,8 @@ _GPT2_PATTERN = regex.compile(
     r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 )
 _WHITESPACE = regex.compile(r"\s+")
-_SPECIAL_KEYS = (
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-)
-# CLIPTokenizer's constructor defaults, used when the folder's config does not name a token.
-_CLIP_DEFAULTS = {
-    "bos_token": "<|startoftext|>",
-    "eos_token": "<|endoftext|>",
-    "unk_token": "<|endoftext|>",
-    "pad_token": "<|endoftext|>",
-}
-_EOW = "</w>"
+EOW = "</w>"  # CLIP's end-of-word suffix on the last symbol of each word
 _NO_MERGE = float("inf")
-# Guards against "no limit" placeholders (transformers writes 1e30) sizing the output array.
-_MAX_CONTEXT = 4096
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -387,23 +369,20 @@ class Tokenizer:
     def from_folder(cls, path: str | pathlib.Path) -> Tokenizer:
         """Reads a CLIP tokenizer folder; never fetches anything.
 
-        Reads tokenizer.json when present (as transformers does; 5.x `save_pretrained` writes
-        only that), else vocab.json + merges.txt (diffusers' Stable Diffusion folders). Special
-        tokens and model_max_length come from tokenizer_config.json, overridden by
-        special_tokens_map.json the way transformers reads legacy folders.
-
-        Raises:
-            FileNotFoundError: naming the folder and the missing file.
-            ValueError: naming the file with an unusable entry.
+        See `unires_jax.convert.clip.clip_tokenizer_from_folder` (files read, precedence, errors).
         """
-        return _tokenizer_from_folder(cls, pathlib.Path(path))
+        # Parsing files is a converter's job (style: no file I/O in models/); imported here so
+        # that the public entry point stays on the class, as the rest of the project calls it.
+        from unires_jax.convert.clip import clip_tokenizer_from_folder
+
+        return clip_tokenizer_from_folder(path, cls=cls)
 
     def _bpe(self, word: str) -> list[int]:
         """Byte-level BPE of one pre-token -> ids; the last symbol carries the "</w>" suffix."""
         if word in self._cache:
             return self._cache[word]
         symbols = list("".join(self._byte_encoder[b] for b in word.encode("utf-8")))
-        symbols[-1] += _EOW
+        symbols[-1] += EOW
         while len(symbols) > 1:
             rank, pos = min(
                 (self.bpe_ranks.get(pair, _NO_MERGE), i)
@@ -474,149 +453,3 @@ class Tokenizer:
             ]
             out[row, : len(ids)] = ids
         return out
-
-
-def _read_json(path: pathlib.Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-
-
-def _read_merges(path: pathlib.Path) -> list[tuple[str, str]]:
-    merges = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\n")
-            if not line or (number == 1 and line.startswith("#version")):
-                continue
-            parts = line.split(" ")
-            if len(parts) != 2:
-                raise ValueError(
-                    f"{path}:{number}: a merge must be two symbols separated by one space, got {line!r}"
-                )
-            merges.append((parts[0], parts[1]))
-    return merges
-
-
-def _read_tokenizer_json(
-    path: pathlib.Path,
-) -> tuple[dict[str, int], list[tuple[str, str]], dict[str, dict]]:
-    """vocab, merges and {content: added-token dict} from a `tokenizers` tokenizer.json."""
-    data = _read_json(path)
-    model = data.get("model") or {}
-    if model.get("type") != "BPE" or model.get("end_of_word_suffix") != _EOW:
-        raise ValueError(
-            f"{path}: not a CLIP tokenizer (model type {model.get('type')!r}, end_of_word_suffix "
-            f"{model.get('end_of_word_suffix')!r}; CLIP uses BPE with {_EOW!r})"
-        )
-    merges = [
-        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
-        for m in model.get("merges", [])
-    ]
-    added = {t["content"]: t for t in data.get("added_tokens", [])}
-    return dict(model["vocab"]), merges, added
-
-
-def _token_spec(value: Any, known: dict[str, dict]) -> tuple[str, bool, bool]:
-    """(content, normalized, single_word) of a special-token entry as transformers reads it.
-
-    A plain string becomes AddedToken(normalized=False) unless an added-token entry with that
-    content exists; a dict carries its own flags (normalized defaults to False for specials).
-    """
-    if isinstance(value, str):
-        entry = known.get(value, {"content": value, "normalized": False})
-    elif isinstance(value, dict) and "content" in value:
-        entry = value
-    else:
-        raise ValueError(
-            f"special token entry {value!r} is neither a string nor an AddedToken dict"
-        )
-    return (
-        str(entry["content"]),
-        bool(entry.get("normalized") or False),
-        bool(entry.get("single_word") or False),
-    )
-
-
-def _tokenizer_from_folder(cls: type[Tokenizer], folder: pathlib.Path) -> Tokenizer:
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: tokenizer folder not found")
-    config_path = folder / "tokenizer_config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(
-            f"{folder}: missing tokenizer_config.json (a CLIP tokenizer folder needs it)"
-        )
-    config = _read_json(config_path)
-
-    # content -> added-token dict, from the files that list added tokens.
-    known: dict[str, dict] = {}
-    # transformers prefers tokenizer.json when a folder has both.
-    if (folder / "tokenizer.json").is_file():
-        vocab, merges, known = _read_tokenizer_json(folder / "tokenizer.json")
-    else:
-        missing = [
-            n for n in ("vocab.json", "merges.txt") if not (folder / n).is_file()
-        ]
-        if missing:
-            raise FileNotFoundError(
-                f"{folder}: missing {' and '.join(missing)} (and no tokenizer.json); a CLIP tokenizer "
-                "folder has vocab.json + merges.txt or tokenizer.json"
-            )
-        vocab = _read_json(folder / "vocab.json")
-        merges = _read_merges(folder / "merges.txt")
-
-    specials: dict[str, Any] = {
-        k: config[k] for k in _SPECIAL_KEYS if config.get(k) is not None
-    }
-    if "added_tokens_decoder" in config:
-        for token in config["added_tokens_decoder"].values():
-            known[token["content"]] = token
-    elif (folder / "special_tokens_map.json").is_file():
-        # Legacy folders (all of diffusers' SD ones): this file overrides tokenizer_config.json.
-        legacy = _read_json(folder / "special_tokens_map.json")
-        specials.update(
-            {k: v for k, v in legacy.items() if k in _SPECIAL_KEYS and v is not None}
-        )
-    for key, default in _CLIP_DEFAULTS.items():
-        specials.setdefault(key, default)
-
-    # Listed added tokens first, then the named special tokens in transformers' attribute order;
-    # a later entry with the same content overrides the earlier flags, as in `tokenizers`.
-    added: dict[str, bool] = {}
-    entries = [(f"added token {c!r}", t) for c, t in known.items()]
-    entries += [(k, specials[k]) for k in _SPECIAL_KEYS if k in specials]
-    for key, value in entries:
-        try:
-            content, normalized, single_word = _token_spec(value, known)
-        except ValueError as e:
-            raise ValueError(f"{config_path}: {key}: {e}") from e
-        if single_word:
-            raise ValueError(
-                f"{config_path}: {key} {content!r} has single_word=True, which CLIP tokenizers never use"
-            )
-        added[content] = normalized
-    contents = {
-        k: _token_spec(specials[k], known)[0]
-        for k in ("bos_token", "eos_token", "pad_token")
-    }
-    absent = sorted({c for c in added if c not in vocab})
-    if absent:
-        raise ValueError(
-            f"{folder}: special tokens {absent} are not in the vocabulary; is this a CLIP tokenizer?"
-        )
-    max_length = config.get("model_max_length", 77)
-    if not isinstance(max_length, int) or not 2 <= max_length <= _MAX_CONTEXT:
-        raise ValueError(
-            f"{config_path}: model_max_length={max_length!r}; CLIP tokenizers use 77"
-        )
-    return cls(
-        vocab,
-        merges,
-        bos_token=contents["bos_token"],
-        eos_token=contents["eos_token"],
-        pad_token=contents["pad_token"],
-        added_tokens=added,
-        model_max_length=max_length,
-    )
