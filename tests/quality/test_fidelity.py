@@ -24,9 +24,9 @@ def _pairs() -> tuple[np.ndarray, np.ndarray]:
 
 SSIM_SETTINGS = [
     # SR papers: Gaussian window, population covariance.
-    dict(gaussian_weights=True, sigma=1.5, use_sample_covariance=False),
+    {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False},
     # scikit-image's defaults: 7x7 uniform window, sample covariance.
-    dict(gaussian_weights=False, use_sample_covariance=True),
+    {"gaussian_weights": False, "use_sample_covariance": True},
 ]
 
 
@@ -34,7 +34,9 @@ SSIM_SETTINGS = [
 def test_ssim_matches_scikit_image_in_float64(kwargs):
     refs, dist = _pairs()
     want = [
-        skimage.metrics.structural_similarity(r, d, data_range=1.0, channel_axis=-1, **kwargs)
+        skimage.metrics.structural_similarity(
+            r, d, data_range=1.0, channel_axis=-1, **kwargs
+        )
         for r, d in zip(refs, dist)
     ]
     with jax.enable_x64(True):
@@ -47,7 +49,12 @@ def test_ssim_float32_is_close_to_float64():
     refs, dist = _pairs()
     want = [
         skimage.metrics.structural_similarity(
-            r, d, data_range=1.0, channel_axis=-1, gaussian_weights=True, sigma=1.5,
+            r,
+            d,
+            data_range=1.0,
+            channel_axis=-1,
+            gaussian_weights=True,
+            sigma=1.5,
             use_sample_covariance=False,
         )
         for r, d in zip(refs, dist)
@@ -59,12 +66,21 @@ def test_ssim_float32_is_close_to_float64():
 
 def test_psnr_matches_scikit_image():
     refs, dist = _pairs()
-    want = [skimage.metrics.peak_signal_noise_ratio(r, d, data_range=1.0) for r, d in zip(refs[:2], dist[:2])]
+    want = [
+        skimage.metrics.peak_signal_noise_ratio(r, d, data_range=1.0)
+        for r, d in zip(refs[:2], dist[:2])
+    ]
     with jax.enable_x64(True):
         got = np.asarray(fidelity.psnr(refs, dist))
     np.testing.assert_allclose(got[:2], want, atol=1e-6)
     assert np.isinf(got[2])
-    got255 = np.asarray(fidelity.psnr(refs.astype(np.float32) * 255, dist.astype(np.float32) * 255, data_range=255.0))
+    got255 = np.asarray(
+        fidelity.psnr(
+            refs.astype(np.float32) * 255,
+            dist.astype(np.float32) * 255,
+            data_range=255.0,
+        )
+    )
     np.testing.assert_allclose(got255[:2], want, atol=1e-3)
 
 
@@ -75,16 +91,28 @@ def test_y_channel_and_crop_border_follow_basicsr_convention():
     def y(x):  # scikit-image's BT.601 conversion, the same luma as BasicSR's rgb2ycbcr
         return skimage.color.rgb2ycbcr(x)[crop:-crop, crop:-crop, 0] / 255.0
 
-    want_psnr = [skimage.metrics.peak_signal_noise_ratio(y(r), y(d), data_range=1.0) for r, d in zip(refs[:2], dist[:2])]
+    want_psnr = [
+        skimage.metrics.peak_signal_noise_ratio(y(r), y(d), data_range=1.0)
+        for r, d in zip(refs[:2], dist[:2])
+    ]
     want_ssim = [
         skimage.metrics.structural_similarity(
-            y(r), y(d), data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+            y(r),
+            y(d),
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
         )
         for r, d in zip(refs[:2], dist[:2])
     ]
     with jax.enable_x64(True):
-        got_psnr = np.asarray(fidelity.psnr(refs[:2], dist[:2], crop_border=crop, y_channel=True))
-        got_ssim = np.asarray(fidelity.ssim(refs[:2], dist[:2], crop_border=crop, y_channel=True))
+        got_psnr = np.asarray(
+            fidelity.psnr(refs[:2], dist[:2], crop_border=crop, y_channel=True)
+        )
+        got_ssim = np.asarray(
+            fidelity.ssim(refs[:2], dist[:2], crop_border=crop, y_channel=True)
+        )
     np.testing.assert_allclose(got_psnr, want_psnr, atol=1e-6)
     np.testing.assert_allclose(got_ssim, want_ssim, atol=1e-6)
 
@@ -93,7 +121,9 @@ def test_batched_equals_one_by_one_and_rejects_mismatched_shapes():
     refs, dist = _pairs()
     refs, dist = refs.astype(np.float32), dist.astype(np.float32)
     batched = np.asarray(fidelity.ssim(refs, dist))
-    single = [float(fidelity.ssim(refs[i : i + 1], dist[i : i + 1])[0]) for i in range(3)]
+    single = [
+        float(fidelity.ssim(refs[i : i + 1], dist[i : i + 1])[0]) for i in range(3)
+    ]
     np.testing.assert_allclose(batched, single, rtol=1e-6)
     with pytest.raises(ValueError, match="same shape"):
         fidelity.psnr(refs, dist[:, :32])

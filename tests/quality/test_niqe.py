@@ -25,7 +25,9 @@ from unires_jax.quality import niqe, nss
 def _load_basicsr_niqe():
     spec = importlib.util.find_spec("basicsr")
     if spec is None:
-        pytest.fail("BasicSR oracle missing: run `pip install --no-deps basicsr==1.4.2`")
+        pytest.fail(
+            "BasicSR oracle missing: run `pip install --no-deps basicsr==1.4.2`"
+        )
     root = pathlib.Path(spec.submodule_search_locations[0])
     added = []
 
@@ -48,7 +50,11 @@ def _load_basicsr_niqe():
         def register(self):
             return lambda f: f
 
-    saved = {k: sys.modules[k] for k in list(sys.modules) if k == "cv2" or k.startswith("basicsr")}
+    saved = {
+        k: sys.modules[k]
+        for k in list(sys.modules)
+        if k == "cv2" or k.startswith("basicsr")
+    }
     try:
         for k in saved:
             del sys.modules[k]
@@ -79,7 +85,9 @@ def basicsr():
 def _photo(name: str, size: tuple[int, int] | None = None) -> np.ndarray:
     im = getattr(skimage.data, name)()
     if size is not None:
-        im = skimage.transform.resize(im, size, order=3, anti_aliasing=True, preserve_range=True)
+        im = skimage.transform.resize(
+            im, size, order=3, anti_aliasing=True, preserve_range=True
+        )
         im = np.clip(np.round(im), 0, 255).astype(np.uint8)
     return im
 
@@ -120,8 +128,12 @@ def test_niqe_matches_basicsr_with_standard_parameters(basicsr, name, size, crop
     assert abs(got - want) < 1e-3, (name, size, crop, got, want)
 
 
-@pytest.mark.parametrize("name,crop", [("brick", 0), ("gravel", 4), ("astronaut", 4), ("moon", 7)])
-def test_niqe_matches_basicsr_exactly_given_the_same_half_scale_image(basicsr, name, crop):
+@pytest.mark.parametrize(
+    "name,crop", [("brick", 0), ("gravel", 4), ("astronaut", 4), ("moon", 7)]
+)
+def test_niqe_matches_basicsr_exactly_given_the_same_half_scale_image(
+    basicsr, name, crop
+):
     """With BasicSR's float32 resize swapped for ours, the rest of the pipeline agrees to 1e-6.
 
     Texture images (brick, gravel) have nearly singular feature covariances, where one-ulp
@@ -130,7 +142,9 @@ def test_niqe_matches_basicsr_exactly_given_the_same_half_scale_image(basicsr, n
     module, npz = basicsr
     im = _photo(name)
     original = module.imresize
-    module.imresize = lambda img, scale, antialiasing: nss.imresize(img, scale).astype(np.float32)
+    module.imresize = lambda img, scale, antialiasing: nss.imresize(img, scale).astype(
+        np.float32
+    )
     try:
         want = _basicsr_score(module, im, crop)
     finally:
@@ -177,7 +191,9 @@ def test_fit_save_load_round_trip(tmp_path):
     again = niqe.load_niqe_model(path)
     np.testing.assert_array_equal(again.mu, model.mu)
     np.testing.assert_array_equal(again.cov, model.cov)
-    noisy = np.clip(photos[0] + np.random.default_rng(0).normal(0, 0.05, photos[0].shape), 0, 1)
+    noisy = np.clip(
+        photos[0] + np.random.default_rng(0).normal(0, 0.05, photos[0].shape), 0, 1
+    )
     clean_score, noisy_score = niqe.score([photos[0], noisy], again)
     assert clean_score < noisy_score
 

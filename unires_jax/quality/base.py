@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def as_image_list(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]
 
     Accepts one [N, H, W, C] array (numpy or jax) or a sequence of [H, W, C] arrays of any sizes.
     """
-    if hasattr(images, "ndim") and getattr(images, "ndim") == 4:
+    if hasattr(images, "ndim") and images.ndim == 4:
         items = list(np.asarray(images, np.float64))
     elif hasattr(images, "ndim"):
         raise ValueError(
@@ -53,7 +54,9 @@ def as_image_list(images: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]
         items = [np.asarray(im, np.float64) for im in images]
     for i, im in enumerate(items):
         if im.ndim != 3 or im.shape[-1] not in (1, 3):
-            raise ValueError(f"image {i}: expected [H, W, 1 or 3], got shape {im.shape}")
+            raise ValueError(
+                f"image {i}: expected [H, W, 1 or 3], got shape {im.shape}"
+            )
         lo, hi = float(im.min()), float(im.max())
         if lo < -1e-6 or hi > 1 + 1e-6:
             raise ValueError(

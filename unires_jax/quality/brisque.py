@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -67,11 +67,20 @@ def parse_libsvm_model(text: str, num_features: int = NUM_FEATURES) -> dict:
             j, v = item.split(":")
             sv[i, int(j) - 1] = float(v)
     if len(rows) != int(fields.get("total_sv", len(rows))):
-        raise ValueError(f"model lists total_sv={fields['total_sv']} but has {len(rows)} vectors")
-    return dict(support_vectors=sv, coefs=coefs, rho=float(fields["rho"]), gamma=float(fields["gamma"]))
+        raise ValueError(
+            f"model lists total_sv={fields['total_sv']} but has {len(rows)} vectors"
+        )
+    return {
+        "support_vectors": sv,
+        "coefs": coefs,
+        "rho": float(fields["rho"]),
+        "gamma": float(fields["gamma"]),
+    }
 
 
-def parse_svm_scale_range(text: str, num_features: int = NUM_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+def parse_svm_scale_range(
+    text: str, num_features: int = NUM_FEATURES
+) -> tuple[np.ndarray, np.ndarray]:
     """Parses an `svm-scale -s` range file (`x`, `lower upper`, then `index min max` lines).
 
     Returns:
@@ -79,14 +88,18 @@ def parse_svm_scale_range(text: str, num_features: int = NUM_FEATURES) -> tuple[
     """
     lines = [line.split() for line in text.splitlines() if line.strip()]
     if not lines or lines[0] != ["x"] or [float(v) for v in lines[1]] != [-1.0, 1.0]:
-        raise ValueError("expected an svm-scale range file starting with 'x' and '-1 1'")
+        raise ValueError(
+            "expected an svm-scale range file starting with 'x' and '-1 1'"
+        )
     lo, hi = np.zeros(num_features), np.zeros(num_features)
     for j, a, b in lines[2:]:
         lo[int(j) - 1], hi[int(j) - 1] = float(a), float(b)
     return lo, hi
 
 
-def load_brisque_model(path: str | pathlib.Path, range_path: str | pathlib.Path | None = None) -> BrisqueModel:
+def load_brisque_model(
+    path: str | pathlib.Path, range_path: str | pathlib.Path | None = None
+) -> BrisqueModel:
     """Loads a BRISQUE model: our `.npz`, or a LIBSVM model file plus its `svm-scale` range file.
 
     Args:
@@ -98,17 +111,32 @@ def load_brisque_model(path: str | pathlib.Path, range_path: str | pathlib.Path 
         raise FileNotFoundError(f"{path}: BRISQUE model not found")
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as f:
-            missing = {"support_vectors", "coefs", "rho", "gamma", "feature_min", "feature_max"} - set(f.files)
+            missing = {
+                "support_vectors",
+                "coefs",
+                "rho",
+                "gamma",
+                "feature_min",
+                "feature_max",
+            } - set(f.files)
             if missing:
-                raise KeyError(f"{path}: missing BRISQUE arrays {sorted(missing)}; found {f.files}")
+                raise KeyError(
+                    f"{path}: missing BRISQUE arrays {sorted(missing)}; found {f.files}"
+                )
             d = {k: f[k] for k in f.files}
         return BrisqueModel(
-            support_vectors=d["support_vectors"], coefs=d["coefs"], rho=float(d["rho"]),
-            gamma=float(d["gamma"]), feature_min=d["feature_min"], feature_max=d["feature_max"],
+            support_vectors=d["support_vectors"],
+            coefs=d["coefs"],
+            rho=float(d["rho"]),
+            gamma=float(d["gamma"]),
+            feature_min=d["feature_min"],
+            feature_max=d["feature_max"],
             source=str(path),
         )
     if range_path is None:
-        raise ValueError(f"{path}: a LIBSVM model needs its svm-scale range file (LIVE's allrange)")
+        raise ValueError(
+            f"{path}: a LIBSVM model needs its svm-scale range file (LIVE's allrange)"
+        )
     svm = parse_libsvm_model(path.read_text())
     lo, hi = parse_svm_scale_range(pathlib.Path(range_path).read_text())
     return BrisqueModel(feature_min=lo, feature_max=hi, source=str(path), **svm)
@@ -117,8 +145,13 @@ def load_brisque_model(path: str | pathlib.Path, range_path: str | pathlib.Path 
 def save_brisque_model(model: BrisqueModel, path: str | pathlib.Path) -> None:
     """Writes the model as a compressed `.npz`."""
     np.savez_compressed(
-        path, support_vectors=model.support_vectors, coefs=model.coefs, rho=model.rho,
-        gamma=model.gamma, feature_min=model.feature_min, feature_max=model.feature_max,
+        path,
+        support_vectors=model.support_vectors,
+        coefs=model.coefs,
+        rho=model.rho,
+        gamma=model.gamma,
+        feature_min=model.feature_min,
+        feature_max=model.feature_max,
     )
 
 
@@ -147,7 +180,9 @@ def brisque_features(img: np.ndarray) -> np.ndarray:
         for shift in nss.BRISQUE_SHIFTS:
             pair = (norm * np.roll(norm, shift, axis=(0, 1))).reshape(1, -1)
             a, lstd, rstd = nss.fit_aggd(pair)
-            mean = nss.aggd_mean(a, nss.std_to_scale(a, lstd), nss.std_to_scale(a, rstd))
+            mean = nss.aggd_mean(
+                a, nss.std_to_scale(a, lstd), nss.std_to_scale(a, rstd)
+            )
             feats += [a[0], mean[0], lstd[0] ** 2, rstd[0] ** 2]
         if scale == 1:
             img = nss.imresize(img, 0.5)
@@ -157,13 +192,17 @@ def brisque_features(img: np.ndarray) -> np.ndarray:
 def predict(features: np.ndarray, model: BrisqueModel) -> np.ndarray:
     """SVR prediction for features [N, 36] (unscaled). Returns [N] scores."""
     f = np.atleast_2d(features)
-    scaled = -1.0 + 2.0 * (f - model.feature_min) / (model.feature_max - model.feature_min)
+    scaled = -1.0 + 2.0 * (f - model.feature_min) / (
+        model.feature_max - model.feature_min
+    )
     d2 = np.sum((scaled[:, None, :] - model.support_vectors[None]) ** 2, axis=-1)
     return np.exp(-model.gamma * d2) @ model.coefs - model.rho
 
 
 def score(
-    images: np.ndarray | Sequence[np.ndarray], model: BrisqueModel, convert_to: str = "gray"
+    images: np.ndarray | Sequence[np.ndarray],
+    model: BrisqueModel,
+    convert_to: str = "gray",
 ) -> np.ndarray:
     """BRISQUE of each image (lower is better).
 
@@ -197,8 +236,15 @@ class Brisque:
         return score(images, self.model, self.convert_to)
 
 
-def load(params: str | pathlib.Path | None = None, range_path: str | pathlib.Path | None = None,
-         convert_to: str = "gray") -> Brisque:
-    """BRISQUE with LIVE's model, or with `params` (an `.npz`, or a LIBSVM model plus `range_path`)."""
-    model = default_model() if params is None else load_brisque_model(params, range_path)
+def load(
+    checkpoint: str | pathlib.Path | None = None,
+    range_path: str | pathlib.Path | None = None,
+    convert_to: str = "gray",
+) -> Brisque:
+    """BRISQUE with LIVE's model, or `checkpoint` (an `.npz`, or a LIBSVM model plus `range_path`)."""
+    model = (
+        default_model()
+        if checkpoint is None
+        else load_brisque_model(checkpoint, range_path)
+    )
     return Brisque(model=model, convert_to=convert_to)

@@ -36,7 +36,9 @@ def _prepare(a: jax.Array, b: jax.Array, crop_border: int, y_channel: bool):
         a, b = a.astype(jnp.float32), b.astype(jnp.float32)
     if y_channel:
         if a.shape[-1] != 3:
-            raise ValueError(f"y_channel=True needs RGB images, got {a.shape[-1]} channels")
+            raise ValueError(
+                f"y_channel=True needs RGB images, got {a.shape[-1]} channels"
+            )
         a, b = rgb_to_y(a), rgb_to_y(b)
     if crop_border:
         a = a[:, crop_border:-crop_border, crop_border:-crop_border]
@@ -153,8 +155,9 @@ def ssim(
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / (
+        (ux * ux + uy * uy + c1) * (vx + vy + c2)
+    )
     pad = (win_size - 1) // 2
     s = s[:, pad : s.shape[1] - pad, pad : s.shape[2] - pad]
     return jnp.mean(jnp.mean(s, axis=(1, 2)), axis=-1)
-

@@ -19,14 +19,16 @@ from __future__ import annotations
 import dataclasses
 import math
 import pathlib
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import scipy.io
 
 from unires_jax.quality import base, nss
 
-DEFAULT_MODEL_PATH = pathlib.Path(__file__).parent / "assets" / "niqe_skimage_pristine.npz"
+DEFAULT_MODEL_PATH = (
+    pathlib.Path(__file__).parent / "assets" / "niqe_skimage_pristine.npz"
+)
 NUM_FEATURES = 36  # 18 per scale
 
 
@@ -125,7 +127,11 @@ def _block_features(norm: np.ndarray, block: int) -> np.ndarray:
         [nh * nw, 18] features, tiles in row-major order.
     """
     nh, nw = norm.shape[0] // block, norm.shape[1] // block
-    tiles = norm.reshape(nh, block, nw, block).transpose(0, 2, 1, 3).reshape(nh * nw, block, block)
+    tiles = (
+        norm.reshape(nh, block, nw, block)
+        .transpose(0, 2, 1, 3)
+        .reshape(nh * nw, block, block)
+    )
     flat = tiles.reshape(nh * nw, -1)
     alpha, lstd, rstd = nss.fit_aggd(flat)
     feats = [alpha, (nss.std_to_scale(alpha, lstd) + nss.std_to_scale(alpha, rstd)) / 2]
@@ -167,7 +173,11 @@ def niqe_features(
         norm, sigma = nss.mscn(img, window, mode="nearest")
         feats.append(_block_features(norm, block_size // scale))
         if scale == 1:
-            sharp = sigma.reshape(nh, block_size, nw, block_size).mean(axis=(1, 3)).reshape(-1)
+            sharp = (
+                sigma.reshape(nh, block_size, nw, block_size)
+                .mean(axis=(1, 3))
+                .reshape(-1)
+            )
             half = nss.imresize(img / np.float32(255.0), 0.5).astype(np.float32)
             img = half * np.float32(255.0)
     return np.concatenate(feats, axis=1), sharp
@@ -186,7 +196,9 @@ def niqe_distance(feats: np.ndarray, model: NiqeModel) -> float:
 
 
 def prepare(
-    images: np.ndarray | Sequence[np.ndarray], crop_border: int = 0, convert_to: str = "y"
+    images: np.ndarray | Sequence[np.ndarray],
+    crop_border: int = 0,
+    convert_to: str = "y",
 ) -> list[np.ndarray]:
     """NHWC floats in [0, 1] -> rounded [H, W] intensities in [0, 255], as BasicSR's `calculate_niqe`."""
     out = []
@@ -289,8 +301,17 @@ class Niqe:
 
 
 def load(
-    params: str | pathlib.Path | None = None, crop_border: int = 0, convert_to: str = "y"
+    checkpoint: str | pathlib.Path | None = None,
+    crop_border: int = 0,
+    convert_to: str = "y",
 ) -> Niqe:
-    """NIQE with the given parameter file, or with the bundled scikit-image model when None."""
-    model = default_model() if params is None else load_niqe_model(params)
+    """NIQE with the given parameter file (see `load_niqe_model`), or the bundled scikit-image model.
+
+    Args:
+        checkpoint: BasicSR's `niqe_pris_params.npz`, LIVE's `modelparameters.mat`, or a model
+            written by `unires quality fit-niqe`; None for the bundled (non-standard) model.
+        crop_border: pixels dropped at each edge before scoring.
+        convert_to: "y" or "gray" for RGB input.
+    """
+    model = default_model() if checkpoint is None else load_niqe_model(checkpoint)
     return Niqe(model=model, crop_border=crop_border, convert_to=convert_to)

@@ -18,9 +18,13 @@ GAMMA_GRID = np.arange(0.2, 10.001, 0.001)
 _INV = np.reciprocal(GAMMA_GRID)
 # r(g) = Gamma(2/g)^2 / (Gamma(1/g) Gamma(3/g)): strictly increasing on the grid, which lets the
 # nearest-grid search use `searchsorted` instead of a [blocks, 9801] table.
-_R_GAMMA = np.square(special.gamma(_INV * 2)) / (special.gamma(_INV) * special.gamma(_INV * 3))
+_R_GAMMA = np.square(special.gamma(_INV * 2)) / (
+    special.gamma(_INV) * special.gamma(_INV * 3)
+)
 # BRISQUE's GGD fit uses the reciprocal table, computed the same way as there (decreasing).
-_RHO_GAMMA = (special.gamma(_INV) * special.gamma(_INV * 3)) / np.square(special.gamma(_INV * 2))
+_RHO_GAMMA = (special.gamma(_INV) * special.gamma(_INV * 3)) / np.square(
+    special.gamma(_INV * 2)
+)
 
 # BT.601 luma weights of BasicSR's `bgr2ycbcr(y_only=True)`, in B, G, R order.
 _BGR_TO_Y = [24.966, 128.553, 65.481]
@@ -72,7 +76,9 @@ def to_luma(images: np.ndarray, convert_to: str) -> np.ndarray:
     """
     x = np.asarray(images, np.float64)
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise ValueError(f"expected images [N, H, W, 1 or 3] in [0, 1], got shape {x.shape}")
+        raise ValueError(
+            f"expected images [N, H, W, 1 or 3] in [0, 1], got shape {x.shape}"
+        )
     x255 = (x * 255.0).astype(np.float32)
     if x.shape[-1] == 1:
         return x255[..., 0]
@@ -83,7 +89,9 @@ def to_luma(images: np.ndarray, convert_to: str) -> np.ndarray:
     raise ValueError(f"convert_to must be 'y' or 'gray', got {convert_to!r}")
 
 
-def mscn(img: np.ndarray, window: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
+def mscn(
+    img: np.ndarray, window: np.ndarray, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean-subtracted contrast-normalised coefficients, (I - mu) / (sigma + 1).
 
     Computed in the input's dtype, as BasicSR does (float32 there); `mode` is "nearest" for
@@ -99,19 +107,23 @@ def mscn(img: np.ndarray, window: np.ndarray, mode: str) -> tuple[np.ndarray, np
         (mscn [H, W], sigma [H, W]).
     """
     mu = ndimage.convolve(img, window, mode=mode)
-    sigma = np.sqrt(np.abs(ndimage.convolve(np.square(img), window, mode=mode) - np.square(mu)))
+    sigma = np.sqrt(
+        np.abs(ndimage.convolve(np.square(img), window, mode=mode) - np.square(mu))
+    )
     return (img - mu) / (sigma + 1), sigma
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
     ax = np.abs(x)
     ax2, ax3 = ax * ax, ax * ax * ax
-    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * (
-        (ax > 1) & (ax <= 2)
-    )
+    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (
+        -0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2
+    ) * ((ax > 1) & (ax <= 2))
 
 
-def _resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool) -> np.ndarray:
+def _resize_matrix(
+    in_len: int, out_len: int, scale: float, antialias: bool
+) -> np.ndarray:
     """MATLAB bicubic `imresize` along one axis as a dense [out_len, in_len] matrix.
 
     The symmetric boundary extension of MATLAB (and BasicSR's `calculate_weights_indices`) is
@@ -196,7 +208,9 @@ def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x = np.asarray(x)
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
     with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.array([_aggd_moments(v) for v in rows], np.float64).reshape(x.shape[:-1] + (3,))
+        m = np.array([_aggd_moments(v) for v in rows], np.float64).reshape(
+            x.shape[:-1] + (3,)
+        )
     alpha = GAMMA_GRID[nearest_gamma(m[..., 2])]
     return alpha, m[..., 0], m[..., 1]
 

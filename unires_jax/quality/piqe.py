@@ -12,7 +12,7 @@ Needs no model. Lower is better (0-100).
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,7 +36,9 @@ def _edge_impaired(blocks: np.ndarray) -> np.ndarray:
     edges = np.stack(
         [blocks[:, 0, :], blocks[:, :, -1], blocks[:, -1, :], blocks[:, :, 0]], axis=1
     )  # [n, 4, 16]
-    runs = np.lib.stride_tricks.sliding_window_view(edges, SEGMENT, axis=-1)  # [n, 4, 11, 6]
+    runs = np.lib.stride_tricks.sliding_window_view(
+        edges, SEGMENT, axis=-1
+    )  # [n, 4, 11, 6]
     return (np.std(runs, axis=-1, ddof=1) < IMPAIRED_THRESHOLD).any(axis=(1, 2))
 
 
@@ -48,7 +50,9 @@ def _centre_surround(blocks: np.ndarray) -> np.ndarray:
     """
     c1 = BLOCK // 2 - 1  # 0-based column 7
     centre = blocks[:, :, [c1, c1 + 1]].transpose(0, 2, 1).reshape(len(blocks), -1)
-    surround = np.delete(np.delete(blocks, c1, axis=2), c1 + 1, axis=2).reshape(len(blocks), -1)
+    surround = np.delete(np.delete(blocks, c1, axis=2), c1 + 1, axis=2).reshape(
+        len(blocks), -1
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.std(centre, axis=1, ddof=1) / np.std(surround, axis=1, ddof=1)
     return np.nan_to_num(ratio, nan=0.0)
@@ -75,7 +79,9 @@ def piqe_gray(img: np.ndarray) -> float:
     return float((dist + 1) / (1 + active.sum()) * 100)
 
 
-def score(images: np.ndarray | Sequence[np.ndarray], convert_to: str = "gray") -> np.ndarray:
+def score(
+    images: np.ndarray | Sequence[np.ndarray], convert_to: str = "gray"
+) -> np.ndarray:
     """PIQE of each image (lower is better).
 
     Args:
@@ -86,7 +92,10 @@ def score(images: np.ndarray | Sequence[np.ndarray], convert_to: str = "gray") -
         [N] float64 scores in [0, 100].
     """
     return np.array(
-        [piqe_gray(nss.to_luma(im[None], convert_to)[0]) for im in base.as_image_list(images)]
+        [
+            piqe_gray(nss.to_luma(im[None], convert_to)[0])
+            for im in base.as_image_list(images)
+        ]
     )
 
 
@@ -102,6 +111,10 @@ class Piqe:
         return score(images, self.convert_to)
 
 
-def load(convert_to: str = "gray") -> Piqe:
-    """PIQE (no parameters to load)."""
+def load(checkpoint: None = None, convert_to: str = "gray") -> Piqe:
+    """PIQE. It has no model file; `checkpoint` exists only to reject one clearly."""
+    if checkpoint is not None:
+        raise ValueError(
+            f"PIQE needs no model file, got checkpoint={checkpoint!r}; drop it"
+        )
     return Piqe(convert_to=convert_to)
