@@ -223,10 +223,18 @@ def test_patch_sequences_match_pyiqa_preprocessing():
     np.testing.assert_array_equal(seq.mask, ref[:, -1] > 0)
 
 
-@pytest.mark.parametrize("size", [(224, 224), (200, 300), (384, 512)])
-def test_scores_match_pyiqa_on_several_sizes(size, tmp_path):
+@pytest.fixture(scope="module")
+def koniq_pair(tmp_path_factory):
+    """(pyiqa net, our scorer) sharing one set of random 2-layer weights."""
     net = make_pyiqa_musiq(num_layers=2)
-    ours = _ours_from_pyiqa(net, tmp_path, "koniq", num_layers=2)
+    return net, _ours_from_pyiqa(
+        net, tmp_path_factory.mktemp("musiq"), "koniq", num_layers=2
+    )
+
+
+@pytest.mark.parametrize("size", [(224, 224), (200, 300), (384, 512)])
+def test_scores_match_pyiqa_on_several_sizes(size, koniq_pair):
+    net, ours = koniq_pair
     images = _images(*size, n=2)
     np.testing.assert_allclose(
         ours.score(images), pyiqa_scores(net, images), atol=1e-3, rtol=0

@@ -196,6 +196,9 @@ def check_official_arrays(
         heads = [n for n, (_, k) in HEADS.items() if k == head.shape[1]]
         lines.append(
             f"The file's head has {head.shape[1]} outputs; pass head= one of {heads}."
+            if heads
+            else f"No quality head has {head.shape[1]} outputs; imagenet_pretrain.npz is a "
+            "pre-training checkpoint, not a quality model."
         )
     if missing and not mismatched:
         lines.append(

@@ -54,11 +54,11 @@ _LN_EPS = 1e-6
 
 
 def _default_buckets() -> tuple[int, ...]:
-    # Geometric lengths (ratio ~1.25, multiples of 32): at most ~25% padding, few compiled shapes.
+    # Geometric lengths (ratio ~1.125, multiples of 32): at most ~12% padding, few compiled shapes.
     out, n = [], 256
     while n <= 16384:
         out.append(n)
-        n = int(np.ceil(n * 1.25 / 32) * 32)
+        n = int(np.ceil(n * 1.125 / 32) * 32)
     return tuple(out)
 
 
