@@ -323,8 +323,12 @@ def test_scorer_interface_and_input_checks():
     assert out.shape == (3,) and out.dtype == np.float32 and np.isfinite(out).all()
     with pytest.raises(ValueError, match=r"\[N, H, W, 3\]"):
         scorer.score(np.zeros((8, 8, 3), np.float32))
-    with pytest.raises(ValueError, match="RGB"):
-        scorer.score(np.zeros((1, 8, 8, 1), np.float32))
+    with pytest.raises(ValueError, match=r"\[H, W, 3\]"):
+        scorer.score(np.zeros((1, 8, 8, 2), np.float32))
+    grey = _images(40, 40)[..., :1]
+    np.testing.assert_array_equal(
+        scorer.score(grey), scorer.score(np.repeat(grey, 3, axis=-1))
+    )
 
 
 def test_padding_and_batching_do_not_change_scores():

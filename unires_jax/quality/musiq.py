@@ -66,7 +66,7 @@ class MusiqScorer:
         self._forward = jax.jit(forward)
 
     def sequences(self, images) -> list[musiq_preprocess.PatchSequence]:
-        """Patch sequences of images in [0, 1]: [N, H, W, 3] array or a list of [H, W, 3]."""
+        """Patch sequences of images in [0, 1]: [N, H, W, C] array or a list of [H, W, C], C in {1, 3}."""
         if isinstance(images, (np.ndarray, jax.Array)):
             if images.ndim != 4:
                 raise ValueError(
@@ -77,9 +77,13 @@ class MusiqScorer:
         out = []
         for i, img in enumerate(images):
             img = np.asarray(img, np.float32)
+            if img.ndim == 3 and img.shape[-1] == 1:
+                # Grey images as RGB, as pyiqa's loader (PIL convert("RGB")) feeds them.
+                img = np.repeat(img, 3, axis=-1)
             if img.ndim != 3 or img.shape[-1] != 3:
                 raise ValueError(
-                    f"image {i}: MUSIQ needs RGB [H, W, 3] in [0, 1]; got shape {img.shape}"
+                    f"image {i}: MUSIQ needs [H, W, 3] (or grey [H, W, 1]) in [0, 1]; "
+                    f"got shape {img.shape}"
                 )
             out.append(
                 musiq_preprocess.multiscale_patches(
@@ -126,7 +130,7 @@ class MusiqScorer:
 
         Args:
             images: [N, H, W, 3] float in [0, 1] (NumPy or JAX), or a list of [H, W, 3] arrays of
-                different sizes.
+                different sizes; grey [.., 1] images are repeated to RGB.
 
         Returns:
             [N] float32 scores (about 0-100 for KonIQ / SPAQ / PaQ-2-PiQ, 1-10 for AVA).
