@@ -121,13 +121,13 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     ) * ((ax > 1) & (ax <= 2))
 
 
-def _resize_matrix(
+def _resize_taps(
     in_len: int, out_len: int, scale: float, antialias: bool
-) -> np.ndarray:
-    """MATLAB bicubic `imresize` along one axis as a dense [out_len, in_len] matrix.
+) -> tuple[np.ndarray, np.ndarray]:
+    """MATLAB bicubic `imresize` along one axis as taps: weights, indices [out_len, p].
 
     The symmetric boundary extension of MATLAB (and BasicSR's `calculate_weights_indices`) is
-    folded into the matrix, so resizing is two matrix products.
+    applied to the indices, so each output sample is sum_k weights[:, k] * x[indices[:, k]].
     """
     kernel_width = 4.0
     if scale < 1 and antialias:
@@ -143,9 +143,15 @@ def _resize_matrix(
     i0 = idx.astype(np.int64) - 1
     i0 = np.where(i0 < 0, -i0 - 1, i0)  # mirror with the edge sample repeated
     i0 = np.where(i0 >= in_len, 2 * in_len - 1 - i0, i0)
-    mat = np.zeros((out_len, in_len))
-    np.add.at(mat, (np.repeat(np.arange(out_len), p), i0.ravel()), w.ravel())
-    return mat
+    return w, i0
+
+
+def _resize_axis0(x: np.ndarray, out_len: int, scale: float, antialias: bool) -> np.ndarray:
+    w, idx = _resize_taps(x.shape[0], out_len, scale, antialias)
+    out = np.zeros((out_len,) + x.shape[1:])
+    for k in range(w.shape[1]):  # a handful of taps; gathers beat a dense matrix product
+        out += w[:, k, None] * x[idx[:, k]]
+    return out
 
 
 def imresize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarray:
@@ -160,9 +166,8 @@ def imresize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarra
         [H', W'] float64.
     """
     h, w = img.shape
-    rows = _resize_matrix(h, math.ceil(h * scale), scale, antialias)
-    cols = _resize_matrix(w, math.ceil(w * scale), scale, antialias)
-    return rows @ np.asarray(img, np.float64) @ cols.T
+    rows = _resize_axis0(np.asarray(img, np.float64), math.ceil(h * scale), scale, antialias)
+    return _resize_axis0(rows.T, math.ceil(w * scale), scale, antialias).T
 
 
 def nearest_gamma(ratio: np.ndarray) -> np.ndarray:
@@ -180,22 +185,21 @@ def nearest_gamma(ratio: np.ndarray) -> np.ndarray:
     return np.where(finite, pick, 0)
 
 
-def _aggd_moments(v: np.ndarray) -> tuple[float, float, float]:
-    """(left_std, right_std, rhatnorm) of one 1-D sample, in its dtype, as the references write it."""
-    neg, pos = v[v < 0], v[v > 0]
-    nan = v.dtype.type(np.nan)
-    left = np.sqrt(np.mean(neg**2)) if neg.size else nan
-    right = np.sqrt(np.mean(pos**2)) if pos.size else nan
-    g = left / right
-    rhat = (np.mean(np.abs(v))) ** 2 / np.mean(v**2)
-    return left, right, (rhat * (g**3 + 1) * (g + 1)) / ((g**2 + 1) ** 2)
+def _masked_means(sq: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-row mean of sq[mask], with NumPy's 1-D summation order (NaN for empty rows)."""
+    out = np.full(len(sq), np.nan, sq.dtype)
+    for i, (row, m) in enumerate(zip(sq, mask)):
+        picked = row[m]
+        if picked.size:
+            out[i] = np.mean(picked)
+    return out
 
 
 def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Asymmetric generalised Gaussian fit by moment matching (LIVE `estimateaggdparam`).
 
-    The moments are taken per sample in the input's dtype with NumPy's 1-D reductions, exactly
-    as BasicSR does on its float32 blocks: the fitted shape is a grid look-up, so summation-order
+    The moments are taken in the input's dtype with NumPy's 1-D reductions, exactly as BasicSR
+    does on its float32 blocks: the fitted shape is a grid look-up, so summation-order
     differences would otherwise flip it by one grid step now and then.
 
     Args:
@@ -207,12 +211,17 @@ def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     x = np.asarray(x)
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+    sq = rows**2
     with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.array([_aggd_moments(v) for v in rows], np.float64).reshape(
-            x.shape[:-1] + (3,)
-        )
-    alpha = GAMMA_GRID[nearest_gamma(m[..., 2])]
-    return alpha, m[..., 0], m[..., 1]
+        left = np.sqrt(_masked_means(sq, rows < 0))
+        right = np.sqrt(_masked_means(sq, rows > 0))
+        g = left / right
+        # Row-wise reductions over a contiguous last axis sum in the same order as on 1-D arrays.
+        rhat = np.mean(np.abs(rows), axis=-1) ** 2 / np.mean(sq, axis=-1)
+        rhatnorm = (rhat * (g**3 + 1) * (g + 1)) / ((g**2 + 1) ** 2)
+    shape = x.shape[:-1]
+    alpha = GAMMA_GRID[nearest_gamma(rhatnorm.astype(np.float64))].reshape(shape)
+    return alpha, left.astype(np.float64).reshape(shape), right.astype(np.float64).reshape(shape)
 
 
 def fit_ggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
