@@ -29,6 +29,9 @@ def train() -> ml_collections.ConfigDict:
             parallelism="jit",  # "jit" (sharded mesh) or "pmap" (replicated fallback)
             eval_every=0,  # steps between evaluations; 0 disables
             eval_steps=1,  # eval batches per evaluation
+            # XLA options for every compiled function, e.g. {"xla_backend_optimization_level": 0}
+            # for fast CPU compiles in tests; empty = XLA defaults.
+            compiler_options={},
         )
     )
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 
 import grain
 import jax
@@ -65,11 +67,17 @@ class ToyTask:
 
     frozen = ("encoder",)
 
-    def __init__(self, noise_std: float = 0.0, batch_size: int = 16, nan_at: int = 0, log_to=None):
+    def __init__(self, noise_std=0.0, nan_at=0, log_to=None, slow_after=0):
         self.noise_std = noise_std
-        self.batch_size = batch_size
         self.nan_at = nan_at
         self.log_to = log_to
+        self.slow_after = slow_after
+
+    @classmethod
+    def from_config(cls, config):
+        """The `FAMILIES` entry for subprocess tests: options come from config.task."""
+        t = config.task
+        return cls(t.noise_std, t.nan_at, t.log_to or None, t.slow_after)
 
     def init(self, rngs):
         return ToyNet(rngs)
@@ -92,10 +100,12 @@ class ToyTask:
         return jnp.clip(model(lq), 0, 1)
 
     def make_train_iterator(self, config, process_index, process_count):
-        return make_iterator(
+        it = make_iterator(
             config.train.batch_size, process_index, process_count, seed=config.train.seed,
             nan_at=self.nan_at, log_to=self.log_to,
         )
+        it.slow_after = self.slow_after
+        return it
 
     def make_eval_iterator(self, config, process_index, process_count):
         return make_iterator(config.train.batch_size, process_index, process_count, seed=123)
@@ -109,11 +119,14 @@ def _example(index: int) -> dict:
 
 
 class LoggedIterator:
-    """Wraps a grain iterator: counts batches, can inject NaN at batch `nan_at` (1-based) and
-    append each batch's example indices to a JSON-lines file (to compare data order)."""
+    """Wraps a grain iterator: counts batches, can inject NaN at batch `nan_at` (1-based), send
+    this process SIGTERM when handing out batch `kill_at`, and append each batch's example
+    indices to a JSON-lines file (to compare data order)."""
 
-    def __init__(self, inner, nan_at=0, log_to=None):
+    def __init__(self, inner, nan_at=0, log_to=None, kill_at=0):
         self.inner, self.nan_at, self.log_to, self.count = inner, nan_at, log_to, 0
+        self.kill_at = kill_at
+        self.slow_after = 0  # sleep 0.2 s per batch after this many (0: never)
 
     def __iter__(self):
         return self
@@ -121,11 +134,15 @@ class LoggedIterator:
     def __next__(self):
         batch = dict(next(self.inner))
         self.count += 1
+        if self.slow_after and self.count > self.slow_after:
+            time.sleep(0.2)  # gives a test time to send a signal mid-run
         if self.count == self.nan_at:
             batch["lq"] = np.full_like(batch["lq"], np.nan)
         if self.log_to:
             with open(self.log_to, "a") as f:
                 f.write(json.dumps([self.count, batch["index"].tolist()]) + "\n")
+        if self.count == self.kill_at:
+            os.kill(os.getpid(), signal.SIGTERM)
         return batch
 
     def get_state(self):
@@ -136,19 +153,23 @@ class LoggedIterator:
         self.count = state["count"]
 
 
-def make_iterator(global_batch, process_index=0, process_count=1, seed=0, nan_at=0, log_to=None):
+def make_iterator(
+    global_batch, process_index=0, process_count=1, seed=0, nan_at=0, log_to=None, kill_at=0
+):
     """Each process gets its own slice of a shuffled, repeated dataset of 256 examples."""
     ds = grain.MapDataset.range(256).shuffle(seed=seed).repeat()
     ds = ds[process_index::process_count].map(_example)
     ds = ds.batch(global_batch // process_count, drop_remainder=True)
-    return LoggedIterator(iter(ds.to_iter_dataset()), nan_at=nan_at, log_to=log_to)
+    return LoggedIterator(iter(ds.to_iter_dataset()), nan_at=nan_at, log_to=log_to, kill_at=kill_at)
 
 
 def toy_config(**overrides):
     """base_config() with small, fast settings; overrides as {"section.key": value}."""
     c = common.base_config()
-    c.task.family = "toy"
+    c.task.update(family="toy", noise_std=0.0, nan_at=0, log_to="", slow_after=0)
     c.train.update(steps=5, batch_size=16, seed=0)
+    # XLA's CPU backend at -O0 compiles ~10x faster (threefry RNG especially); tiny nets only.
+    c.train.compiler_options = {"xla_backend_optimization_level": 0}
     c.optim.update(lr=1e-2, warmup_steps=2, schedule="cosine")
     c.ema.decay = 0.9
     c.checkpoint.update(every=5, keep=2)

@@ -43,6 +43,7 @@ class Setup:
     grad_accum_steps: int
     compute_dtype: Any
     ema_decay: float
+    compiler_options: dict  # passed to every `.compile()` (XLA debug options)
 
     def train_step(self, collectives: Collectives = Collectives()):
         return step.make_train_step(
@@ -89,6 +90,7 @@ def make_setup(config: ml_collections.ConfigDict, task: Task, hooks: TaskHooks) 
         grad_accum_steps=int(config.train.grad_accum_steps),
         compute_dtype=compute_dtype,
         ema_decay=float(config.ema.decay),
+        compiler_options=dict(config.train.compiler_options),
     )
 
 
@@ -144,7 +146,7 @@ class JitEngine:
     def init(self) -> TrainState:
         """Creates the initial state directly in its shardings."""
         init = jax.jit(self.setup.init_fn, out_shardings=self.state_shardings)
-        state = init()
+        state = init.lower().compile(self.setup.compiler_options)()
         if self.setup.hooks.load_pretrained is not None:
             state = self._load_pretrained(state)
         return state
@@ -190,7 +192,9 @@ class JitEngine:
             k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=self._batch_sharding)
             for k, v in batch.items()
         }
-        self._compiled = jitted.lower(abstract_state, abstract_batch).compile()
+        self._compiled = jitted.lower(abstract_state, abstract_batch).compile(
+            self.setup.compiler_options
+        )
         flops = metrics_lib.compiled_flops(self._compiled)
         self.flops_per_step = flops * self.setup.grad_accum_steps if flops else None
 
@@ -199,15 +203,15 @@ class JitEngine:
 
     def evaluate(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         if self._eval is None:
-            self._eval = jax.jit(
-                self.setup.eval_step(), out_shardings=sharding.replicated(self.mesh)
-            )
+            fn = jax.jit(self.setup.eval_step(), out_shardings=sharding.replicated(self.mesh))
+            self._eval = fn.lower(state, batch).compile(self.setup.compiler_options)
         return self._eval(state, batch)
 
     def sample(self, state: TrainState, rng: jax.Array) -> np.ndarray:
         if self._sample is None:
             fn = step.make_sample_fn(self.setup.hooks.sample_images, self.setup.model)
-            self._sample = jax.jit(fn, out_shardings=sharding.replicated(self.mesh))
+            fn = jax.jit(fn, out_shardings=sharding.replicated(self.mesh))
+            self._sample = fn.lower(state, rng).compile(self.setup.compiler_options)
         return np.asarray(self._sample(state, rng))
 
     def checkpoint_tree(self, state: TrainState) -> dict:

@@ -44,7 +44,7 @@ class PmapEngine:
         self._global = sharding.replicated(sharding.make_mesh(devices=jax.devices()))
         self._abstract = setup.abstract_train_state()
         self._compiled = None
-        self._eval = jax.pmap(setup.eval_step(collectives()), axis_name=AXIS)
+        self._eval = None
         self._sample = None
         self.flops_per_step: float | None = None
 
@@ -60,7 +60,7 @@ class PmapEngine:
         )
 
     def init(self) -> TrainState:
-        state = jax.jit(self.setup.init_fn)()
+        state = jax.jit(self.setup.init_fn).lower().compile(self.setup.compiler_options)()
         if self.setup.hooks.load_pretrained is not None:
             module = self.setup.model.merge(state.frozen, state.params, state.rest)
             self.setup.hooks.load_pretrained(module)
@@ -83,7 +83,9 @@ class PmapEngine:
         stacked = lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype, sharding=self._stacked)  # noqa: E731
         fn = jax.pmap(self.setup.train_step(collectives()), axis_name=AXIS, donate_argnums=(0,))
         abstract_batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
-        self._compiled = fn.lower(jax.tree.map(stacked, self._abstract), abstract_batch).compile()
+        self._compiled = fn.lower(jax.tree.map(stacked, self._abstract), abstract_batch).compile(
+            self.setup.compiler_options
+        )
         flops = metrics_lib.compiled_flops(self._compiled)
         self.flops_per_step = flops * self.setup.grad_accum_steps if flops else None
 
@@ -92,6 +94,9 @@ class PmapEngine:
         return state, jax.tree.map(lambda m: m[0], metrics)
 
     def evaluate(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+        if self._eval is None:
+            fn = jax.pmap(self.setup.eval_step(collectives()), axis_name=AXIS)
+            self._eval = fn.lower(state, batch).compile(self.setup.compiler_options)
         return jax.tree.map(lambda m: m[0], self._eval(state, batch))
 
     def _unreplicate(self, tree):
@@ -100,7 +105,8 @@ class PmapEngine:
     def sample(self, state: TrainState, rng: jax.Array) -> np.ndarray:
         if self._sample is None:
             fn = step.make_sample_fn(self.setup.hooks.sample_images, self.setup.model)
-            self._sample = jax.jit(fn)
+            local = self._unreplicate(state)
+            self._sample = jax.jit(fn).lower(local, rng).compile(self.setup.compiler_options)
         return np.asarray(self._sample(self._unreplicate(state), rng))
 
     def checkpoint_tree(self, state: TrainState) -> dict:

@@ -43,12 +43,15 @@ class RunResult:
       status: "completed" or "preempted" (a signal arrived; a checkpoint was saved).
       signum: the signal number when preempted.
       metrics: the last logged scalars.
+      state: the final train state as saved in checkpoints (a dict of global arrays: step,
+        params, ema, opt_state, rng, frozen, rest), or None when nothing was trained.
     """
 
     step: int
     status: str
     signum: int | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
+    state: dict | None = None
 
 
 def make_engine(config: ml_collections.ConfigDict, setup: engine.Setup):
@@ -232,13 +235,13 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
                 signum = watcher.signum
                 writer.text(f"preempted at step {step_no} (signal {signum}); checkpoint saved")
                 bar.close()
-                return RunResult(step_no, "preempted", signum, logged)
+                return RunResult(step_no, "preempted", signum, logged, eng.checkpoint_tree(state))
             if step_no < total:
                 batch = eng.put_batch(task_lib.take(train_iter))
     bar.close()
     ckpt.wait()
     _maybe_profile(log_cfg, total + 1, writer.workdir, stop_only=True)
-    return RunResult(total, "completed", None, logged)
+    return RunResult(total, "completed", None, logged, eng.checkpoint_tree(state))
 
 
 def _check_local_batch(batch: dict, global_batch: int) -> None:

@@ -1,0 +1,69 @@
+"""Two processes on 127.0.0.1 (gloo CPU collectives) train together; a missing peer fails fast."""
+
+import json
+import socket
+import time
+
+import pytest
+import trainer_procs
+
+from unires_jax.train.distributed import EXIT_PEER_TIMEOUT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cluster_flags(port, process_id, timeout=60):
+    return (
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={process_id}",
+        f"--distributed_timeout={timeout}",
+    )
+
+
+@pytest.mark.multiprocess
+def test_two_processes_train_and_write_one_checkpoint(tmp_path):
+    port = _free_port()
+    flags = (
+        "--config.train.steps=3",
+        "--config.checkpoint.every=3",
+        "--config.mesh.data=2",
+        "--config.mesh.fsdp=2",
+    )
+    procs = [
+        trainer_procs.start(tmp_path, *flags, *_cluster_flags(port, i), devices=2) for i in (0, 1)
+    ]
+    outputs = []
+    try:
+        for p in procs:
+            outputs.append(p.communicate(timeout=180)[0])
+    finally:
+        for p in procs:
+            p.kill()
+    for p, out in zip(procs, outputs):
+        assert p.returncode == 0, out[-3000:]
+    step_dir = tmp_path / "checkpoints" / "3"
+    assert (step_dir / "state").is_dir()
+    data = sorted(p.name for p in (step_dir / "data").iterdir() if p.suffix == ".json")
+    assert data == ["process_0-of-2.json", "process_1-of-2.json"]
+    states = [json.loads((step_dir / "data" / n).read_text()) for n in data]
+    assert all(s["count"] == 3 for s in states)
+    # Only process 0 writes logs: one row per step, not two.
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+
+
+@pytest.mark.multiprocess
+def test_missing_peer_fails_within_timeout_with_readable_error(tmp_path):
+    port = _free_port()
+    start = time.monotonic()
+    result = trainer_procs.run(tmp_path, *_cluster_flags(port, 0, timeout=5), devices=2, timeout=60)
+    elapsed = time.monotonic() - start
+    assert result.returncode == EXIT_PEER_TIMEOUT, result.stdout[-3000:]
+    assert "multi-host start-up timed out after 5 s" in result.stdout
+    assert "process 0 of 2, coordinator 127.0.0.1" in result.stdout
+    assert elapsed < 45
