@@ -207,6 +207,11 @@ class UpBlock(nnx.Module):
         return x
 
 
+def _up_call(size: tuple[int, int] | None) -> Callable:
+    # `size` is closed over, not passed, so that remat keeps it a static Python tuple.
+    return lambda block, x, skips, temb, context: block(x, skips, temb, context, size)
+
+
 class UNet(nnx.Module):
     """Noise-prediction UNet: `unet(sample, timesteps, encoder_hidden_states)`.
 
@@ -272,8 +277,6 @@ class UNet(nnx.Module):
             # Upsample to the next skip's size: exactly 2x for even sizes, diffusers'
             # `upsample_size` rule otherwise.
             size = tuple(skips[-1].shape[1:3]) if block.upsampler is not None else None
-            x = self._run(
-                lambda m, x, s, e, c, size=size: m(x, s, e, c, size), block, x, block_skips, temb, context
-            )
+            x = self._run(_up_call(size), block, x, block_skips, temb, context)
         x = jax.nn.silu(self.conv_norm_out(x))
         return self.conv_out(x)

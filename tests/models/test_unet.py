@@ -1,0 +1,167 @@
+"""UNet behaviour without a PyTorch oracle: sizes, shapes, dtypes, attention variants, remat."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from unires_jax.convert import torch_layout
+from unires_jax.models import configs
+from unires_jax.models.partitioning import ALL_LOGICAL_AXES
+from unires_jax.models.unet import UNet
+
+
+def _count(module) -> int:
+    return sum(x.size for x in jax.tree.leaves(nnx.state(module, nnx.Param)))
+
+
+def _abstract(cfg):
+    return nnx.eval_shape(lambda: UNet(cfg, rngs=nnx.Rngs(0)))
+
+
+def _micro(**overrides):
+    """Two levels, one layer each: every block type, compiled in seconds."""
+    base = dict(
+        block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=1,
+        num_attention_heads=2,
+        cross_attention_dim=16,
+        norm_num_groups=4,
+    )
+    return configs.UNetConfig(**{**base, **overrides})
+
+
+def _random(cfg, seed=0):
+    """A UNet with random weights, filled from numpy (eager NNX init compiles op by op: slow)."""
+    model = _abstract(cfg)
+    rng = np.random.default_rng(seed)
+    values = {}
+    for path, shape in torch_layout.param_shapes(model).items():
+        noise = rng.standard_normal(shape).astype(np.float32)
+        if path[-1] == "kernel":
+            values[path] = noise / np.sqrt(np.prod(shape[:-1]))
+        else:
+            values[path] = (path[-1] == "scale") + 0.1 * noise
+    return torch_layout.load_into(model, values)
+
+
+_forward = nnx.jit(lambda m, x, t, c: m(x, t, c))
+
+
+def _inputs(cfg, b=2, h=16, w=16, seq=5):
+    k1, k2 = jax.random.split(jax.random.key(1))
+    x = jax.random.normal(k1, (b, h, w, cfg.in_channels))
+    ctx = jax.random.normal(k2, (b, seq, cfg.cross_attention_dim))
+    return x, jnp.arange(b) * 300 + 7, ctx
+
+
+def test_sd15_and_sd21_presets_have_diffusers_parameter_counts():
+    assert _count(_abstract(configs.sd15_unet())) == 859_520_964
+    assert _count(_abstract(configs.sd21_unet())) == 865_910_724
+
+
+def test_tiny_preset_is_a_few_million_parameters():
+    assert 1_000_000 < _count(_abstract(configs.tiny_unet())) < 5_000_000
+
+
+def test_extra_input_channels_only_grow_conv_in():
+    base = _count(_abstract(configs.tiny_unet()))
+    grown = _count(_abstract(configs.tiny_unet(in_channels=8)))
+    assert grown - base == 3 * 3 * 4 * 32
+
+
+def test_every_parameter_carries_known_logical_axes():
+    state = nnx.state(_abstract(configs.tiny_unet()), nnx.Param)
+    for path, var in nnx.to_flat_state(state):
+        names = var.get_metadata().get("out_sharding")
+        assert names is not None and len(names) == len(var.shape), path
+        assert set(names) <= ALL_LOGICAL_AXES, (path, names)
+
+
+def test_forward_keeps_spatial_shape_even_odd_and_sets_out_channels():
+    cfg = _micro(in_channels=8, out_channels=3)
+    x, t, ctx = _inputs(cfg, h=15, w=13)
+    y = _forward(_random(cfg), x, t, ctx)
+    assert y.shape == (2, 15, 13, 3) and y.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(y)))
+
+
+def test_scalar_float_timestep_broadcasts_like_an_int_vector():
+    cfg = _micro()
+    model = _random(cfg)
+    x, _, ctx = _inputs(cfg, h=8, w=8)
+    by_vector = _forward(model, x, jnp.array([250, 250]), ctx)
+    np.testing.assert_allclose(_forward(model, x, jnp.float32(250.0), ctx), by_vector, rtol=0, atol=1e-6)
+
+
+def test_attention_implementations_agree():
+    base = _micro()
+    x, t, ctx = _inputs(base, h=12, w=12)
+    outs = {}
+    for impl in ("dot_product", "chunked", "naive"):
+        # Chunk 50 does not divide the 144 tokens of the first level: exercises the padding.
+        cfg = dataclasses.replace(base, attention=impl, attention_chunk=50)
+        outs[impl] = np.asarray(_forward(_random(cfg), x, t, ctx))
+    scale = np.abs(outs["naive"]).max()
+    for impl in ("dot_product", "chunked"):
+        assert np.abs(outs[impl] - outs["naive"]).max() / scale < 1e-5, impl
+
+
+def test_bfloat16_compute_tracks_float32():
+    cfg = _micro()
+    x, t, ctx = _inputs(cfg, h=8, w=8)
+    ref = _forward(_random(cfg), x, t, ctx)
+    low = _forward(_random(dataclasses.replace(cfg, dtype=jnp.bfloat16)), x, t, ctx)
+    assert low.dtype == jnp.bfloat16
+    err = jnp.abs(low.astype(jnp.float32) - ref).max() / jnp.abs(ref).max()
+    assert err < 5e-2
+
+
+def test_bfloat16_params_are_stored_in_bfloat16():
+    cfg = configs.tiny_unet(dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    dtypes = {x.dtype for x in jax.tree.leaves(nnx.state(_abstract(cfg), nnx.Param))}
+    assert dtypes == {jnp.dtype(jnp.bfloat16)}
+
+
+def test_remat_changes_neither_output_nor_gradients():
+    cfg = _micro()
+    x, t, ctx = _inputs(cfg, h=8, w=8)
+
+    def grads(remat):
+        model = _random(dataclasses.replace(cfg, remat=remat))
+        loss = lambda m: jnp.mean(m(x, t, ctx) ** 2)  # noqa: E731
+        value, g = nnx.jit(nnx.value_and_grad(loss))(model)
+        return value, jax.tree.leaves(g)
+
+    v0, g0 = grads(False)
+    v1, g1 = grads(True)
+    np.testing.assert_allclose(v1, v0, rtol=1e-6)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (dict(attention="flash"), "attention='flash'"),
+        (dict(num_attention_heads=(3, 4, 4)), "not divisible by num_attention_heads"),
+        (dict(layers_per_block=(1, 2)), "layers_per_block"),
+        (dict(down_block_types=("CrossAttnDownBlock2D", "SimpleDown", "DownBlock2D")), "SimpleDown"),
+        (dict(norm_num_groups=12), "norm_num_groups"),
+    ],
+)
+def test_invalid_configs_are_refused_with_the_field_named(overrides, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        configs.tiny_unet(**overrides)
+
+
+def test_wrong_sample_channels_are_refused():
+    model = _random(_micro(in_channels=8))
+    x, t, ctx = _inputs(_micro())
+    with pytest.raises(ValueError, match=r"\[B, H, W, 8\]"):
+        model(x, t, ctx)
