@@ -62,6 +62,12 @@ class ToyNet(nnx.Module):
         return x + self.conv2(h)
 
 
+def abstract_toy_net() -> ToyNet:
+    """Shapes only; eager sharding off because the annotations name logical, not mesh, axes."""
+    with nnx.use_eager_sharding(False):
+        return nnx.eval_shape(lambda: ToyNet(nnx.Rngs(0)))
+
+
 class ToyTask:
     """Restores lq -> hq with an MSE loss; optional input noise drawn from the step rng."""
 

@@ -46,10 +46,16 @@ def run(args: argparse.Namespace) -> int:
     return main(list(args.flags))
 
 
-def _define_flags() -> flags.FlagValues:
+def _define_flags(argv: list[str]) -> flags.FlagValues:
     fv = flags.FlagValues()
     config_flags.DEFINE_config_file(
-        "config", None, "experiment config file (configs/*.py)", flag_values=fv, lock_config=True
+        "config",
+        None,
+        "experiment config file (configs/*.py)",
+        flag_values=fv,
+        lock_config=True,
+        # --config.key=value overrides are read from here (default: sys.argv).
+        sys_argv=argv,
     )
     flags.DEFINE_string("workdir", None, "checkpoints, metrics and samples go here", flag_values=fv)
     flags.DEFINE_enum(
@@ -91,13 +97,16 @@ def main(argv: list[str]) -> int:
     root = _config_root(argv)
     if root and root not in sys.path:
         sys.path.insert(0, root)
-    fv = _define_flags()
+    argv = ["unires train"] + list(argv)
+    fv = _define_flags(argv)
     try:
-        fv(["unires train"] + argv)
+        fv(argv)
         if fv.config is None or fv.workdir is None:
             raise flags.Error("--config and --workdir are required")
-    except flags.Error as err:
-        print(f"unires train: error: {err}\n{_USAGE}", file=sys.stderr)
+    except (flags.Error, AttributeError, KeyError) as err:
+        # AttributeError/KeyError: an override names a key the locked config does not have.
+        message = str(err.args[0]) if err.args else str(err)
+        print(f"unires train: error: {message}\n{_USAGE}", file=sys.stderr)
         return 2
 
     from unires_jax.train import distributed
