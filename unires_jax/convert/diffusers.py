@@ -30,6 +30,7 @@ from unires_jax.convert import vae as vae_convert
 from unires_jax.convert import weight_files
 from unires_jax.models import configs as model_configs
 from unires_jax.models import text as text_models
+from unires_jax.models.ldm import LatentDiffusion
 from unires_jax.models.text import Tokenizer
 from unires_jax.models.unet import UNet
 from unires_jax.models.vae import AutoencoderKL
@@ -38,29 +39,6 @@ NATIVE_META = "unires_ldm.json"
 NATIVE_FORMAT = "unires-ldm"
 NATIVE_VERSION = 1
 _COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-
-
-@dataclasses.dataclass
-class LatentDiffusion:
-    """A loaded latent diffusion model. `unet`, `vae`, `text_encoder` are NNX modules.
-
-    `lq_channels` is how many low-quality-latent channels the UNet's first convolution takes after
-    the noisy latent's; `tokenizer_dir` is kept so the model can be saved again as it was read.
-    """
-
-    unet: UNet
-    vae: AutoencoderKL
-    text_encoder: text_models.CLIPTextEncoder
-    tokenizer: Tokenizer
-    scheduler_config: dict[str, Any]
-    lq_channels: int
-    tokenizer_dir: pathlib.Path
-    source: str = ""
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def encode_prompts(self, prompts: list[str]) -> jax.Array:
-        """Tokenizes and encodes prompts -> [B, 77, D], the UNet's encoder_hidden_states."""
-        return self.text_encoder(jnp.asarray(self.tokenizer(prompts)))
 
 
 def load_ldm(

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+import pathlib
 from typing import Any
+
+import jax
+import jax.numpy as jnp
 
 from flax import nnx
 
 from unires_jax.convert.config_io import config_from_dict
 from unires_jax.models.configs import UNetConfig, VAEConfig
-from unires_jax.models.text import CLIPTextConfig, CLIPTextEncoder
+from unires_jax.models.text import CLIPTextConfig, CLIPTextEncoder, Tokenizer
 from unires_jax.models.unet import UNet
 from unires_jax.models.vae import AutoencoderKL
 
@@ -60,3 +64,45 @@ def init_ldm_modules(cfg: LDMConfig, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
 def abstract_ldm_modules(cfg: LDMConfig) -> dict[str, nnx.Module]:
     """The same networks with shapes only (no allocation): for counting and restoring."""
     return nnx.eval_shape(lambda: init_ldm_modules(cfg, nnx.Rngs(0)))
+
+
+@dataclasses.dataclass
+class LatentDiffusion:
+    """A loaded latent diffusion model. `unet`, `vae`, `text_encoder` are NNX modules.
+
+    `lq_channels` is how many low-quality-latent channels the UNet's first convolution takes after
+    the noisy latent's; `tokenizer_dir` is kept so the model can be saved again as it was read.
+    """
+
+    unet: UNet
+    vae: AutoencoderKL
+    text_encoder: CLIPTextEncoder
+    tokenizer: Tokenizer
+    scheduler_config: dict[str, Any]
+    lq_channels: int
+    tokenizer_dir: pathlib.Path
+    source: str = ""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def encode_prompts(self, prompts: list[str]) -> jax.Array:
+        """Tokenizes and encodes prompts -> [B, 77, D], the UNet's encoder_hidden_states."""
+        return self.text_encoder(jnp.asarray(self.tokenizer(prompts)))
+
+
+def new_ldm(
+    cfg: LDMConfig,
+    *,
+    rngs: nnx.Rngs,
+    tokenizer_dir: str | pathlib.Path,
+    scheduler_config: dict[str, Any],
+) -> LatentDiffusion:
+    """A randomly initialised model (training from scratch, tests) with a tokenizer from disk."""
+    modules = init_ldm_modules(cfg, rngs)
+    return LatentDiffusion(
+        **modules,
+        tokenizer=Tokenizer.from_folder(tokenizer_dir),
+        scheduler_config=dict(scheduler_config),
+        lq_channels=cfg.lq_channels,
+        tokenizer_dir=pathlib.Path(tokenizer_dir),
+        source="random init",
+    )

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import pathlib
 import time
+from fractions import Fraction
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -135,7 +136,21 @@ class Restorer:
         self.unet_evaluations = 0
         self._unet_graph, self._unet_state = nnx.split(ldm.unet)
         self._vae_graph, self._vae_state = nnx.split(ldm.vae)
-        self._scaling = float(ldm.vae.scaling_factor)
+        # Hashable static options of the module-level jitted functions, so every Restorer with
+        # the same model shapes and settings shares one compilation.
+        self._encode_options = _CodecOptions(
+            scaling=float(ldm.vae.scaling_factor),
+            tile=settings.tile,
+            overlap=settings.tile_overlap,
+            downlq_factor=settings.downlq_factor,
+        )
+        self._sample_options = _SampleOptions(
+            expert_condition=tuple(int(c) for c in self._expert_condition),
+            latent_tile=settings.tile // 8,
+            latent_overlap=settings.tile_overlap // 8,
+            eta=float(settings.eta),
+            set_alpha_to_one=bool(self._ddim.set_alpha_to_one),
+        )
 
     @classmethod
     def load(
@@ -173,46 +188,16 @@ class Restorer:
         m = self.pad_multiple
         padded = np.pad(lq, ((0, -height % m), (0, -width % m), (0, 0)), mode="edge")
         want_downlq = experts_lib.CONDITION_DOWNLQ in self._condition_names
-        conditions = self._encode_conditions(
-            self._vae_state, jnp.asarray(padded), want_downlq=want_downlq, height=height, width=width
+        conditions = _encode_conditions(
+            self._vae_graph,
+            self._vae_state,
+            jnp.asarray(padded),
+            options=self._encode_options,
+            want_downlq=want_downlq,
+            height=height,
+            width=width,
         )
         return PreparedImage(jnp.asarray(padded), height, width, conditions)
-
-    @functools.partial(jax.jit, static_argnames=("self", "want_downlq", "height", "width"))
-    def _encode_conditions(self, vae_state, padded, *, want_downlq, height, width):
-        images = [padded]
-        if want_downlq:
-            images.append(self._downlq(padded, height, width))
-        vae = nnx.merge(self._vae_graph, vae_state)
-        latents = [self._encode(vae, img) for img in images]
-        return jnp.stack(latents)
-
-    def _downlq(self, padded: jax.Array, height: int, width: int) -> jax.Array:
-        """The LQ image downscaled by `downlq_factor` and bicubic-upscaled back (on the unpadded
-        region, then re-padded, so padding does not bleed into the content)."""
-        f = self.settings.downlq_factor
-        content = padded[:height, :width]
-        small = (max(1, round(height / f)), max(1, round(width / f)))
-        down = jax.image.resize(content, small + (3,), "bicubic", antialias=True)
-        up = jnp.clip(jax.image.resize(down, (height, width, 3), "bicubic"), 0.0, 1.0)
-        return jnp.pad(
-            up, ((0, padded.shape[0] - height), (0, padded.shape[1] - width), (0, 0)), mode="edge"
-        )
-
-    def _encode(self, vae, image: jax.Array) -> jax.Array:
-        """[Hp, Wp, 3] in [0, 1] -> scaled latent mean [h, w, c], tiled for big images."""
-        x = image[None] * 2.0 - 1.0
-
-        def enc(tile):
-            mean, _ = vae.encode(tile)
-            return mean
-
-        tile, overlap = self.settings.tile, self.settings.tile_overlap
-        if max(x.shape[1:3]) > tile:
-            mean = tiled_apply(enc, x, tile, overlap, scale=1 / 8)
-        else:
-            mean = enc(x)
-        return mean[0].astype(jnp.float32) * self._scaling
 
     # --- sampling ----------------------------------------------------------------------------
 
@@ -263,7 +248,10 @@ class Restorer:
         for chunk in self._chunks(weights):
             x_chunk = x if x.shape[0] == 1 else x[chunk]
             pairs = sampler.expert_pairs(weights[chunk])
-            result = self._sample(
+            result = _sample(
+                self._unet_graph,
+                self._sample_options,
+                self._schedule,
                 self._unet_state,
                 prepared.conditions,
                 self._context,
@@ -289,63 +277,25 @@ class Restorer:
         size = max(1, self.settings.max_pairs_per_call // per_vector)
         return [slice(i, min(i + size, len(weights))) for i in range(0, len(weights), size)]
 
-    @functools.partial(jax.jit, static_argnames=("self", "start", "stop"))
-    def _sample(self, unet_state, conditions, context, x, weights, pairs, ts, prev, seed, *, start, stop):
-        unet = nnx.merge(self._unet_graph, unet_state)
-        expert_condition = jnp.asarray(self._expert_condition)
-        latent_tile = self.settings.tile // 8
-        overlap = self.settings.tile_overlap // 8
-
-        def eps_fn(x_t, t, k):
-            cond = conditions[expert_condition[k]]
-            inputs = jnp.concatenate([x_t, cond.astype(x_t.dtype)], axis=-1)
-            ctx = context[k]
-            if max(inputs.shape[1:3]) > latent_tile:
-                return tiled_apply(lambda tile: unet(tile, t, ctx), inputs, latent_tile, overlap)
-            return unet(inputs, t, ctx)
-
-        return sampler.combined_ddim(
-            eps_fn,
-            x,
-            weights,
-            pairs,
-            self._schedule,
-            ts,
-            prev,
-            final_alpha_cumprod=final_alpha_cumprod(self._schedule, self._ddim.set_alpha_to_one),
-            eta=self.settings.eta,
-            rng=jax.random.key(seed) if self.settings.eta else None,
-            start=start,
-            stop=stop,
-            return_x0=True,
-        )
-
     # --- decoding ----------------------------------------------------------------------------
 
     def decode(self, prepared: PreparedImage, latents: jax.Array, *, color_fix: bool | None = None) -> np.ndarray:
         """Latents `[N, h, w, c]` -> images `[N, H, W, 3]` float32 in [0, 1], colour-corrected."""
         color_fix = self.settings.color_fix if color_fix is None else color_fix
         out = [
-            self._decode_one(self._vae_state, latents[i], prepared.lq, color_fix=color_fix,
-                             height=prepared.height, width=prepared.width)
+            _decode_one(
+                self._vae_graph,
+                self._vae_state,
+                latents[i],
+                prepared.lq,
+                options=self._encode_options,
+                color_fix=color_fix,
+                height=prepared.height,
+                width=prepared.width,
+            )
             for i in range(latents.shape[0])
         ]
         return np.stack([np.asarray(o) for o in out])
-
-    @functools.partial(jax.jit, static_argnames=("self", "color_fix", "height", "width"))
-    def _decode_one(self, vae_state, latent, lq, *, color_fix, height, width):
-        vae = nnx.merge(self._vae_graph, vae_state)
-        z = latent[None] / self._scaling
-        tile, overlap = self.settings.tile // 8, self.settings.tile_overlap // 8
-        if max(z.shape[1:3]) > tile:
-            image = tiled_apply(vae.decode, z, tile, overlap, scale=8)
-        else:
-            image = vae.decode(z)
-        image = jnp.clip((image[0].astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
-        image = image[:height, :width]
-        if color_fix:
-            image = jnp.clip(adain_color_fix(image, lq[:height, :width]), 0.0, 1.0)
-        return image
 
     # --- the public one-call API --------------------------------------------------------------
 
@@ -378,3 +328,115 @@ class Restorer:
             "seconds": time.perf_counter() - t0,
             "unet_evaluations": self.unet_evaluations - before,
         }
+
+
+# --- jitted computations (module level: compiled once per model shape and options) -----------
+
+
+@dataclasses.dataclass(frozen=True)
+class _CodecOptions:
+    scaling: float
+    tile: int
+    overlap: int
+    downlq_factor: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _SampleOptions:
+    expert_condition: tuple[int, ...]
+    latent_tile: int
+    latent_overlap: int
+    eta: float
+    set_alpha_to_one: bool
+
+
+def _downlq(padded: jax.Array, height: int, width: int, factor: int) -> jax.Array:
+    """The LQ image downscaled by `factor` and bicubic-upscaled back (on the unpadded region,
+    then re-padded, so padding does not bleed into the content)."""
+    content = padded[:height, :width]
+    small = (max(1, round(height / factor)), max(1, round(width / factor)))
+    down = jax.image.resize(content, small + (3,), "bicubic", antialias=True)
+    up = jnp.clip(jax.image.resize(down, (height, width, 3), "bicubic"), 0.0, 1.0)
+    return jnp.pad(
+        up, ((0, padded.shape[0] - height), (0, padded.shape[1] - width), (0, 0)), mode="edge"
+    )
+
+
+def _encode(vae, image: jax.Array, options: _CodecOptions) -> jax.Array:
+    """[Hp, Wp, 3] in [0, 1] -> scaled latent mean [h, w, c], tiled for big images."""
+    x = image[None] * 2.0 - 1.0
+
+    def enc(tile):
+        mean, _ = vae.encode(tile)
+        return mean
+
+    if max(x.shape[1:3]) > options.tile:
+        mean = tiled_apply(enc, x, options.tile, options.overlap, scale=Fraction(1, 8))
+    else:
+        mean = enc(x)
+    return mean[0].astype(jnp.float32) * options.scaling
+
+
+@functools.partial(
+    jax.jit, static_argnames=("vae_graph", "options", "want_downlq", "height", "width")
+)
+def _encode_conditions(vae_graph, vae_state, padded, *, options, want_downlq, height, width):
+    vae = nnx.merge(vae_graph, vae_state)
+    images = [padded]
+    if want_downlq:
+        images.append(_downlq(padded, height, width, options.downlq_factor))
+    return jnp.stack([_encode(vae, img, options) for img in images])
+
+
+@functools.partial(jax.jit, static_argnames=("unet_graph", "options", "start", "stop"))
+def _sample(
+    unet_graph, options, schedule, unet_state, conditions, context, x, weights, pairs, ts, prev,
+    seed, *, start, stop,
+):
+    unet = nnx.merge(unet_graph, unet_state)
+    expert_condition = jnp.asarray(options.expert_condition, jnp.int32)
+
+    def eps_fn(x_t, t, k):
+        cond = conditions[expert_condition[k]]
+        inputs = jnp.concatenate([x_t, cond.astype(x_t.dtype)], axis=-1)
+        ctx = context[k]
+        if max(inputs.shape[1:3]) > options.latent_tile:
+            return tiled_apply(
+                lambda tile: unet(tile, t, ctx), inputs, options.latent_tile, options.latent_overlap
+            )
+        return unet(inputs, t, ctx)
+
+    return sampler.combined_ddim(
+        eps_fn,
+        x,
+        weights,
+        pairs,
+        schedule,
+        ts,
+        prev,
+        final_alpha_cumprod=final_alpha_cumprod(schedule, options.set_alpha_to_one),
+        eta=options.eta,
+        rng=jax.random.key(seed) if options.eta else None,
+        start=start,
+        stop=stop,
+        return_x0=True,
+    )
+
+
+@functools.partial(
+    jax.jit, static_argnames=("vae_graph", "options", "color_fix", "height", "width")
+)
+def _decode_one(vae_graph, vae_state, latent, lq, *, options, color_fix, height, width):
+    vae = nnx.merge(vae_graph, vae_state)
+    z = latent[None] / options.scaling
+    tile, overlap = options.tile // 8, options.overlap // 8
+    if max(z.shape[1:3]) > tile:
+        image = tiled_apply(vae.decode, z, tile, overlap, scale=8)
+    else:
+        image = vae.decode(z)
+    image = jnp.clip((image[0].astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
+    image = image[:height, :width]
+    # AdaIN needs a standard deviation, which a single pixel does not have.
+    if color_fix and height * width > 1:
+        image = jnp.clip(adain_color_fix(image, lq[:height, :width]), 0.0, 1.0)
+    return image

@@ -1,0 +1,171 @@
+"""UniRes combined sampling: one-hot = single prompt, batching = separate runs, costs, tiling."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from unires_fixtures import tiny_unires_ldm
+from unires_jax.diffusion.ddim import ddim_sample, final_alpha_cumprod
+from unires_jax.restore.experts import WeightError
+from unires_jax.restore.restorer import Restorer, RestoreSettings
+
+STEPS = 3
+
+
+@pytest.fixture(scope="module")
+def ldm(tmp_path_factory):
+    return tiny_unires_ldm(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="module")
+def image():
+    # 32x36 pads to 64x64 pixels, an 8x8 latent: small, and not a multiple of the UNet's 32.
+    rng = np.random.default_rng(0)
+    return (rng.uniform(size=(32, 36, 3)) * 255).astype(np.uint8)
+
+
+def _restorer(ldm, **settings):
+    return Restorer(ldm, settings=RestoreSettings(steps=STEPS, **settings))
+
+
+def test_one_hot_weights_reproduce_single_prompt_sampling(ldm, image):
+    r = _restorer(ldm)
+    prepared = r.prepare(image)
+    k = r.experts.index("DN")
+    ours = r.sample_latents(prepared, np.eye(6, dtype=np.float32)[k : k + 1])
+
+    context = ldm.encode_prompts(["Denoise"])
+    lq = prepared.conditions[0][None]
+
+    def model_fn(x, t):
+        return ldm.unet(jnp.concatenate([x, lq], -1), t, context)
+
+    ts, prev = r._timesteps(STEPS)
+    ref = jax.jit(
+        lambda x: ddim_sample(
+            model_fn, x, r._schedule, ts, prev_timesteps=prev, set_alpha_to_one=False
+        )
+    )(r.initial_noise(prepared, 0))
+    # Same math; only XLA's fusion of two different programs differs (float32 rounding).
+    ours, ref = np.asarray(ours), np.asarray(ref)
+    assert np.max(np.abs(ours - ref)) <= 1e-6 * np.max(np.abs(ref))
+
+
+def test_downlq_expert_uses_the_downscaled_condition(ldm, image):
+    r = _restorer(ldm)
+    prepared = r.prepare(image)
+    assert prepared.conditions.shape[0] == 2
+    assert not np.allclose(prepared.conditions[0], prepared.conditions[1])
+    down = r.sample_latents(prepared, np.eye(6, dtype=np.float32)[5:6])
+    sr = r.sample_latents(prepared, np.eye(6, dtype=np.float32)[1:2])
+    assert not np.allclose(down, sr)
+
+
+def test_batched_weights_equal_separate_runs(ldm, image):
+    r = _restorer(ldm)
+    weights = np.array(
+        [
+            [0.2, 0.2, 0.2, 0.2, -0.2, 0.4],
+            [0, 0, 0, 0, -0.2, 1.2],
+            [1, 0, 0, 0, 0, 0],
+        ],
+        np.float32,
+    )
+    batched = r.restore(image, weights, seed=3)
+    assert batched.shape == (3, 32, 36, 3) and batched.dtype == np.float32
+    for i, w in enumerate(weights):
+        single = r.restore(image, w, seed=3)
+        assert single.shape == image.shape
+        np.testing.assert_allclose(batched[i], single, atol=1e-5)
+
+
+def test_batched_weights_equal_separate_runs_with_eta(ldm, image):
+    r = _restorer(ldm, eta=1.0)
+    weights = np.array([[0.5, 0.5, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], np.float32)
+    prepared = r.prepare(image)
+    batched = r.sample_latents(prepared, weights, seed=1)
+    for i in range(2):
+        np.testing.assert_allclose(
+            batched[i], r.sample_latents(prepared, weights[i : i + 1], seed=1)[0], atol=1e-5
+        )
+
+
+def test_zero_weight_experts_cost_no_unet_evaluations(ldm, image):
+    r = _restorer(ldm)
+    r.restore(image, {"DN": 1.0})
+    assert r.unet_evaluations == STEPS
+    r.restore(image, {"DN": -0.2, "DownLQ": 1.2})
+    assert r.unet_evaluations == STEPS + 2 * STEPS
+    # Two vectors share the first step: 3 active experts once, then 4 pairs per step.
+    before = r.unet_evaluations
+    r.restore(image, np.array([[0, 0.5, 0, 0, 0, 0.5], [0.5, 0, 0, 0, 0, 0.5]], np.float32))
+    assert r.unet_evaluations - before == 3 + 4 * (STEPS - 1)
+
+
+def test_chunked_weight_batches_equal_one_batch(ldm, image):
+    weights = np.tile(np.array([[0.5, 0, 0, 0, 0, 0.5]], np.float32), (5, 1))
+    weights[:, 0] = np.linspace(0, 1, 5)
+    weights[:, 5] = 1 - weights[:, 0]
+    whole = _restorer(ldm).restore(image, weights)
+    chunked = _restorer(ldm, max_pairs_per_call=4).restore(image, weights)
+    np.testing.assert_allclose(whole, chunked, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ({"DN": 0.5}, "sum to 1"),
+        ({"DN": -0.2, "SR": -0.2, "DownLQ": 1.4}, "at most 1 negative"),
+        ({"XX": 1.0}, "unknown expert"),
+        (np.ones((2, 5)) / 5, "do not match the 6 experts"),
+    ],
+)
+def test_invalid_weights_are_rejected_clearly(ldm, image, weights, message):
+    r = _restorer(ldm, max_negative=1)
+    with pytest.raises(WeightError, match=message):
+        r.restore(image, weights)
+
+
+def test_output_range_shape_and_color_fix(ldm, image):
+    r = _restorer(ldm)
+    out = r.restore(image, {"BR": 1.0})
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    lq = image.astype(np.float32) / 255
+    np.testing.assert_allclose(out.mean(axis=(0, 1)), lq.mean(axis=(0, 1)), atol=0.02)
+    raw = r.restore(image, {"BR": 1.0}, color_fix=False)
+    assert not np.allclose(raw, out)
+
+
+def _constant_eps_ldm(ldm):
+    """The same model with a UNet whose output is a constant (all weights zero but the
+    output bias), so every tile predicts the same eps."""
+    import copy
+
+    from flax import nnx
+
+    const = copy.deepcopy(ldm)
+    params = nnx.state(const.unet, nnx.Param)
+    zeroed = jax.tree.map(jnp.zeros_like, params)
+    nnx.update(const.unet, zeroed)
+    const.unet.conv_out.bias.value = jnp.array([0.3, -0.2, 0.1, 0.05])
+    return const
+
+
+def test_tiled_sampling_equals_untiled_for_constant_eps(ldm):
+    const = _constant_eps_ldm(ldm)
+    image = (np.random.default_rng(1).uniform(size=(64, 160, 3)) * 255).astype(np.uint8)
+    untiled = _restorer(const, tile=512)
+    tiled = _restorer(const, tile=64, tile_overlap=16)
+    w = np.array([[0, 0, 0, 0, 0.5, 0.5]], np.float32)
+    a = untiled.sample_latents(untiled.prepare(image), w)
+    b = tiled.sample_latents(tiled.prepare(image), w)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
+def test_odd_sizes_and_tiny_images_restore(ldm):
+    r = _restorer(ldm)
+    for shape in [(1, 1, 3), (37, 9, 3)]:
+        image = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
+        out = r.restore(image, {"SR": 1.0})
+        assert out.shape == shape and np.isfinite(out).all()

@@ -1,0 +1,45 @@
+"""Test helper: a randomly initialised tiny UniRes model (UNet with 4 LQ channels)."""
+
+from __future__ import annotations
+
+import pathlib
+
+from flax import nnx
+
+from clip_vocab import write_clip_tokenizer
+from unires_jax.models import configs, text
+from unires_jax.models.ldm import LDMConfig, LatentDiffusion, new_ldm
+
+SD_SCHEDULER = {
+    "_class_name": "DDIMScheduler",
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+}
+
+
+def tiny_unires_config(**unet_overrides) -> LDMConfig:
+    return LDMConfig(
+        unet=configs.tiny_unet(in_channels=8, **unet_overrides),
+        vae=configs.tiny_vae(),
+        text=text.tiny_text(),
+        lq_channels=4,
+    )
+
+
+def tiny_unires_ldm(folder: pathlib.Path, *, seed: int = 0, **unet_overrides) -> LatentDiffusion:
+    tokenizer_dir = pathlib.Path(folder) / "tokenizer"
+    if not tokenizer_dir.exists():
+        write_clip_tokenizer(tokenizer_dir)
+    return new_ldm(
+        tiny_unires_config(**unet_overrides),
+        rngs=nnx.Rngs(seed),
+        tokenizer_dir=tokenizer_dir,
+        scheduler_config=SD_SCHEDULER,
+    )
