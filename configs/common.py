@@ -63,6 +63,9 @@ def checkpoint() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(
         dict(
             every=1000,
+            # "" = WORKDIR/checkpoints; multi-host slices need a directory every host can
+            # write, e.g. gs://BUCKET/run/ckpt (run_tpu.sh --ckpt-dir).
+            directory="",
             keep=3,  # most recent checkpoints kept
             keep_best=1,  # plus the best ones by best_metric (0: none)
             best_metric="loss",  # a logged metric, e.g. "loss" or "eval/loss"

@@ -133,7 +133,7 @@ def run(
     )
     c = config.checkpoint
     ckpt = ckpt_lib.Checkpointer(
-        os.path.join(workdir, "checkpoints"),
+        c.directory or os.path.join(workdir, "checkpoints"),
         keep=c.keep,
         keep_best=c.keep_best,
         best_metric=c.best_metric,

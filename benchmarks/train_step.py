@@ -1,0 +1,197 @@
+"""Train-step time, examples/s and MFU of the trainer's compiled step.
+
+Claim (issue 5): the trainer's step (AdamW + clipping + EMA + non-finite guard, sharded jit) adds
+little over a bare jitted forward/backward of the same model and batch, and its MFU estimate
+(FLOPs from XLA's cost analysis of the compiled step / step time / peak FLOP/s) is reported.
+Printed ratio: trainer step time / bare grad step time (baseline).
+
+Peak FLOP/s: the device table in unires_jax/train/metrics.py (TPU v4/v5e/v5p/v6e, H100/H200/A100,
+bf16 dense). CPUs are not in it: on CPU the peak is measured as the FLOP/s of a large matmul in
+the compute dtype, so "MFU" there means "fraction of this machine's matmul throughput".
+
+Tasks (--task): `conv`, a small conv ResNet denoiser (64x64 RGB, 64 channels) with the models'
+logical axis annotations. The integrator adds the UniRes tiny / SD-size UNet tasks to TASKS.
+
+Run:  python benchmarks/train_step.py [--task conv] [--batch 16] [--steps 10]
+      [--dtype float32|bfloat16] [--mesh 1,1] [--parallelism jit|pmap] [--peak_flops F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from configs import common  # noqa: E402
+from unires_jax.models import partitioning as P  # noqa: E402
+from unires_jax.train import engine, metrics, trainer  # noqa: E402
+from unires_jax.train import task as task_lib  # noqa: E402
+
+
+def _conv(cin, cout, rngs):
+    return nnx.Conv(
+        cin,
+        cout,
+        (3, 3),
+        rngs=rngs,
+        kernel_init=P.partitioned(nnx.initializers.lecun_normal(), P.CONV_KERNEL),
+        bias_init=P.partitioned(nnx.initializers.zeros_init(), P.CONV_BIAS),
+    )
+
+
+class _ResBlock(nnx.Module):
+    def __init__(self, ch, rngs):
+        norm = dict(
+            scale_init=P.partitioned(nnx.initializers.ones_init(), P.NORM),
+            bias_init=P.partitioned(nnx.initializers.zeros_init(), P.NORM),
+        )
+        self.norm1 = nnx.GroupNorm(ch, num_groups=8, rngs=rngs, **norm)
+        self.conv1 = _conv(ch, ch, rngs)
+        self.norm2 = nnx.GroupNorm(ch, num_groups=8, rngs=rngs, **norm)
+        self.conv2 = _conv(ch, ch, rngs)
+
+    def __call__(self, x):
+        h = self.conv1(nnx.silu(self.norm1(x)))
+        return x + self.conv2(nnx.silu(self.norm2(h)))
+
+
+class ConvDenoiser(nnx.Module):
+    """[B, H, W, 3] -> [B, H, W, 3] residual conv net."""
+
+    def __init__(self, rngs, channels=64, blocks=4):
+        self.conv_in = _conv(3, channels, rngs)
+        self.blocks = nnx.List([_ResBlock(channels, rngs) for _ in range(blocks)])
+        self.conv_out = _conv(channels, 3, rngs)
+
+    def __call__(self, x):
+        h = self.conv_in(x)
+        for block in self.blocks:
+            h = block(h)
+        return x + self.conv_out(h).astype(x.dtype)
+
+
+class ConvTask:
+    """Noise-prediction MSE on random 64x64 images (the shape of a diffusion objective)."""
+
+    size = 64
+
+    def init(self, rngs):
+        return ConvDenoiser(rngs)
+
+    def loss_fn(self, model, batch, rng):
+        noise = jax.random.normal(rng, batch["x"].shape, batch["x"].dtype)
+        pred = model(batch["x"] + noise)
+        return jnp.mean(jnp.square(pred.astype(jnp.float32) - noise.astype(jnp.float32))), {}
+
+    def eval(self, model, batch):
+        return {}
+
+    def batch(self, n: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(0)
+        return {"x": rng.uniform(-1, 1, (n, self.size, self.size, 3)).astype(np.float32)}
+
+
+TASKS = {"conv": ConvTask}
+
+
+def _measured_matmul_peak(dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n x n matmul on device 0 (the CPU stand-in for a peak)."""
+    a = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        f(a).block_until_ready()
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def _time(fn, args_fn, steps: int) -> float:
+    """Seconds per call after two warm-up calls."""
+    out = None
+    for _ in range(2):
+        out = fn(*args_fn(out))
+    jax.block_until_ready(out)
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = fn(*args_fn(out))
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="conv")
+    parser.add_argument("--batch", type=int, default=16, help="global batch")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--mesh", default="1,1", help="data,fsdp sizes (jit path)")
+    parser.add_argument("--parallelism", choices=["jit", "pmap"], default="jit")
+    parser.add_argument("--grad_accum", type=int, default=1)
+    parser.add_argument("--peak_flops", type=float, default=0.0, help="per device; 0: lookup")
+    args = parser.parse_args()
+
+    task = TASKS[args.task]()
+    config = common.base_config()
+    data, fsdp = (int(v) for v in args.mesh.split(","))
+    config.mesh.update(data=data, fsdp=fsdp)
+    config.train.update(
+        steps=1000, batch_size=args.batch, parallelism=args.parallelism,
+        grad_accum_steps=args.grad_accum,
+    )
+    config.precision.compute_dtype = args.dtype
+    setup = engine.make_setup(config, task, task_lib.hooks(task))
+    eng = trainer.make_engine(config, setup)
+    local = task.batch(args.batch)
+    batch = eng.put_batch(local)
+    eng.compile(batch)
+    state = eng.init()
+    # Baseline inputs: the same initial weights on one device (copied before donation).
+    host = jax.device_get(eng.checkpoint_tree(state))
+    params, frozen, rest = (jax.tree.map(jnp.asarray, host[k]) for k in ("params", "frozen", "rest"))
+    step_s = _time(lambda s, b: eng.step(s, b)[0], lambda out: (out or state, batch), args.steps)
+
+    # Baseline: a bare jitted gradient of the same loss on one device, no optimiser or EMA.
+    cast = lambda t: jax.tree.map(lambda x: x.astype(setup.compute_dtype), t)  # noqa: E731
+
+    @jax.jit
+    def bare(p, b, key):
+        def loss(p):
+            module = setup.model.merge(cast(frozen), cast(p), rest)
+            return task.loss_fn(module, cast(b), key)[0]
+
+        return jax.grad(loss)(p)
+
+    key = jax.random.PRNGKey(0)
+    jb = {k: jnp.asarray(v) for k, v in local.items()}
+    bare_s = _time(bare, lambda out: (params, jb, key), args.steps)
+
+    device = jax.devices()[0]
+    peak = args.peak_flops or metrics.peak_flops_per_device(device.device_kind)
+    peak_note = "device table"
+    if not peak:
+        peak, peak_note = _measured_matmul_peak(jnp.dtype(args.dtype)), "measured matmul"
+    util = metrics.mfu(eng.flops_per_step, step_s, peak)
+    print(f"device: {device.device_kind} x {jax.device_count()}  ({os.cpu_count()} host cores)")
+    print(f"task {args.task}, global batch {args.batch}, {args.dtype}, {args.parallelism} "
+          f"mesh data={data} fsdp={fsdp}, grad_accum {args.grad_accum}")
+    print(f"trainer step: {step_s * 1e3:.1f} ms, {args.batch / step_s:.1f} examples/s")
+    print(f"bare grad step (baseline): {bare_s * 1e3:.1f} ms")
+    print(f"ratio trainer/bare: {step_s / bare_s:.2f}")
+    flops = eng.flops_per_step
+    print(f"FLOPs per step per device (XLA cost analysis): {flops:.3e}" if flops else
+          "FLOPs per step: not reported by this backend")
+    print(f"peak FLOP/s per device ({peak_note}): {peak:.3e}")
+    print(f"MFU estimate: {util:.1%}" if util is not None else "MFU estimate: n/a")
+
+
+if __name__ == "__main__":
+    main()
