@@ -95,7 +95,10 @@ class ToyTask:
         out = model(lq)
         err = jnp.square(out.astype(jnp.float32) - batch["hq"].astype(jnp.float32))
         loss = err.mean()
-        return loss, {"mae": jnp.abs(out - batch["hq"]).astype(jnp.float32).mean()}
+        return loss, {
+            "mae": jnp.abs(out - batch["hq"]).astype(jnp.float32).mean(),
+            "compute_is_bf16": jnp.float32(out.dtype == jnp.bfloat16),
+        }
 
     def eval(self, model, batch):
         out = model(batch["lq"])
@@ -115,6 +118,24 @@ class ToyTask:
 
     def make_eval_iterator(self, config, process_index, process_count):
         return make_iterator(config.train.batch_size, process_index, process_count, seed=123)
+
+
+class StatefulNet(ToyNet):
+    """ToyNet plus BatchNorm statistics and a Dropout holding its own RNG stream: non-parameter
+    variables that the trainer carries in TrainState.rest."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        super().__init__(rngs)
+        self.bn = nnx.BatchNorm(3, use_running_average=False, momentum=0.5, rngs=rngs)
+        self.drop = nnx.Dropout(0.2, rngs=rngs)
+
+    def __call__(self, x):
+        return super().__call__(self.drop(self.bn(x)))
+
+
+class StatefulTask(ToyTask):
+    def init(self, rngs):
+        return StatefulNet(rngs)
 
 
 def _example(index: int) -> dict:
