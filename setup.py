@@ -60,7 +60,10 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["unires_jax", "unires_jax.*"]),
     include_package_data=True,
-    package_data={"unires_jax": ["assets/**/*"]},
+    package_data={
+        "unires_jax": ["assets/**/*"],
+        "unires_jax.quality": ["assets/*"],
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["unires=unires_jax.cli.main:main"]},

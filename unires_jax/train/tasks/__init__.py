@@ -11,5 +11,8 @@ from collections.abc import Callable
 import ml_collections
 
 from unires_jax.train.task import Task
+from unires_jax.train.tasks.unires import UniResTask
 
-FAMILIES: dict[str, Callable[[ml_collections.ConfigDict], Task]] = {}
+FAMILIES: dict[str, Callable[[ml_collections.ConfigDict], Task]] = {
+    "unires": UniResTask,
+}
