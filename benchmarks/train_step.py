@@ -26,15 +26,15 @@ import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
-from configs import common  # noqa: E402
-from unires_jax.models import partitioning as P  # noqa: E402
-from unires_jax.train import engine, metrics, trainer  # noqa: E402
-from unires_jax.train import task as task_lib  # noqa: E402
+from configs import common
+from unires_jax.models import partitioning as P
+from unires_jax.train import engine, metrics, trainer
+from unires_jax.train import task as task_lib
 
 
 def _conv(cin, cout, rngs):
@@ -50,10 +50,10 @@ def _conv(cin, cout, rngs):
 
 class _ResBlock(nnx.Module):
     def __init__(self, ch, rngs):
-        norm = dict(
-            scale_init=P.partitioned(nnx.initializers.ones_init(), P.NORM),
-            bias_init=P.partitioned(nnx.initializers.zeros_init(), P.NORM),
-        )
+        norm = {
+            "scale_init": P.partitioned(nnx.initializers.ones_init(), P.NORM),
+            "bias_init": P.partitioned(nnx.initializers.zeros_init(), P.NORM),
+        }
         self.norm1 = nnx.GroupNorm(ch, num_groups=8, rngs=rngs, **norm)
         self.conv1 = _conv(ch, ch, rngs)
         self.norm2 = nnx.GroupNorm(ch, num_groups=8, rngs=rngs, **norm)
@@ -90,14 +90,18 @@ class ConvTask:
     def loss_fn(self, model, batch, rng):
         noise = jax.random.normal(rng, batch["x"].shape, batch["x"].dtype)
         pred = model(batch["x"] + noise)
-        return jnp.mean(jnp.square(pred.astype(jnp.float32) - noise.astype(jnp.float32))), {}
+        return jnp.mean(
+            jnp.square(pred.astype(jnp.float32) - noise.astype(jnp.float32))
+        ), {}
 
     def eval(self, model, batch):
         return {}
 
     def batch(self, n: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(0)
-        return {"x": rng.uniform(-1, 1, (n, self.size, self.size, 3)).astype(np.float32)}
+        return {
+            "x": rng.uniform(-1, 1, (n, self.size, self.size, 3)).astype(np.float32)
+        }
 
 
 TASKS = {"conv": ConvTask}
@@ -136,7 +140,9 @@ def main() -> None:
     parser.add_argument("--mesh", default="1,1", help="data,fsdp sizes (jit path)")
     parser.add_argument("--parallelism", choices=["jit", "pmap"], default="jit")
     parser.add_argument("--grad_accum", type=int, default=1)
-    parser.add_argument("--peak_flops", type=float, default=0.0, help="per device; 0: lookup")
+    parser.add_argument(
+        "--peak_flops", type=float, default=0.0, help="per device; 0: lookup"
+    )
     args = parser.parse_args()
 
     task = TASKS[args.task]()
@@ -144,7 +150,9 @@ def main() -> None:
     data, fsdp = (int(v) for v in args.mesh.split(","))
     config.mesh.update(data=data, fsdp=fsdp)
     config.train.update(
-        steps=1000, batch_size=args.batch, parallelism=args.parallelism,
+        steps=1000,
+        batch_size=args.batch,
+        parallelism=args.parallelism,
         grad_accum_steps=args.grad_accum,
     )
     config.precision.compute_dtype = args.dtype
@@ -156,11 +164,15 @@ def main() -> None:
     state = eng.init()
     # Baseline inputs: the same initial weights on one device (copied before donation).
     host = jax.device_get(eng.checkpoint_tree(state))
-    params, frozen, rest = (jax.tree.map(jnp.asarray, host[k]) for k in ("params", "frozen", "rest"))
-    step_s = _time(lambda s, b: eng.step(s, b)[0], lambda out: (out or state, batch), args.steps)
+    params, frozen, rest = (
+        jax.tree.map(jnp.asarray, host[k]) for k in ("params", "frozen", "rest")
+    )
+    step_s = _time(
+        lambda s, b: eng.step(s, b)[0], lambda out: (out or state, batch), args.steps
+    )
 
     # Baseline: a bare jitted gradient of the same loss on one device, no optimiser or EMA.
-    cast = lambda t: jax.tree.map(lambda x: x.astype(setup.compute_dtype), t)  # noqa: E731
+    cast = lambda t: jax.tree.map(lambda x: x.astype(setup.compute_dtype), t)
 
     @jax.jit
     def bare(p, b, key):
@@ -178,17 +190,27 @@ def main() -> None:
     peak = args.peak_flops or metrics.peak_flops_per_device(device.device_kind)
     peak_note = "device table"
     if not peak:
-        peak, peak_note = _measured_matmul_peak(jnp.dtype(args.dtype)), "measured matmul"
+        peak, peak_note = (
+            _measured_matmul_peak(jnp.dtype(args.dtype)),
+            "measured matmul",
+        )
     util = metrics.mfu(eng.flops_per_step, step_s, peak)
-    print(f"device: {device.device_kind} x {jax.device_count()}  ({os.cpu_count()} host cores)")
-    print(f"task {args.task}, global batch {args.batch}, {args.dtype}, {args.parallelism} "
-          f"mesh data={data} fsdp={fsdp}, grad_accum {args.grad_accum}")
+    print(
+        f"device: {device.device_kind} x {jax.device_count()}  ({os.cpu_count()} host cores)"
+    )
+    print(
+        f"task {args.task}, global batch {args.batch}, {args.dtype}, {args.parallelism} "
+        f"mesh data={data} fsdp={fsdp}, grad_accum {args.grad_accum}"
+    )
     print(f"trainer step: {step_s * 1e3:.1f} ms, {args.batch / step_s:.1f} examples/s")
     print(f"bare grad step (baseline): {bare_s * 1e3:.1f} ms")
     print(f"ratio trainer/bare: {step_s / bare_s:.2f}")
     flops = eng.flops_per_step
-    print(f"FLOPs per step per device (XLA cost analysis): {flops:.3e}" if flops else
-          "FLOPs per step: not reported by this backend")
+    print(
+        f"FLOPs per step per device (XLA cost analysis): {flops:.3e}"
+        if flops
+        else "FLOPs per step: not reported by this backend"
+    )
     print(f"peak FLOP/s per device ({peak_note}): {peak:.3e}")
     print(f"MFU estimate: {util:.1%}" if util is not None else "MFU estimate: n/a")
 

@@ -17,7 +17,9 @@ def _tiny_state(value):
 
 def _abstract(state):
     rep = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), state)
+    return jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep), state
+    )
 
 
 def test_keeps_last_k_plus_best(tmp_path):
@@ -44,7 +46,9 @@ def test_sigterm_saves_then_resume_on_4_devices_continues(tmp_path):
     """Stopped by SIGTERM at step 5 on 8 devices, resumed on a 4-device mesh, trained to 8:
     matches an uninterrupted 8-step run on 8 devices."""
     config8 = toy_config(**{"train.steps": 8, "mesh.data": 8, "checkpoint.every": 100})
-    first = trainer.run(config8, tmp_path / "run", ToyTask(), make_iterator(16, kill_at=5))
+    first = trainer.run(
+        config8, tmp_path / "run", ToyTask(), make_iterator(16, kill_at=5)
+    )
     assert (first.status, first.step, first.signum) == ("preempted", 5, 15)
 
     config4 = toy_config(**{"train.steps": 8, "mesh.data": 4, "checkpoint.every": 100})
@@ -54,22 +58,42 @@ def test_sigterm_saves_then_resume_on_4_devices_continues(tmp_path):
     assert len(kernel.sharding.device_set) == 4
 
     straight = trainer.run(config8, tmp_path / "straight", ToyTask(), make_iterator(16))
-    for a, b in zip(jax.tree.leaves(resumed.state["ema"]), jax.tree.leaves(straight.state["ema"])):
+    for a, b in zip(
+        jax.tree.leaves(resumed.state["ema"]), jax.tree.leaves(straight.state["ema"])
+    ):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)
-    rows = [json.loads(line) for line in open(tmp_path / "run" / "metrics.jsonl")]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows] == list(range(1, 9))
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_last_good_checkpoint(tmp_path):
     config = toy_config(**{"train.steps": 10, "checkpoint.every": 5, "mesh.data": 8})
-    with pytest.raises(trainer.NonFiniteLossError, match=r"at step 7 .*last good checkpoint is step 5"):
+    with pytest.raises(
+        trainer.NonFiniteLossError, match=r"at step 7 .*last good checkpoint is step 5"
+    ):
         trainer.run(config, tmp_path, ToyTask(), make_iterator(16, nan_at=7))
     ckpt = checkpoint.Checkpointer(tmp_path / "checkpoints")
     assert ckpt.all_steps() == [5]
     ckpt.close()
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]  # step 7 is reported, not logged
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in rows] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]  # step 7 is reported, not logged
     # Rerunning resumes from step 5 and, with clean data, completes.
     result = trainer.run(config, tmp_path, ToyTask(), make_iterator(16))
     assert (result.status, result.step) == ("completed", 10)
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(result.state["params"]))
+    assert all(
+        np.isfinite(np.asarray(x)).all()
+        for x in jax.tree.leaves(result.state["params"])
+    )

@@ -31,7 +31,9 @@ def _assert_close(got, want, atol=1e-5):
 @pytest.fixture(scope="module")
 def one_device_noisy(tmp_path_factory):
     """One device; the loss draws input noise from the step rng."""
-    return _train(tmp_path_factory.mktemp("noisy"), ToyTask(noise_std=0.1), **{"mesh.data": 1})
+    return _train(
+        tmp_path_factory.mktemp("noisy"), ToyTask(noise_std=0.1), **{"mesh.data": 1}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +44,18 @@ def one_device(tmp_path_factory):
 
 @pytest.mark.parametrize("data, fsdp", [(8, 1), (4, 2), (2, 4)])
 def test_jit_meshes_match_one_device(tmp_path, one_device_noisy, data, fsdp):
-    got = _train(tmp_path, ToyTask(noise_std=0.1), **{"mesh.data": data, "mesh.fsdp": fsdp})
+    got = _train(
+        tmp_path, ToyTask(noise_std=0.1), **{"mesh.data": data, "mesh.fsdp": fsdp}
+    )
     _assert_close(got, one_device_noisy)
 
 
 def test_training_moves_the_weights(one_device_noisy, one_device):
     # Guards the comparisons above against comparing two untouched initialisations.
     moved = jax.tree.map(
-        lambda a, b: float(np.abs(a - b).max()), one_device_noisy["params"], one_device["params"]
+        lambda a, b: float(np.abs(a - b).max()),
+        one_device_noisy["params"],
+        one_device["params"],
     )
     assert max(jax.tree.leaves(moved)) > 1e-4
     assert int(one_device["step"]) == STEPS
@@ -65,7 +71,9 @@ def test_gradient_accumulation_keeps_global_batch_semantics(tmp_path, one_device
     # 2 microbatches of 8 on a (2, 4) mesh: the mean of the microbatch gradients is the
     # gradient of the global batch of 16.
     got = _train(
-        tmp_path, ToyTask(), **{"mesh.data": 2, "mesh.fsdp": 4, "train.grad_accum_steps": 2}
+        tmp_path,
+        ToyTask(),
+        **{"mesh.data": 2, "mesh.fsdp": 4, "train.grad_accum_steps": 2},
     )
     _assert_close(got, one_device)
 

@@ -16,7 +16,9 @@ from unires_jax.train import metrics, tensorboard
 def test_crc32c_known_vectors():
     assert tensorboard.crc32c(b"123456789") == 0xE3069283  # RFC 3720 check value
     assert tensorboard.crc32c(b"") == 0
-    assert tensorboard.crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720 B.4: 32 bytes of zeros
+    assert (
+        tensorboard.crc32c(bytes(32)) == 0x8A9136AA
+    )  # RFC 3720 B.4: 32 bytes of zeros
 
 
 def _write(tmp_path):
@@ -32,8 +34,14 @@ def _write(tmp_path):
 
 def test_writer_outputs_jsonl_log_png_and_curves(tmp_path):
     png = _write(tmp_path)
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
-    assert rows == [{"step": 1, "loss": 0.5, "lr": 1e-4}, {"step": 2, "loss": 0.25, "lr": 2e-4}]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert rows == [
+        {"step": 1, "loss": 0.5, "lr": 1e-4},
+        {"step": 2, "loss": 0.25, "lr": 2e-4},
+    ]
     assert "step 2 | loss 0.2500" in (tmp_path / "train.log").read_text()
     assert Image.open(png).size == (12, 10)  # 2x2 grid of 6x5 tiles
     assert (tmp_path / "curves.png").stat().st_size > 1000
@@ -43,8 +51,15 @@ def test_event_file_scalars_round_trip_with_checksums(tmp_path):
     _write(tmp_path)
     (event_file,) = os.listdir(tmp_path / "tensorboard")
     scalars = tensorboard.read_scalars(tmp_path / "tensorboard" / event_file)
-    assert [(s, t) for s, t, _ in scalars] == [(1, "loss"), (1, "lr"), (2, "loss"), (2, "lr")]
-    np.testing.assert_allclose([v for *_, v in scalars], [0.5, 1e-4, 0.25, 2e-4], rtol=1e-6)
+    assert [(s, t) for s, t, _ in scalars] == [
+        (1, "loss"),
+        (1, "lr"),
+        (2, "loss"),
+        (2, "lr"),
+    ]
+    np.testing.assert_allclose(
+        [v for *_, v in scalars], [0.5, 1e-4, 0.25, 2e-4], rtol=1e-6
+    )
 
 
 def test_event_file_is_readable_by_tensorboard(tmp_path):
@@ -60,7 +75,9 @@ def test_event_file_is_readable_by_tensorboard(tmp_path):
     loss = acc.Scalars("loss")
     assert [e.step for e in loss] == [1, 2]
     np.testing.assert_allclose([e.value for e in loss], [0.5, 0.25])
-    np.testing.assert_allclose([e.value for e in acc.Scalars("lr")], [1e-4, 2e-4], rtol=1e-6)
+    np.testing.assert_allclose(
+        [e.value for e in acc.Scalars("lr")], [1e-4, 2e-4], rtol=1e-6
+    )
     (image,) = acc.Images("samples")
     assert (image.step, image.width, image.height) == (2, 12, 10)
     assert Image.open(io.BytesIO(image.encoded_image_string)).size == (12, 10)

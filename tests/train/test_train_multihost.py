@@ -35,7 +35,8 @@ def test_two_processes_train_and_write_one_checkpoint(tmp_path):
         "--config.mesh.fsdp=2",
     )
     procs = [
-        trainer_procs.start(tmp_path, *flags, *_cluster_flags(port, i), devices=2) for i in (0, 1)
+        trainer_procs.start(tmp_path, *flags, *_cluster_flags(port, i), devices=2)
+        for i in (0, 1)
     ]
     outputs = []
     try:
@@ -53,7 +54,10 @@ def test_two_processes_train_and_write_one_checkpoint(tmp_path):
     states = [json.loads((step_dir / "data" / n).read_text()) for n in data]
     assert all(s["count"] == 3 for s in states)
     # Only process 0 writes logs: one row per step, not two.
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in rows] == [1, 2, 3]
 
 
@@ -61,7 +65,9 @@ def test_two_processes_train_and_write_one_checkpoint(tmp_path):
 def test_missing_peer_fails_within_timeout_with_readable_error(tmp_path):
     port = _free_port()
     start = time.monotonic()
-    result = trainer_procs.run(tmp_path, *_cluster_flags(port, 0, timeout=5), devices=2, timeout=60)
+    result = trainer_procs.run(
+        tmp_path, *_cluster_flags(port, 0, timeout=5), devices=2, timeout=60
+    )
     elapsed = time.monotonic() - start
     assert result.returncode == EXIT_PEER_TIMEOUT, result.stdout[-3000:]
     assert "multi-host start-up timed out after 5 s" in result.stdout

@@ -20,15 +20,23 @@ def _cfg(**kw):
 
 
 def test_warmup_then_cosine_to_min_lr():
-    s = optim.make_schedule(_cfg(lr=1.0, warmup_steps=10, min_lr_ratio=0.1), total_steps=110)
+    s = optim.make_schedule(
+        _cfg(lr=1.0, warmup_steps=10, min_lr_ratio=0.1), total_steps=110
+    )
     np.testing.assert_allclose([s(0), s(5), s(10)], [0.0, 0.5, 1.0], atol=1e-6)
-    np.testing.assert_allclose(s(60), 0.1 + 0.9 * 0.5, atol=1e-6)  # half-way down the cosine
+    np.testing.assert_allclose(
+        s(60), 0.1 + 0.9 * 0.5, atol=1e-6
+    )  # half-way down the cosine
     np.testing.assert_allclose(s(110), 0.1, atol=1e-6)
 
 
 def test_warmup_then_constant():
-    s = optim.make_schedule(_cfg(lr=2.0, warmup_steps=4, schedule="constant"), total_steps=100)
-    np.testing.assert_allclose([s(0), s(2), s(4), s(99)], [0.0, 1.0, 2.0, 2.0], atol=1e-6)
+    s = optim.make_schedule(
+        _cfg(lr=2.0, warmup_steps=4, schedule="constant"), total_steps=100
+    )
+    np.testing.assert_allclose(
+        [s(0), s(2), s(4), s(99)], [0.0, 1.0, 2.0, 2.0], atol=1e-6
+    )
 
 
 def test_unknown_schedule_is_rejected():
@@ -37,7 +45,9 @@ def test_unknown_schedule_is_rejected():
 
 
 def test_adamw_matches_optax_reference_with_clipping_and_decay_mask():
-    cfg = _cfg(lr=0.1, warmup_steps=0, schedule="constant", weight_decay=0.5, clip_norm=1.0)
+    cfg = _cfg(
+        lr=0.1, warmup_steps=0, schedule="constant", weight_decay=0.5, clip_norm=1.0
+    )
     tx, _ = optim.make_optimizer(cfg, 10)
     params = {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((2,))}
     grads = {"kernel": jnp.full((2, 2), 3.0), "bias": jnp.full((2,), 4.0)}
@@ -61,7 +71,9 @@ def test_frozen_filter_selects_whole_submodules_only():
     model = abstract_toy_net()
     frozen = nnx.state(model, optim.frozen_filter(["encoder"]))
     assert set(nnx.to_pure_dict(frozen)) == {"encoder"}
-    none = nnx.state(model, optim.frozen_filter(["enc"]))  # a prefix of a name is not a path
+    none = nnx.state(
+        model, optim.frozen_filter(["enc"])
+    )  # a prefix of a name is not a path
     assert not jax.tree.leaves(nnx.to_pure_dict(none))
 
 
@@ -72,12 +84,23 @@ def test_misspelled_frozen_submodule_is_an_error():
 
 
 def test_cast_floating_leaves_ints_alone():
-    out = optim.cast_floating({"x": jnp.ones(2), "i": jnp.ones(2, jnp.int32)}, jnp.bfloat16)
+    out = optim.cast_floating(
+        {"x": jnp.ones(2), "i": jnp.ones(2, jnp.int32)}, jnp.bfloat16
+    )
     assert out["x"].dtype == jnp.bfloat16 and out["i"].dtype == jnp.int32
 
 
 def test_common_config_has_every_trainer_section():
     c = common.base_config()
     assert isinstance(c, ml_collections.ConfigDict)
-    for section in ("task", "train", "optim", "ema", "checkpoint", "mesh", "precision", "log"):
+    for section in (
+        "task",
+        "train",
+        "optim",
+        "ema",
+        "checkpoint",
+        "mesh",
+        "precision",
+        "log",
+    ):
         assert section in c

@@ -12,16 +12,22 @@ import pytest
 import trainer_procs
 
 STEPS = 20
-FLAGS = (f"--config.train.steps={STEPS}", "--config.checkpoint.every=100", "--config.log.every=5")
+FLAGS = (
+    f"--config.train.steps={STEPS}",
+    "--config.checkpoint.every=100",
+    "--config.log.every=5",
+)
 
 
 def _final_state(workdir):
-    tree = ocp.PyTreeCheckpointer().restore(workdir / "checkpoints" / str(STEPS) / "state")
+    tree = ocp.PyTreeCheckpointer().restore(
+        workdir / "checkpoints" / str(STEPS) / "state"
+    )
     return {k: jax.device_get(tree[k]) for k in ("params", "ema", "opt_state", "rng")}
 
 
 def _order(path):
-    return [json.loads(line) for line in open(path)]
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.multiprocess

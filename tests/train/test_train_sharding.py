@@ -31,7 +31,12 @@ def test_unknown_logical_name_is_an_error_naming_the_table():
 
 @pytest.mark.parametrize(
     "sizes, shape",
-    [((-1, 1, 1), (8, 1, 1)), ((2, -1, 1), (2, 4, 1)), ((2, 2, 2), (2, 2, 2)), ((4, 1, 1), (4, 1, 1))],
+    [
+        ((-1, 1, 1), (8, 1, 1)),
+        ((2, -1, 1), (2, 4, 1)),
+        ((2, 2, 2), (2, 2, 2)),
+        ((4, 1, 1), (4, 1, 1)),
+    ],
 )
 def test_make_mesh_shapes(sizes, shape):
     mesh = sharding.make_mesh(*sizes)
@@ -48,9 +53,13 @@ def test_make_mesh_rejects_impossible_sizes():
 
 def test_conv_kernel_sharded_on_fsdp_and_indivisible_dims_replicated():
     mesh = sharding.make_mesh(2, 4)
-    spec, notes = sharding.logical_to_spec(partitioning.CONV_KERNEL, (3, 3, 8, 16), mesh)
+    spec, notes = sharding.logical_to_spec(
+        partitioning.CONV_KERNEL, (3, 3, 8, 16), mesh
+    )
     assert spec == P(None, None, None, "fsdp") and not notes
-    spec, notes = sharding.logical_to_spec(partitioning.CONV_KERNEL, (3, 3, 16, 3), mesh)
+    spec, notes = sharding.logical_to_spec(
+        partitioning.CONV_KERNEL, (3, 3, 16, 3), mesh
+    )
     assert spec == P(None, None, None, None) and "c_out=3" in notes[0]
 
 

@@ -23,7 +23,13 @@ def env(devices: int = 8, **extra) -> dict:
 
 
 def command(workdir, *flags) -> list[str]:
-    return [sys.executable, str(SCRIPT), f"--config={CONFIG}", f"--workdir={workdir}", *flags]
+    return [
+        sys.executable,
+        str(SCRIPT),
+        f"--config={CONFIG}",
+        f"--workdir={workdir}",
+        *flags,
+    ]
 
 
 def start(workdir, *flags, devices: int = 8, log=None) -> subprocess.Popen:
@@ -37,7 +43,9 @@ def start(workdir, *flags, devices: int = 8, log=None) -> subprocess.Popen:
     )
 
 
-def run(workdir, *flags, devices: int = 8, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(
+    workdir, *flags, devices: int = 8, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         command(workdir, *flags),
         env=env(devices),
@@ -46,4 +54,5 @@ def run(workdir, *flags, devices: int = 8, timeout: float = 120) -> subprocess.C
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
+        check=False,
     )

@@ -6,10 +6,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from trainer_toy_task import ToyTask  # noqa: E402
+from trainer_toy_task import ToyTask
 
-from unires_jax.cli import train as train_cli  # noqa: E402
-from unires_jax.train.tasks import FAMILIES  # noqa: E402
+from unires_jax.cli import train as train_cli
+from unires_jax.train.tasks import FAMILIES
 
 if __name__ == "__main__":
     FAMILIES["toy"] = ToyTask.from_config

@@ -5,7 +5,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from trainer_toy_task import toy_config  # noqa: E402
+from trainer_toy_task import toy_config
 
 
 def get_config(arg: str = ""):

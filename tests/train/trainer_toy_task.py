@@ -110,14 +110,20 @@ class ToyTask:
 
     def make_train_iterator(self, config, process_index, process_count):
         it = make_iterator(
-            config.train.batch_size, process_index, process_count, seed=config.train.seed,
-            nan_at=self.nan_at, log_to=self.log_to,
+            config.train.batch_size,
+            process_index,
+            process_count,
+            seed=config.train.seed,
+            nan_at=self.nan_at,
+            log_to=self.log_to,
         )
         it.slow_after = self.slow_after
         return it
 
     def make_eval_iterator(self, config, process_index, process_count):
-        return make_iterator(config.train.batch_size, process_index, process_count, seed=123)
+        return make_iterator(
+            config.train.batch_size, process_index, process_count, seed=123
+        )
 
 
 class StatefulNet(ToyNet):
@@ -181,13 +187,21 @@ class LoggedIterator:
 
 
 def make_iterator(
-    global_batch, process_index=0, process_count=1, seed=0, nan_at=0, log_to=None, kill_at=0
+    global_batch,
+    process_index=0,
+    process_count=1,
+    seed=0,
+    nan_at=0,
+    log_to=None,
+    kill_at=0,
 ):
     """Each process gets its own slice of a shuffled, repeated dataset of 256 examples."""
     ds = grain.MapDataset.range(256).shuffle(seed=seed).repeat()
     ds = ds[process_index::process_count].map(_example)
     ds = ds.batch(global_batch // process_count, drop_remainder=True)
-    return LoggedIterator(iter(ds.to_iter_dataset()), nan_at=nan_at, log_to=log_to, kill_at=kill_at)
+    return LoggedIterator(
+        iter(ds.to_iter_dataset()), nan_at=nan_at, log_to=log_to, kill_at=kill_at
+    )
 
 
 def toy_config(**overrides):

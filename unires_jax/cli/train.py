@@ -39,7 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         prefix_chars="+",
         add_help=False,
     )
-    parser.add_argument("flags", nargs="*", help="absl flags (see `unires train --help`)")
+    parser.add_argument(
+        "flags", nargs="*", help="absl flags (see `unires train --help`)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +59,9 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
         # --config.key=value overrides are read from here (default: sys.argv).
         sys_argv=argv,
     )
-    flags.DEFINE_string("workdir", None, "checkpoints, metrics and samples go here", flag_values=fv)
+    flags.DEFINE_string(
+        "workdir", None, "checkpoints, metrics and samples go here", flag_values=fv
+    )
     flags.DEFINE_enum(
         "distributed",
         "none",
@@ -65,7 +69,9 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
         "auto: jax.distributed.initialize() detects the cluster (TPU slices)",
         flag_values=fv,
     )
-    flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0", flag_values=fv)
+    flags.DEFINE_string(
+        "coordinator_address", None, "HOST:PORT of process 0", flag_values=fv
+    )
     flags.DEFINE_integer("num_processes", None, "number of processes", flag_values=fv)
     flags.DEFINE_integer("process_id", None, "this process's index", flag_values=fv)
     flags.DEFINE_integer(
@@ -127,7 +133,9 @@ def main(argv: list[str]) -> int:
     from unires_jax.train.tasks import FAMILIES
 
     config = fv.config
-    family = config.task.family if "task" in config and "family" in config.task else None
+    family = (
+        config.task.family if "task" in config and "family" in config.task else None
+    )
     if family not in FAMILIES:
         print(
             f"unires train: error: config.task.family={family!r} is not a known model family; "
@@ -136,7 +144,9 @@ def main(argv: list[str]) -> int:
         )
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every file it writes
+    logging.getLogger("absl").setLevel(
+        logging.WARNING
+    )  # orbax logs every file it writes
     try:
         result = trainer.run(config, fv.workdir, FAMILIES[family](config))
     except trainer.NonFiniteLossError as err:

@@ -12,9 +12,10 @@ import base64
 import dataclasses
 import json
 import logging
+import math
 import signal
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -22,6 +23,9 @@ import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint._src.metadata import array_metadata_store
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
+
+if TYPE_CHECKING:
+    from typing import Self  # Python >= 3.11; annotations are not evaluated at run time
 
 _log = logging.getLogger(__name__)
 
@@ -46,7 +50,9 @@ class DataStateHandler(ocp.CheckpointHandler):
         name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
         (directory / name).write_text(args.encoded)
 
-    def restore(self, directory: epath.Path, args: DataStateRestore | None = None) -> Any:
+    def restore(
+        self, directory: epath.Path, args: DataStateRestore | None = None
+    ) -> Any:
         name = f"process_{jax.process_index()}-of-{jax.process_count()}.json"
         path = directory / name
         if not path.exists():
@@ -118,7 +124,9 @@ class Checkpointer:
         async_save: bool = True,
     ):
         if best_mode not in ("min", "max"):
-            raise ValueError(f"config.checkpoint.best_mode={best_mode!r}: use 'min' or 'max'")
+            raise ValueError(
+                f"config.checkpoint.best_mode={best_mode!r}: use 'min' or 'max'"
+            )
         self.directory = epath.Path(directory)
         policies = [pp.LatestN(n=max(int(keep), 1))]
         if keep_best > 0:
@@ -154,7 +162,9 @@ class Checkpointer:
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
 
-    def save(self, step: int, state: Any, data_state: Any, metrics: dict | None = None) -> None:
+    def save(
+        self, step: int, state: Any, data_state: Any, metrics: dict | None = None
+    ) -> None:
         """Starts saving `state` (a pytree of global arrays) and `data_state` at `step`.
 
         `metrics` ranks checkpoints for keep-best; only its finite `best_metric` entry is used.
@@ -162,7 +172,7 @@ class Checkpointer:
         ranked = None
         if metrics and self._best_metric in metrics:
             value = float(metrics[self._best_metric])
-            ranked = {self._best_metric: value} if value == value else None
+            ranked = {self._best_metric: value} if math.isfinite(value) else None
         self._manager.save(
             step,
             args=ocp.args.Composite(
@@ -186,7 +196,9 @@ class Checkpointer:
             args=ocp.args.Composite(
                 state=ocp.args.PyTreeRestore(
                     abstract_state,
-                    restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state),
+                    restore_args=ocp.checkpoint_utils.construct_restore_args(
+                        abstract_state
+                    ),
                 ),
                 data=DataStateRestore(),
             ),
@@ -225,11 +237,12 @@ class PreemptionWatcher:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         _log.warning(
-            "received %s: saving a checkpoint after this step", signal.Signals(signum).name
+            "received %s: saving a checkpoint after this step",
+            signal.Signals(signum).name,
         )
         self.signum = signum
 
-    def __enter__(self) -> PreemptionWatcher:
+    def __enter__(self) -> Self:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)

@@ -59,19 +59,21 @@ def initialize(
         else f"process {process_id} of {num_processes}, coordinator {coordinator_address}"
     )
     done = threading.Event()
-    watchdog = threading.Thread(target=_watchdog, args=(done, timeout_s, who), daemon=True)
+    watchdog = threading.Thread(
+        target=_watchdog, args=(done, timeout_s, who), daemon=True
+    )
     watchdog.start()
     try:
-        kwargs = dict(
-            coordinator_address=coordinator_address,
-            num_processes=num_processes,
-            process_id=process_id,
-            local_device_ids=local_device_ids,
+        kwargs = {
+            "coordinator_address": coordinator_address,
+            "num_processes": num_processes,
+            "process_id": process_id,
+            "local_device_ids": local_device_ids,
             # Longer than the watchdog, so the readable message wins over JAX's abort.
-            initialization_timeout=int(timeout_s) + 60,
-        )
+            "initialization_timeout": int(timeout_s) + 60,
+        }
         jax.distributed.initialize(**{k: v for k, v in kwargs.items() if v is not None})
-    except Exception as err:  # noqa: BLE001  (re-raised with context)
+    except Exception as err:
         raise RuntimeError(f"jax.distributed.initialize failed ({who}): {err}") from err
     finally:
         done.set()

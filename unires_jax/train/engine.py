@@ -21,7 +21,7 @@ from jax.sharding import Mesh
 
 from unires_jax.train import metrics as metrics_lib
 from unires_jax.train import optim, sharding, step
-from unires_jax.train.step import Collectives, TrainState
+from unires_jax.train.step import NO_COLLECTIVES, Collectives, TrainState
 from unires_jax.train.task import Task, TaskHooks
 
 # Keys of TrainState written to checkpoints (all of them: frozen weights included, so a resume
@@ -36,7 +36,9 @@ class Setup:
     task: Task
     hooks: TaskHooks
     model: step.Model
-    abstract_states: tuple  # (frozen, params, rest) abstract nnx.States with logical names
+    abstract_states: (
+        tuple  # (frozen, params, rest) abstract nnx.States with logical names
+    )
     tx: optax.GradientTransformation
     schedule: optax.Schedule
     init_fn: Callable[[], TrainState]
@@ -45,7 +47,7 @@ class Setup:
     ema_decay: float
     compiler_options: dict  # passed to every `.compile()` (XLA debug options)
 
-    def train_step(self, collectives: Collectives = Collectives()):
+    def train_step(self, collectives: Collectives = NO_COLLECTIVES):
         return step.make_train_step(
             self.task,
             self.model,
@@ -57,14 +59,18 @@ class Setup:
             collectives=collectives,
         )
 
-    def eval_step(self, collectives: Collectives = Collectives()):
-        return step.make_eval_step(self.task, self.model, self.compute_dtype, collectives)
+    def eval_step(self, collectives: Collectives = NO_COLLECTIVES):
+        return step.make_eval_step(
+            self.task, self.model, self.compute_dtype, collectives
+        )
 
     def abstract_train_state(self) -> TrainState:
         return jax.eval_shape(self.init_fn)
 
 
-def make_setup(config: ml_collections.ConfigDict, task: Task, hooks: TaskHooks) -> Setup:
+def make_setup(
+    config: ml_collections.ConfigDict, task: Task, hooks: TaskHooks
+) -> Setup:
     """Builds the device-independent part of a run from the config and the Task."""
     frozen = tuple(hooks.frozen) + tuple(config.optim.frozen)
     seed = int(config.train.seed)
@@ -102,7 +108,9 @@ def tree_to_state(tree: dict) -> TrainState:
     return TrainState(**{k: tree[k] for k in CHECKPOINT_KEYS})
 
 
-def check_batch_size(global_batch: int, shards: int, grad_accum: int, processes: int) -> None:
+def check_batch_size(
+    global_batch: int, shards: int, grad_accum: int, processes: int
+) -> None:
     """Raises a readable error when the global batch cannot be split evenly."""
     need = shards * grad_accum
     if global_batch % need or global_batch % processes:
@@ -113,6 +121,23 @@ def check_batch_size(global_batch: int, shards: int, grad_accum: int, processes:
         )
 
 
+def _place(value, sharding: jax.sharding.Sharding) -> jax.Array:
+    """Puts a value that `load_pretrained` may have replaced into its sharding.
+
+    Untouched global arrays are resharded (a no-op when already placed); host values (numpy, or
+    arrays on one local device) are sliced per device, so every process only uploads its shards
+    (every process must hold the same pretrained values).
+    """
+    if isinstance(value, jax.Array) and (
+        value.sharding == sharding
+        or jax.process_count() == 1
+        or not value.is_fully_addressable
+    ):
+        return jax.device_put(value, sharding)
+    host = np.asarray(value)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
 class JitEngine:
     """The sharded `jax.jit` path on a ("data", "fsdp", "tensor") mesh."""
 
@@ -120,14 +145,16 @@ class JitEngine:
         self.setup = setup
         self.mesh = mesh
         rep = sharding.replicated(mesh)
-        frozen_a, params_a, rest_a = setup.abstract_states
+        frozen_a, params_a, _ = setup.abstract_states
         param_sh = sharding.state_shardings(params_a, mesh, what="params")
         abstract = setup.abstract_train_state()
         self.state_shardings = TrainState(
             step=rep,
             params=param_sh,
             ema=param_sh,
-            opt_state=optim.opt_state_shardings(setup.tx, abstract.opt_state, param_sh, rep),
+            opt_state=optim.opt_state_shardings(
+                setup.tx, abstract.opt_state, param_sh, rep
+            ),
             rng=rep,
             frozen=sharding.state_shardings(frozen_a, mesh, what="frozen params"),
             rest=jax.tree.map(lambda _: rep, abstract.rest),
@@ -156,12 +183,12 @@ class JitEngine:
         self.setup.hooks.load_pretrained(module)
         frozen, params, rest = self.setup.model.split(module)
         sh = self.state_shardings
-        params = jax.device_put(params, sh.params)
+        params = jax.tree.map(_place, params, sh.params)
         return state.replace(
             params=params,
             ema=jax.tree.map(jnp.copy, params),
-            frozen=jax.device_put(frozen, sh.frozen),
-            rest=jax.device_put(rest, sh.rest),
+            frozen=jax.tree.map(_place, frozen, sh.frozen),
+            rest=jax.tree.map(_place, rest, sh.rest),
         )
 
     def put_batch(self, local_batch: dict[str, np.ndarray]) -> dict[str, jax.Array]:
@@ -201,9 +228,13 @@ class JitEngine:
     def step(self, state: TrainState, batch: dict[str, jax.Array]):
         return self._compiled(state, batch)
 
-    def evaluate(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    def evaluate(
+        self, state: TrainState, batch: dict[str, jax.Array]
+    ) -> dict[str, jax.Array]:
         if self._eval is None:
-            fn = jax.jit(self.setup.eval_step(), out_shardings=sharding.replicated(self.mesh))
+            fn = jax.jit(
+                self.setup.eval_step(), out_shardings=sharding.replicated(self.mesh)
+            )
             self._eval = fn.lower(state, batch).compile(self.setup.compiler_options)
         return self._eval(state, batch)
 

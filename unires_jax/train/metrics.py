@@ -58,7 +58,9 @@ def compiled_flops(compiled: Any) -> float | None:
     return float(flops) if flops and flops > 0 else None
 
 
-def mfu(flops_per_step: float | None, step_time_s: float, peak: float | None) -> float | None:
+def mfu(
+    flops_per_step: float | None, step_time_s: float, peak: float | None
+) -> float | None:
     """Model FLOPs utilisation: achieved FLOP/s per device over the device's peak."""
     if not flops_per_step or not peak or step_time_s <= 0:
         return None
@@ -71,8 +73,8 @@ def image_grid(images: np.ndarray, columns: int | None = None) -> np.ndarray:
     if images.ndim != 4:
         raise ValueError(f"image_grid expects [N, H, W, C], got shape {images.shape}")
     n, h, w, c = images.shape
-    cols = columns or int(math.ceil(math.sqrt(n)))
-    rows = int(math.ceil(n / cols))
+    cols = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
     grid = np.zeros((rows * h, cols * w, c), np.uint8)
     tiles = np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8)
     for i in range(n):
@@ -96,8 +98,9 @@ class MetricWriter:
         if not enabled:
             return
         os.makedirs(self.workdir, exist_ok=True)
-        self._jsonl = open(os.path.join(self.workdir, "metrics.jsonl"), "a")
-        self._log = open(os.path.join(self.workdir, "train.log"), "a")
+        # Open for the writer's lifetime (closed in close()), appended to on every log step.
+        self._jsonl = open(os.path.join(self.workdir, "metrics.jsonl"), "a")  # noqa: SIM115
+        self._log = open(os.path.join(self.workdir, "train.log"), "a")  # noqa: SIM115
         self._tb = EventFileWriter(os.path.join(self.workdir, "tensorboard"))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
@@ -137,7 +140,9 @@ class MetricWriter:
         self._tb.flush()
         return path
 
-    def plot(self, keys: tuple[str, ...] = ("loss", "grad_norm", "lr", "examples_per_s")) -> None:
+    def plot(
+        self, keys: tuple[str, ...] = ("loss", "grad_norm", "lr", "examples_per_s")
+    ) -> None:
         """Redraws curves.png from metrics.jsonl (one panel per key present)."""
         if not self.enabled:
             return
@@ -150,9 +155,13 @@ class MetricWriter:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3), squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(panels), figsize=(4 * len(panels), 3), squeeze=False
+        )
         for ax, key in zip(axes[0], panels):
-            pts = [(r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
+            pts = [
+                (r["step"], r[key]) for r in rows if key in r and math.isfinite(r[key])
+            ]
             if pts:
                 ax.plot(*zip(*pts))
             ax.set_title(key)

@@ -40,7 +40,11 @@ def make_schedule(cfg: ml_collections.ConfigDict, total_steps: int) -> optax.Sch
         if warmup == 0:
             return optax.constant_schedule(cfg.lr)
         return optax.join_schedules(
-            [optax.linear_schedule(0.0, cfg.lr, warmup), optax.constant_schedule(cfg.lr)], [warmup]
+            [
+                optax.linear_schedule(0.0, cfg.lr, warmup),
+                optax.constant_schedule(cfg.lr),
+            ],
+            [warmup],
         )
     raise ValueError(
         f"config.optim.schedule={cfg.schedule!r}: use 'cosine' or 'constant' "
@@ -129,10 +133,14 @@ def ema_update(ema, params, decay: float | jax.Array):
     Returns:
       The updated EMA pytree.
     """
-    return jax.tree.map(lambda e, p: e * decay + p.astype(e.dtype) * (1.0 - decay), ema, params)
+    return jax.tree.map(
+        lambda e, p: e * decay + p.astype(e.dtype) * (1.0 - decay), ema, params
+    )
 
 
-def opt_state_shardings(tx: optax.GradientTransformation, abstract_opt_state, param_shardings, other):
+def opt_state_shardings(
+    tx: optax.GradientTransformation, abstract_opt_state, param_shardings, other
+):
     """Shardings for an optimiser state: moments follow their parameters, counters get `other`.
 
     Args:
@@ -144,7 +152,7 @@ def opt_state_shardings(tx: optax.GradientTransformation, abstract_opt_state, pa
     Returns:
       A pytree of shardings with the structure of the optimiser state.
     """
-    is_sharding = lambda x: isinstance(x, jax.sharding.Sharding)  # noqa: E731
+    is_sharding = lambda x: isinstance(x, jax.sharding.Sharding)
     return optax.tree_map_params(
         tx,
         lambda _, s: s,
@@ -159,7 +167,11 @@ def cast_floating(tree, dtype: jnp.dtype):
     """Casts the floating-point leaves of a pytree to `dtype` (integers and keys untouched)."""
 
     def cast(x):
-        if hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating) and x.dtype != dtype:
+        if (
+            hasattr(x, "dtype")
+            and jnp.issubdtype(x.dtype, jnp.floating)
+            and x.dtype != dtype
+        ):
             return x.astype(dtype)
         return x
 

@@ -56,17 +56,25 @@ class PmapEngine:
         """Single-copy arrays -> [n, ...] arrays with one replica per local device."""
         n = len(self.devices)
         return jax.tree.map(
-            lambda x: jax.device_put(jnp.broadcast_to(x, (n,) + x.shape), self._stacked), tree
+            lambda x: jax.device_put(
+                jnp.broadcast_to(x, (n,) + x.shape), self._stacked
+            ),
+            tree,
         )
 
     def init(self) -> TrainState:
-        state = jax.jit(self.setup.init_fn).lower().compile(self.setup.compiler_options)()
+        state = (
+            jax.jit(self.setup.init_fn).lower().compile(self.setup.compiler_options)()
+        )
         if self.setup.hooks.load_pretrained is not None:
             module = self.setup.model.merge(state.frozen, state.params, state.rest)
             self.setup.hooks.load_pretrained(module)
             frozen, params, rest = self.setup.model.split(module)
             state = state.replace(
-                params=params, ema=jax.tree.map(jnp.copy, params), frozen=frozen, rest=rest
+                params=params,
+                ema=jax.tree.map(jnp.copy, params),
+                frozen=frozen,
+                rest=rest,
             )
         return self._replicate(state)
 
@@ -74,18 +82,26 @@ class PmapEngine:
         """[B_local, ...] -> [n, B_local / n, ...] split over the local devices."""
         n = len(self.devices)
         return {
-            k: jax.device_put(v.reshape((n, v.shape[0] // n) + v.shape[1:]), self._stacked)
+            k: jax.device_put(
+                v.reshape((n, v.shape[0] // n) + v.shape[1:]), self._stacked
+            )
             for k, v in local_batch.items()
         }
 
     def compile(self, batch: dict[str, jax.Array]) -> None:
         n = len(self.devices)
-        stacked = lambda a: jax.ShapeDtypeStruct((n,) + a.shape, a.dtype, sharding=self._stacked)  # noqa: E731
-        fn = jax.pmap(self.setup.train_step(collectives()), axis_name=AXIS, donate_argnums=(0,))
-        abstract_batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
-        self._compiled = fn.lower(jax.tree.map(stacked, self._abstract), abstract_batch).compile(
-            self.setup.compiler_options
+        stacked = lambda a: jax.ShapeDtypeStruct(
+            (n,) + a.shape, a.dtype, sharding=self._stacked
         )
+        fn = jax.pmap(
+            self.setup.train_step(collectives()), axis_name=AXIS, donate_argnums=(0,)
+        )
+        abstract_batch = {
+            k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()
+        }
+        self._compiled = fn.lower(
+            jax.tree.map(stacked, self._abstract), abstract_batch
+        ).compile(self.setup.compiler_options)
         flops = metrics_lib.compiled_flops(self._compiled)
         self.flops_per_step = flops * self.setup.grad_accum_steps if flops else None
 
@@ -93,7 +109,9 @@ class PmapEngine:
         state, metrics = self._compiled(state, batch)
         return state, jax.tree.map(lambda m: m[0], metrics)
 
-    def evaluate(self, state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    def evaluate(
+        self, state: TrainState, batch: dict[str, jax.Array]
+    ) -> dict[str, jax.Array]:
         if self._eval is None:
             fn = jax.pmap(self.setup.eval_step(collectives()), axis_name=AXIS)
             self._eval = fn.lower(state, batch).compile(self.setup.compiler_options)
@@ -106,7 +124,9 @@ class PmapEngine:
         if self._sample is None:
             fn = step.make_sample_fn(self.setup.hooks.sample_images, self.setup.model)
             local = self._unreplicate(state)
-            self._sample = jax.jit(fn).lower(local, rng).compile(self.setup.compiler_options)
+            self._sample = (
+                jax.jit(fn).lower(local, rng).compile(self.setup.compiler_options)
+            )
         return np.asarray(self._sample(self._unreplicate(state), rng))
 
     def checkpoint_tree(self, state: TrainState) -> dict:
@@ -121,7 +141,11 @@ class PmapEngine:
         return state_to_tree(jax.tree.map(to_global, state))
 
     def _global_devices(self):
-        return [d for d in self._global.mesh.devices.flat if d.process_index == jax.process_index()]
+        return [
+            d
+            for d in self._global.mesh.devices.flat
+            if d.process_index == jax.process_index()
+        ]
 
     def checkpoint_target(self) -> dict:
         return state_to_tree(

@@ -90,7 +90,12 @@ def make_mesh(
             "available; lower config.mesh.data/fsdp/tensor or use -1 for one of them."
         )
     if needed < len(devices):
-        _log.info("mesh %s uses %d of %d devices", dict(zip(MESH_AXES, sizes)), needed, len(devices))
+        _log.info(
+            "mesh %s uses %d of %d devices",
+            dict(zip(MESH_AXES, sizes)),
+            needed,
+            len(devices),
+        )
     ordered = sorted(devices, key=lambda d: (d.process_index, d.id))[:needed]
     return Mesh(np.array(ordered).reshape(sizes), MESH_AXES)
 
@@ -126,14 +131,22 @@ def logical_to_spec(
       because its size is not divisible by the product of its mesh axis sizes.
     """
     if len(names) != len(shape):
-        raise ValueError(f"logical names {tuple(names)} do not match shape {tuple(shape)}")
+        raise ValueError(
+            f"logical names {tuple(names)} do not match shape {tuple(shape)}"
+        )
     used: set[str] = set()
     spec, notes = [], []
     for dim, (name, size) in enumerate(zip(names, shape)):
-        axes = tuple(a for a in _mesh_axes_for(name) if mesh.shape.get(a, 1) > 1 and a not in used)
+        axes = tuple(
+            a
+            for a in _mesh_axes_for(name)
+            if mesh.shape.get(a, 1) > 1 and a not in used
+        )
         parts = math.prod(mesh.shape[a] for a in axes) if axes else 1
         if axes and size % parts:
-            notes.append(f"dim {dim} ({name}={size}) not divisible by {'x'.join(axes)}={parts}")
+            notes.append(
+                f"dim {dim} ({name}={size}) not divisible by {'x'.join(axes)}={parts}"
+            )
             axes = ()
         used.update(axes)
         spec.append(None if not axes else axes[0] if len(axes) == 1 else axes)
@@ -180,7 +193,11 @@ def state_shardings(state: nnx.State, mesh: Mesh, *, what: str = "params") -> di
             "; ".join(fallbacks[:3]),
         )
     if unnamed:
-        _log.info("sharding %s: %d array(s) without logical axis names are replicated", what, unnamed)
+        _log.info(
+            "sharding %s: %d array(s) without logical axis names are replicated",
+            what,
+            unnamed,
+        )
     return _unflatten(flat)
 
 
@@ -201,7 +218,9 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Sharding for batch arrays [B, ...]: the leading axis split over ("data", "fsdp")."""
-    spec, _ = logical_to_spec(("batch",), (mesh.shape["data"] * mesh.shape["fsdp"],), mesh)
+    spec, _ = logical_to_spec(
+        ("batch",), (mesh.shape["data"] * mesh.shape["fsdp"],), mesh
+    )
     return NamedSharding(mesh, spec)
 
 

@@ -57,6 +57,10 @@ class Collectives:
     device_rng: Callable[[jax.Array], jax.Array] = lambda key: key
 
 
+# The jit path's collectives: XLA inserts the reductions itself.
+NO_COLLECTIVES = Collectives()
+
+
 @dataclasses.dataclass(frozen=True)
 class Model:
     """How a Task's model splits into (frozen, trainable, rest) states and merges back."""
@@ -69,7 +73,11 @@ class Model:
 
     def split(self, model: nnx.Module) -> tuple[dict, dict, dict]:
         _, frozen, params, rest = nnx.split(model, self.frozen_filter, nnx.Param, ...)
-        return nnx.to_pure_dict(frozen), nnx.to_pure_dict(params), nnx.to_pure_dict(rest)
+        return (
+            nnx.to_pure_dict(frozen),
+            nnx.to_pure_dict(params),
+            nnx.to_pure_dict(rest),
+        )
 
 
 def abstract_model(task: Task, frozen_prefixes: tuple[str, ...], seed: int):
@@ -136,7 +144,7 @@ def make_train_step(
     grad_accum_steps: int,
     compute_dtype: jnp.dtype,
     ema_decay: float,
-    collectives: Collectives = Collectives(),
+    collectives: Collectives = NO_COLLECTIVES,
 ):
     """Builds `step(state, batch) -> (state, metrics)`.
 
@@ -159,7 +167,7 @@ def make_train_step(
     """
 
     def loss_on(params, frozen, rest, batch, rng):
-        cast = lambda t: optim.cast_floating(t, compute_dtype)  # noqa: E731
+        cast = lambda t: optim.cast_floating(t, compute_dtype)
         module = model.merge(cast(frozen), cast(params), rest)
         loss, aux = task.loss_fn(module, cast(batch), rng)
         _, _, new_rest = model.split(module)
@@ -173,7 +181,11 @@ def make_train_step(
         step_key = collectives.device_rng(step_key)
         if grad_accum_steps == 1:
             (loss, (aux, rest)), grads = grad_fn(
-                state.params, state.frozen, state.rest, batch, jax.random.fold_in(step_key, 0)
+                state.params,
+                state.frozen,
+                state.rest,
+                batch,
+                jax.random.fold_in(step_key, 0),
             )
         else:
             grads, loss, aux, rest = _accumulate(
@@ -187,7 +199,9 @@ def make_train_step(
         params = optax.apply_updates(state.params, updates)
         ema = optim.ema_update(state.ema, params, ema_decay)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-        keep = lambda new, old: jax.tree.map(lambda n, o: _select(finite, n, o), new, old)  # noqa: E731
+        keep = lambda new, old: jax.tree.map(
+            lambda n, o: _select(finite, n, o), new, old
+        )
         new_state = TrainState(
             step=state.step + 1,
             params=keep(params, state.params),
@@ -215,7 +229,11 @@ def _accumulate(grad_fn, loss_on, state: TrainState, batch: dict, step_key, k: i
     micro = _split_microbatches(batch, k)
     aux_shape = jax.eval_shape(
         lambda: loss_on(
-            state.params, state.frozen, state.rest, jax.tree.map(lambda x: x[0], micro), step_key
+            state.params,
+            state.frozen,
+            state.rest,
+            jax.tree.map(lambda x: x[0], micro),
+            step_key,
         )[1][0]
     )
 
@@ -225,7 +243,7 @@ def _accumulate(grad_fn, loss_on, state: TrainState, batch: dict, step_key, k: i
         (l, (a, rest)), g = grad_fn(
             state.params, state.frozen, rest, mb, jax.random.fold_in(step_key, index)
         )
-        add = lambda x, y: jax.tree.map(jnp.add, x, y)  # noqa: E731
+        add = lambda x, y: jax.tree.map(jnp.add, x, y)
         return (add(grads, g), loss + l, add(aux, a), rest), None
 
     zeros = (
@@ -249,7 +267,9 @@ def _select(pred: jax.Array, new: jax.Array, old: jax.Array) -> jax.Array:
 def _mean_floating(tree, collectives: Collectives):
     """Averages floating leaves across devices (batch statistics); counters stay per device."""
     leaves, treedef = jax.tree.flatten(tree)
-    floating = [i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)]
+    floating = [
+        i for i, x in enumerate(leaves) if jnp.issubdtype(x.dtype, jnp.floating)
+    ]
     averaged = collectives.mean([leaves[i] for i in floating])
     for i, x in zip(floating, averaged):
         leaves[i] = x
@@ -257,15 +277,20 @@ def _mean_floating(tree, collectives: Collectives):
 
 
 def make_eval_step(
-    task: Task, model: Model, compute_dtype: jnp.dtype, collectives: Collectives = Collectives()
+    task: Task,
+    model: Model,
+    compute_dtype: jnp.dtype,
+    collectives: Collectives = NO_COLLECTIVES,
 ):
     """Builds `eval_step(state, batch) -> metrics` on the EMA weights."""
 
     def eval_step(state: TrainState, batch: dict):
-        cast = lambda t: optim.cast_floating(t, compute_dtype)  # noqa: E731
+        cast = lambda t: optim.cast_floating(t, compute_dtype)
         module = model.merge(cast(state.frozen), cast(state.ema), state.rest)
         metrics = task.eval(module, cast(batch))
-        return collectives.mean({k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()})
+        return collectives.mean(
+            {k: jnp.asarray(v, jnp.float32) for k, v in metrics.items()}
+        )
 
     return eval_step
 

@@ -47,7 +47,9 @@ class Task(Protocol):
         self, model: nnx.Module, batch: dict[str, jax.Array], rng: jax.Array
     ) -> tuple[jax.Array, dict[str, jax.Array]]: ...
 
-    def eval(self, model: nnx.Module, batch: dict[str, jax.Array]) -> dict[str, jax.Array]: ...
+    def eval(
+        self, model: nnx.Module, batch: dict[str, jax.Array]
+    ) -> dict[str, jax.Array]: ...
 
 
 @runtime_checkable
@@ -85,7 +87,9 @@ def hooks(task: Any) -> TaskHooks:
     Raises:
       TypeError: naming the missing method(s) or a malformed `frozen`.
     """
-    missing = [m for m in ("init", "loss_fn", "eval") if not callable(getattr(task, m, None))]
+    missing = [
+        m for m in ("init", "loss_fn", "eval") if not callable(getattr(task, m, None))
+    ]
     if missing:
         raise TypeError(
             f"{type(task).__name__} is not a Task: missing {missing} "

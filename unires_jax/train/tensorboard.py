@@ -72,7 +72,9 @@ def _len_field(field: int, payload: bytes) -> bytes:
     return _key(field, 2) + _varint(len(payload)) + payload
 
 
-def _event(step: int, wall_time: float, *, summary: bytes = b"", file_version: str = "") -> bytes:
+def _event(
+    step: int, wall_time: float, *, summary: bytes = b"", file_version: str = ""
+) -> bytes:
     out = _key(1, 1) + struct.pack("<d", wall_time) + _key(2, 0) + _varint(int(step))
     if file_version:
         out += _len_field(3, file_version.encode())
@@ -82,7 +84,9 @@ def _event(step: int, wall_time: float, *, summary: bytes = b"", file_version: s
 
 
 def _scalar_value(tag: str, value: float) -> bytes:
-    return _len_field(1, _len_field(1, tag.encode()) + _key(2, 5) + struct.pack("<f", value))
+    return _len_field(
+        1, _len_field(1, tag.encode()) + _key(2, 5) + struct.pack("<f", value)
+    )
 
 
 def _image_value(tag: str, png: bytes, height: int, width: int, channels: int) -> bytes:
@@ -104,7 +108,9 @@ def encode_png(image: np.ndarray) -> bytes:
 
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"encode_png expects [H, W, 1|3|4] uint8, got {arr.shape} {arr.dtype}")
+        raise ValueError(
+            f"encode_png expects [H, W, 1|3|4] uint8, got {arr.shape} {arr.dtype}"
+        )
     buf = io.BytesIO()
     Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(buf, format="PNG")
     return buf.getvalue()
@@ -117,7 +123,7 @@ class EventFileWriter:
         os.makedirs(logdir, exist_ok=True)
         name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
         self.path = os.path.join(logdir, name)
-        self._file = open(self.path, "ab")
+        self._file = open(self.path, "ab")  # noqa: SIM115 (open until close())
         self._write(_event(0, time.time(), file_version="brain.Event:2"))
 
     def _write(self, data: bytes) -> None:
@@ -178,7 +184,8 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
 
 def read_scalars(path: str | os.PathLike) -> list[tuple[int, str, float]]:
     """(step, tag, value) of every scalar in an event file, checking both CRCs of each record."""
-    data = open(path, "rb").read()
+    with open(path, "rb") as f:
+        data = f.read()
     out, pos = [], 0
     while pos < len(data):
         header = data[pos : pos + 8]

@@ -82,7 +82,9 @@ class _Interval:
             self.sums[k] = self.sums.get(k, 0.0) + v
 
     def means(self) -> dict[str, float]:
-        out = {k: v / self.steps for k, v in self.sums.items() if k not in ("lr", "finite")}
+        out = {
+            k: v / self.steps for k, v in self.sums.items() if k not in ("lr", "finite")
+        }
         out["lr"] = self.last.get("lr", float("nan"))
         return out
 
@@ -122,7 +124,11 @@ def run(
                 "unires_jax.train.trainer.run"
             )
         train_iter = hooks.make_train_iterator(config, pi, pc)
-    if eval_iter is None and hooks.make_eval_iterator is not None and config.train.eval_every:
+    if (
+        eval_iter is None
+        and hooks.make_eval_iterator is not None
+        and config.train.eval_every
+    ):
         eval_iter = hooks.make_eval_iterator(config, pi, pc)
 
     setup = engine.make_setup(config, task, hooks)
@@ -178,7 +184,9 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
     logged: dict = {}
     pending = None  # (step, device metrics) not yet checked on the host
     bar = tqdm.tqdm(
-        total=total, initial=start, disable=jax.process_index() != 0 or not log_cfg.progress_bar
+        total=total,
+        initial=start,
+        disable=jax.process_index() != 0 or not log_cfg.progress_bar,
     )
 
     def check(step_and_metrics):
@@ -204,26 +212,42 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
                 check(pending)
             pending = (step_no, dev_metrics)
             preempted = distributed.any_process(watcher.requested)
-            save_now = step_no % config.checkpoint.every == 0 or step_no == total or preempted
+            save_now = (
+                step_no % config.checkpoint.every == 0 or step_no == total or preempted
+            )
             log_now = step_no % log_cfg.every == 0 or step_no == total
             if save_now or log_now:
                 check(pending)
                 pending = None
             if log_now:
-                logged = _log_interval(writer, interval, step_no, examples, eng, peak, bar)
-            if eval_iter is not None and config.train.eval_every and (
-                step_no % config.train.eval_every == 0
+                logged = _log_interval(
+                    writer, interval, step_no, examples, eng, peak, bar
+                )
+            if (
+                eval_iter is not None
+                and config.train.eval_every
+                and (step_no % config.train.eval_every == 0)
             ):
-                logged.update(_evaluate(config, eng, state, eval_iter, eval_start, writer, step_no))
-            if setup.hooks.sample_images is not None and log_cfg.sample_every and (
-                step_no % log_cfg.sample_every == 0
+                logged.update(
+                    _evaluate(
+                        config, eng, state, eval_iter, eval_start, writer, step_no
+                    )
+                )
+            if (
+                setup.hooks.sample_images is not None
+                and log_cfg.sample_every
+                and (step_no % log_cfg.sample_every == 0)
             ):
                 rng = jax.random.fold_in(jax.random.PRNGKey(config.train.seed), step_no)
                 writer.images(step_no, "samples", eng.sample(state, rng))
             if save_now:
                 best = logged.get(config.checkpoint.best_metric)
-                metrics = {config.checkpoint.best_metric: best} if best is not None else None
-                ckpt.save(step_no, eng.checkpoint_tree(state), train_iter.get_state(), metrics)
+                metrics = (
+                    {config.checkpoint.best_metric: best} if best is not None else None
+                )
+                ckpt.save(
+                    step_no, eng.checkpoint_tree(state), train_iter.get_state(), metrics
+                )
                 last_saved = step_no
                 if time.monotonic() - last_plot > _PLOT_EVERY_S:
                     writer.plot()
@@ -233,9 +257,13 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
                 ckpt.wait()
                 _maybe_profile(log_cfg, step_no + 1, writer.workdir, stop_only=True)
                 signum = watcher.signum
-                writer.text(f"preempted at step {step_no} (signal {signum}); checkpoint saved")
+                writer.text(
+                    f"preempted at step {step_no} (signal {signum}); checkpoint saved"
+                )
                 bar.close()
-                return RunResult(step_no, "preempted", signum, logged, eng.checkpoint_tree(state))
+                return RunResult(
+                    step_no, "preempted", signum, logged, eng.checkpoint_tree(state)
+                )
             if step_no < total:
                 batch = eng.put_batch(task_lib.take(train_iter))
     bar.close()
@@ -274,15 +302,21 @@ def _evaluate(config, eng, state, eval_iter, eval_start, writer, step_no) -> dic
     eval_iter.set_state(eval_start)
     totals: dict = {}
     for _ in range(int(config.train.eval_steps)):
-        out = eng.host_metrics(eng.evaluate(state, eng.put_batch(task_lib.take(eval_iter))))
+        out = eng.host_metrics(
+            eng.evaluate(state, eng.put_batch(task_lib.take(eval_iter)))
+        )
         for k, v in out.items():
             totals[k] = totals.get(k, 0.0) + v
-    values = {f"eval/{k}": v / max(int(config.train.eval_steps), 1) for k, v in totals.items()}
+    values = {
+        f"eval/{k}": v / max(int(config.train.eval_steps), 1) for k, v in totals.items()
+    }
     writer.scalars(step_no, values)
     return values
 
 
-def _maybe_profile(log_cfg, step_no: int, workdir: str, stop_only: bool = False) -> None:
+def _maybe_profile(
+    log_cfg, step_no: int, workdir: str, stop_only: bool = False
+) -> None:
     """Traces steps [profile_start, profile_start + profile_steps) into workdir/profile."""
     first, count = int(log_cfg.profile_start), int(log_cfg.profile_steps)
     if count <= 0 or jax.process_index() != 0:
