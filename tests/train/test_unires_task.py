@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 
-from unires_jax.convert.diffusers import save_ldm
 from unires_jax.restore.restorer import Restorer
 from unires_jax.train import trainer
 from unires_jax.train.tasks import FAMILIES
@@ -45,8 +44,7 @@ def test_unires_task_trains_and_exports(tmp_path):
     assert set(result.state["params"]) == {"unet"}
     assert set(result.state["frozen"]) == {"vae", "text_encoder"}
 
-    ldm = task.to_ldm(result.state)
-    save_ldm(ldm, tmp_path / "model", extra=task.export_metadata())
+    task.export(result.state, tmp_path / "model")
     restorer = Restorer.load(tmp_path / "model", steps=2)
     assert restorer.experts == ["BR", "SR", "MD", "DD", "DN", "DownLQ"]
     image = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype(np.float32)

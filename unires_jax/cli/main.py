@@ -13,12 +13,14 @@ import unires_jax
 from unires_jax.cli import convert as convert_cmd
 from unires_jax.cli import data as data_cmd
 from unires_jax.cli import quality as quality_cmd
+from unires_jax.cli import train as train_cmd
 
 # name -> module; each later feature adds its own line here.
 COMMANDS = {
     "convert": convert_cmd,
     "data": data_cmd,
     "quality": quality_cmd,
+    "train": train_cmd,
 }
 
 

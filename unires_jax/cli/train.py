@@ -24,7 +24,7 @@ _USAGE = (
     "usage: unires train --config=configs/NAME.py[:ARG] --workdir=DIR [--config.KEY=VALUE ...]\n"
     "                    [--distributed=auto | --coordinator_address=HOST:PORT "
     "--num_processes=N --process_id=I]\n"
-    "                    [--distributed_timeout=SECONDS]"
+    "                    [--distributed_timeout=SECONDS] [--export=DIR]"
 )
 
 
@@ -76,6 +76,13 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
     flags.DEFINE_integer("process_id", None, "this process's index", flag_values=fv)
     flags.DEFINE_integer(
         "distributed_timeout", 300, "seconds to wait for all processes", flag_values=fv
+    )
+    flags.DEFINE_string(
+        "export",
+        None,
+        "when training has finished, write the EMA model here as an inference checkpoint "
+        "(families with an `export` method, e.g. unires: `unires restore --checkpoint DIR`)",
+        flag_values=fv,
     )
     return fv
 
@@ -148,7 +155,8 @@ def main(argv: list[str]) -> int:
         logging.WARNING
     )  # orbax logs every file it writes
     try:
-        result = trainer.run(config, fv.workdir, FAMILIES[family](config))
+        task = FAMILIES[family](config)
+        result = trainer.run(config, fv.workdir, task)
     except trainer.NonFiniteLossError as err:
         print(f"unires train: error: {err}", file=sys.stderr)
         return 1
@@ -159,4 +167,13 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 128 + int(result.signum or 15)
+    if fv.export:
+        import jax
+
+        if not hasattr(task, "export"):
+            print(f"unires train: error: family {family!r} cannot --export", file=sys.stderr)
+            return 2
+        if jax.process_index() == 0:
+            task.export(result.state, fv.export)
+            print(f"exported {fv.export}")
     return 0

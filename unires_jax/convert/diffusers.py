@@ -30,6 +30,7 @@ from unires_jax.convert import vae as vae_convert
 from unires_jax.convert import weight_files
 from unires_jax.models import configs as model_configs
 from unires_jax.models import text as text_models
+from unires_jax.models import ldm as ldm_lib
 from unires_jax.models.ldm import LatentDiffusion
 from unires_jax.models.text import Tokenizer
 from unires_jax.models.unet import UNet
@@ -177,6 +178,13 @@ _MODULE_CLASSES = {
 }
 
 
+def _module_classes(vae_kind: str) -> dict[str, tuple[type, type]]:
+    if vae_kind not in ldm_lib.VAE_KINDS:
+        raise ValueError(f"unknown vae_kind {vae_kind!r}; expected one of {sorted(ldm_lib.VAE_KINDS)}")
+    cfg_cls, cls = ldm_lib.VAE_KINDS[vae_kind]
+    return {**_MODULE_CLASSES, "vae": (cls, cfg_cls)}
+
+
 def _param_state(module: nnx.Module) -> dict[str, Any]:
     return nnx.state(module, nnx.Param).to_pure_dict()
 
@@ -198,6 +206,7 @@ def save_ldm(ldm: LatentDiffusion, dst: str | os.PathLike, *, extra: dict[str, A
             "format": NATIVE_FORMAT,
             "version": NATIVE_VERSION,
             "lq_channels": ldm.lq_channels,
+            "vae_kind": ldm_lib.vae_kind(ldm.vae.cfg),
             "scheduler": ldm.scheduler_config,
             "extra": {**ldm.extra, **(extra or {})},
         }
@@ -206,7 +215,9 @@ def save_ldm(ldm: LatentDiffusion, dst: str | os.PathLike, *, extra: dict[str, A
             module = getattr(ldm, name)
             meta[name] = config_io.config_to_dict(module.cfg)
             # Stored in float32 whatever the runtime dtype, so loading can cast to any dtype.
-            params[name] = jax.tree.map(lambda x: np.asarray(x, np.float32), _param_state(module))
+            state = _param_state(module)
+            if state:  # a fixed codec has no parameters
+                params[name] = jax.tree.map(lambda x: np.asarray(x, np.float32), state)
         (tmp / NATIVE_META).write_text(json.dumps(meta, indent=2))
         shutil.copytree(ldm.tokenizer_dir, tmp / "tokenizer")
         with ocp.StandardCheckpointer() as checkpointer:
@@ -236,7 +247,7 @@ def _load_native(path: pathlib.Path, *, lq_channels, dtype, attention) -> Latent
     pad_lq = lq_channels if stored_lq == 0 else 0
 
     abstract = {}
-    for name, (cls, cfg_cls) in _MODULE_CLASSES.items():
+    for name, (cls, cfg_cls) in _module_classes(meta.get("vae_kind", "autoencoder_kl")).items():
         if name not in meta:
             raise ValueError(f"{path / NATIVE_META}: no {name!r} config")
         cfg = config_io.config_from_dict(cfg_cls, meta[name], source=str(path / NATIVE_META))
@@ -246,10 +257,9 @@ def _load_native(path: pathlib.Path, *, lq_channels, dtype, attention) -> Latent
         abstract[name] = nnx.eval_shape(lambda cls=cls, cfg=cfg: cls(cfg, rngs=nnx.Rngs(0)))
 
     target = {
-        name: jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, np.float32), _param_state(module)
-        )
+        name: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, np.float32), state)
         for name, module in abstract.items()
+        if (state := _param_state(module))
     }
     params_dir = path / "params"
     if not params_dir.exists():
@@ -264,6 +274,9 @@ def _load_native(path: pathlib.Path, *, lq_channels, dtype, attention) -> Latent
 
     modules = {}
     for name, module in abstract.items():
+        if name not in restored:
+            modules[name] = module
+            continue
         params = nnx.state(module, nnx.Param)
         params.replace_by_pure_dict(jax.tree.map(lambda x: jnp.asarray(x, dtype), restored[name]))
         nnx.update(module, params)

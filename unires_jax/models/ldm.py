@@ -14,17 +14,33 @@ from flax import nnx
 
 from unires_jax.convert.config_io import config_from_dict
 from unires_jax.models.configs import UNetConfig, VAEConfig
+from unires_jax.models.pixel_codec import SpaceToDepthAutoencoder, SpaceToDepthConfig
 from unires_jax.models.text import CLIPTextConfig, CLIPTextEncoder, Tokenizer
 from unires_jax.models.unet import UNet
 from unires_jax.models.vae import AutoencoderKL
 
 
+# The latent codecs by config kind (`model.vae_kind` in configs and checkpoints).
+VAE_KINDS = {
+    "autoencoder_kl": (VAEConfig, AutoencoderKL),
+    "space_to_depth": (SpaceToDepthConfig, SpaceToDepthAutoencoder),
+}
+
+
+def vae_kind(cfg: VAEConfig | SpaceToDepthConfig) -> str:
+    """The VAE_KINDS key of a codec config."""
+    for kind, (cfg_cls, _) in VAE_KINDS.items():
+        if isinstance(cfg, cfg_cls):
+            return kind
+    raise TypeError(f"not a latent codec config: {type(cfg).__name__}")
+
+
 @dataclasses.dataclass(frozen=True)
 class LDMConfig:
-    """UNet + VAE + text encoder. `unet.in_channels` counts the LQ channels too."""
+    """UNet + VAE (or a fixed codec) + text encoder. `unet.in_channels` counts the LQ channels."""
 
     unet: UNetConfig
-    vae: VAEConfig
+    vae: VAEConfig | SpaceToDepthConfig
     text: CLIPTextConfig
     lq_channels: int = 0
 
@@ -44,9 +60,12 @@ class LDMConfig:
 def ldm_config_from_dict(model: Mapping[str, Any]) -> LDMConfig:
     """Reads the `model` section of a configs/*.py file (plain dicts of config fields)."""
     model = dict(model)
+    kind = model.get("vae_kind", "autoencoder_kl")
+    if kind not in VAE_KINDS:
+        raise ValueError(f"config.model.vae_kind={kind!r}: expected one of {sorted(VAE_KINDS)}")
     return LDMConfig(
         unet=config_from_dict(UNetConfig, dict(model["unet"]), source="config.model.unet"),
-        vae=config_from_dict(VAEConfig, dict(model["vae"]), source="config.model.vae"),
+        vae=config_from_dict(VAE_KINDS[kind][0], dict(model["vae"]), source="config.model.vae"),
         text=config_from_dict(CLIPTextConfig, dict(model["text"]), source="config.model.text"),
         lq_channels=int(model.get("lq_channels", 0)),
     )
@@ -56,7 +75,7 @@ def init_ldm_modules(cfg: LDMConfig, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
     """Randomly initialised networks: {"unet", "vae", "text_encoder"}."""
     return {
         "unet": UNet(cfg.unet, rngs=rngs),
-        "vae": AutoencoderKL(cfg.vae, rngs=rngs),
+        "vae": VAE_KINDS[vae_kind(cfg.vae)][1](cfg.vae, rngs=rngs),
         "text_encoder": CLIPTextEncoder(cfg.text, rngs=rngs),
     }
 
@@ -75,7 +94,7 @@ class LatentDiffusion:
     """
 
     unet: UNet
-    vae: AutoencoderKL
+    vae: AutoencoderKL | SpaceToDepthAutoencoder
     text_encoder: CLIPTextEncoder
     tokenizer: Tokenizer
     scheduler_config: dict[str, Any]

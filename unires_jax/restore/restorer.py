@@ -126,12 +126,13 @@ class Restorer:
         self._schedule = schedule_from_diffusers_config(ldm.scheduler_config)
         self._ddim = ddim_settings_from_diffusers_config(ldm.scheduler_config)
         levels = len(ldm.unet.cfg.block_out_channels)
-        # Pixels per latent-grid cell the UNet needs: VAE x8, and each down level halves.
-        self.pad_multiple = 8 * 2 ** (levels - 1)
-        if settings.tile % self.pad_multiple or settings.tile_overlap % 8:
+        f = int(ldm.vae.cfg.downsample_factor)
+        # Pixels per latent-grid cell the UNet needs: the codec's factor, and each level halves.
+        self.pad_multiple = f * 2 ** (levels - 1)
+        if settings.tile % self.pad_multiple or settings.tile_overlap % f:
             raise ValueError(
                 f"tile={settings.tile} must be a multiple of {self.pad_multiple} and "
-                f"tile_overlap={settings.tile_overlap} a multiple of 8 for this model"
+                f"tile_overlap={settings.tile_overlap} a multiple of {f} for this model"
             )
         self.unet_evaluations = 0
         self._unet_graph, self._unet_state = nnx.split(ldm.unet)
@@ -139,6 +140,7 @@ class Restorer:
         # Hashable static options of the module-level jitted functions, so every Restorer with
         # the same model shapes and settings shares one compilation.
         self._encode_options = _CodecOptions(
+            factor=f,
             scaling=float(ldm.vae.scaling_factor),
             tile=settings.tile,
             overlap=settings.tile_overlap,
@@ -146,8 +148,8 @@ class Restorer:
         )
         self._sample_options = _SampleOptions(
             expert_condition=tuple(int(c) for c in self._expert_condition),
-            latent_tile=settings.tile // 8,
-            latent_overlap=settings.tile_overlap // 8,
+            latent_tile=settings.tile // f,
+            latent_overlap=settings.tile_overlap // f,
             eta=float(settings.eta),
             set_alpha_to_one=bool(self._ddim.set_alpha_to_one),
         )
@@ -335,6 +337,7 @@ class Restorer:
 
 @dataclasses.dataclass(frozen=True)
 class _CodecOptions:
+    factor: int
     scaling: float
     tile: int
     overlap: int
@@ -371,7 +374,7 @@ def _encode(vae, image: jax.Array, options: _CodecOptions) -> jax.Array:
         return mean
 
     if max(x.shape[1:3]) > options.tile:
-        mean = tiled_apply(enc, x, options.tile, options.overlap, scale=Fraction(1, 8))
+        mean = tiled_apply(enc, x, options.tile, options.overlap, scale=Fraction(1, options.factor))
     else:
         mean = enc(x)
     return mean[0].astype(jnp.float32) * options.scaling
@@ -429,9 +432,10 @@ def _sample(
 def _decode_one(vae_graph, vae_state, latent, lq, *, options, color_fix, height, width):
     vae = nnx.merge(vae_graph, vae_state)
     z = latent[None] / options.scaling
-    tile, overlap = options.tile // 8, options.overlap // 8
+    f = options.factor
+    tile, overlap = options.tile // f, options.overlap // f
     if max(z.shape[1:3]) > tile:
-        image = tiled_apply(vae.decode, z, tile, overlap, scale=8)
+        image = tiled_apply(vae.decode, z, tile, overlap, scale=f)
     else:
         image = vae.decode(z)
     image = jnp.clip((image[0].astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)

@@ -26,7 +26,13 @@ from flax import nnx
 
 from unires_jax.diffusion.objectives import ObjectiveSettings, unires_loss
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
-from unires_jax.models.ldm import LatentDiffusion, LDMConfig, init_ldm_modules, ldm_config_from_dict
+from unires_jax.models.ldm import (
+    LatentDiffusion,
+    LDMConfig,
+    init_ldm_modules,
+    ldm_config_from_dict,
+    vae_kind,
+)
 from unires_jax.models.text import Tokenizer
 from unires_jax.restore import experts as experts_lib
 
@@ -46,11 +52,12 @@ class UniResModel(nnx.Module):
 class UniResTask:
     """Task protocol implementation for UniRes (see unires_jax/train/task.py)."""
 
-    frozen = ("vae", "text_encoder")
-
     def __init__(self, config: ml_collections.ConfigDict):
         self.config = config
         self.model_cfg = ldm_config_from_dict(config.model)
+        # Paper setting: only the UNet trains. A fixed codec has no parameters to freeze.
+        has_vae_params = vae_kind(self.model_cfg.vae) == "autoencoder_kl"
+        self.frozen = ("vae", "text_encoder") if has_vae_params else ("text_encoder",)
         if self.model_cfg.lq_channels <= 0:
             raise ValueError(
                 "config.model.lq_channels must be > 0 for UniRes (the LQ latent is concatenated "
@@ -171,6 +178,12 @@ class UniResTask:
             tokenizer_dir=self.tokenizer_dir,
             source="unires train",
         )
+
+    def export(self, state: dict, dst) -> None:
+        """Writes the EMA model of a trainer state as a Restorer checkpoint at `dst`."""
+        from unires_jax.convert.diffusers import save_ldm
+
+        save_ldm(self.to_ldm(state), dst, extra=self.export_metadata())
 
     def export_metadata(self) -> dict:
         """What `Restorer.load` reads: the experts and default inference settings."""
