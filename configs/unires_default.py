@@ -28,6 +28,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         in_channels=2 * latent,
         out_channels=latent,
         block_out_channels=(48, 96, 96),
+        # Attention only at the middle level: full-resolution self-attention would not
+        # generalise from 64 px training crops to whole photos.
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         num_attention_heads=4,
         norm_num_groups=16,
     )
