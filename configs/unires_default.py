@@ -49,7 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.task.restore = dict(steps=10, downlq_factor=4, tile=256, tile_overlap=32)
     c.data = sample_photos_config()
     c.data.update(crop_size=64, batch_size=8, num_workers=0)
-    c.train.update(steps=6000, batch_size=8)
+    c.train.update(steps=5000, batch_size=8)
     c.optim.update(lr=5e-4, schedule="cosine", warmup_steps=100, min_lr_ratio=0.05)
     c.ema.decay = 0.995
     c.checkpoint.every = 250
