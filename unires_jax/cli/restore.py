@@ -1,0 +1,180 @@
+"""`unires restore INPUTS... --output DIR`: restore image files and folders with a UniRes model.
+
+Exit status: 0 when every input was restored, 1 when some inputs failed (each is named on
+stderr and in `restore_log.jsonl`; the others are still written), 2 when nothing could start
+(no model, invalid weights or settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+
+PRESET_CHOICES = ("most-popular", "average")
+DEFAULT_PRESET = "most-popular"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "restore",
+        help="restore images with a weighted mix of UniRes experts",
+        description=(
+            "Restore image files (PNG, JPEG, WebP, TIFF; 8/16-bit, grey, RGBA, palette). "
+            "Folders are searched recursively and every non-hidden file in them is an input. "
+            "Each output is written atomically next to a JSON sidecar (<name>.json); "
+            "OUTPUT/restore_log.jsonl gets one line per input."
+        ),
+    )
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image files or folders"
+    )
+    parser.add_argument(
+        "--output", "-o", required=True, help="output folder (created if missing)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="UniRes checkpoint folder (default: the model embedded in the package)",
+    )
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights",
+        default=None,
+        help="expert weights summing to 1, e.g. 'DN=-0.2,DownLQ=1.2' (experts: BR, SR, MD, DD, "
+        "DN, DownLQ; unnamed ones get 0)",
+    )
+    weights.add_argument(
+        "--preset",
+        choices=PRESET_CHOICES,
+        default=None,
+        help=f"weights reported in the paper (default: {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help="DDIM steps (model default: 50)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="sampling seed (default: 0)"
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="images with a side longer than this run as overlapping tiles (default: 512)",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="tile overlap (default: 64)",
+    )
+    parser.add_argument(
+        "--no-color-fix",
+        dest="color_fix",
+        action="store_false",
+        default=None,
+        help="skip the AdaIN colour correction toward the input",
+    )
+    parser.add_argument(
+        "--max-negative",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reject weights with more than N negative entries",
+    )
+    parser.add_argument(
+        "--quality-words",
+        action="store_true",
+        default=None,
+        help="add the positive/negative quality-word experts (+1 / -1)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("png", "same"),
+        default="png",
+        help="output format: png (default; keeps 16 bits) or the input's format",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: on a terminal)",
+    )
+    return parser
+
+
+def restore_settings(args: argparse.Namespace) -> dict:
+    """`RestoreSettings` fields the user set (the others keep the checkpoint's defaults)."""
+    given = {
+        "steps": args.steps,
+        "tile": args.tile,
+        "tile_overlap": args.tile_overlap,
+        "color_fix": args.color_fix,
+        "max_negative": args.max_negative,
+        "quality_words": args.quality_words,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def fixed_weights(args: argparse.Namespace) -> tuple[dict[str, float], str]:
+    """The weights named by `--weights` or `--preset` (default preset), and their source."""
+    from unires_jax.restore import experts
+
+    if args.weights is not None:
+        return experts.parse_weights(args.weights), "--weights"
+    preset = args.preset or DEFAULT_PRESET
+    return dict(experts.PRESETS[preset]), f"preset {preset}"
+
+
+def weight_chooser(args: argparse.Namespace, restorer):
+    """The per-image weight chooser for these arguments; a weight search plugs in here.
+
+    Raises:
+      WeightError: invalid fixed weights (checked before any file is touched).
+    """
+    from unires_jax.restore import batch
+
+    weights, source = fixed_weights(args)
+    restorer.weights_matrix(weights)
+    return batch.fixed_weights(weights, source)
+
+
+def _fail(message: str) -> int:
+    print(f"unires restore: error: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from unires_jax.restore import batch
+    from unires_jax.restore.experts import WeightError
+    from unires_jax.restore.restorer import Restorer
+
+    output_dir = pathlib.Path(args.output)
+    if output_dir.exists() and not output_dir.is_dir():
+        return _fail(f"{output_dir}: --output must be a folder")
+    try:
+        restorer = Restorer.load(args.checkpoint, **restore_settings(args))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        return _fail(" ".join(str(message).split()))  # one line, even for long messages
+    try:
+        chooser = weight_chooser(args, restorer)
+    except WeightError as e:
+        return _fail(str(e))
+
+    inputs = batch.collect_inputs(args.inputs, exclude=[output_dir])
+    if not inputs:
+        return _fail(f"no input files found in {' '.join(args.inputs)}")
+    report = batch.restore_files(
+        restorer,
+        inputs,
+        output_dir,
+        choose_weights=chooser,
+        seed=args.seed,
+        output_format=args.format,
+        checkpoint=args.checkpoint,
+        progress=False if args.no_progress else None,
+    )
+    print(report.summary())
+    return 1 if report.failed else 0

@@ -1,0 +1,556 @@
+"""Image files in and out of the restorer: PNG, JPEG, WebP and TIFF, 8 and 16 bits per sample.
+
+Reading returns the pixels in display orientation (EXIF orientation applied) as `[H, W, 3]`
+uint8 or uint16 (grey replicated to RGB, palettes expanded) with any alpha channel kept aside,
+plus an `ImageInfo` saying what the file held. Writing takes the restorer's float RGB output and
+puts it back in the input's layout: grey inputs are written as grey (luma), alpha is re-attached
+unchanged, and 16-bit inputs are written with 16 bits where the format holds them.
+
+Pillow decodes 16-bit RGB(A) PNG and TIFF to 8 bits and cannot write them, so those go through
+a small vectorised PNG codec at the end of this file and tifffile (a scikit-image dependency).
+Files are written atomically: a temporary file in the destination folder, fsync, `os.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import pathlib
+import struct
+import tempfile
+import zlib
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow format name -> the suffix `--format same` writes.
+FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
+# Suffixes of files that are expected to be images (used to word errors, not to filter).
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+OUTPUT_FORMATS = ("png", "same")
+
+_EXIF_ORIENTATION = 0x0112
+_GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")
+# Pillow modes converted to RGB on reading (no alpha, 8 bits).
+_TO_RGB = ("RGBX", "CMYK", "YCbCr", "LAB", "HSV")
+# ITU-R BT.601 luma, as Pillow's convert("L").
+_LUMA = np.array([0.299, 0.587, 0.114], np.float64)
+
+
+class ImageReadError(ValueError):
+    """A file that cannot be read as an image; the message names the file and the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """What an input file held (recorded in the sidecar).
+
+    Attributes:
+      path: the file.
+      format: Pillow format name: "PNG", "JPEG", "WEBP" or "TIFF".
+      mode: the file's Pillow mode before conversion ("RGB", "L", "I;16", "P", "RGBA", ...).
+      grey: the image has one colour channel (written back as grey).
+      has_alpha: an alpha channel was kept aside (written back unchanged).
+      bit_depth: bits per sample of the pixels handed to the restorer (8 or 16).
+      file_bit_depth: bits per sample in the file.
+      width, height: size in display orientation.
+      orientation: the EXIF orientation that was applied (1: none).
+      notes: conversions worth knowing about (palette expanded, precision lost, ...).
+      icc_profile: embedded colour profile, copied to the output.
+    """
+
+    path: str
+    format: str
+    mode: str
+    grey: bool
+    has_alpha: bool
+    bit_depth: int
+    file_bit_depth: int
+    width: int
+    height: int
+    orientation: int = 1
+    notes: tuple[str, ...] = ()
+    icc_profile: bytes | None = dataclasses.field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["icc_profile"] = self.icc_profile is not None
+        out["notes"] = list(self.notes)
+        return out
+
+
+@dataclasses.dataclass
+class LoadedImage:
+    """An input image ready for `Restorer.restore`.
+
+    Attributes:
+      pixels: `[H, W, 3]` uint8 or uint16, display orientation (grey replicated to RGB).
+      alpha: `[H, W]` with the dtype of `pixels`, or None.
+      info: what the file held.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    info: ImageInfo
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike) -> LoadedImage:
+    """Reads an image file for restoration.
+
+    Raises:
+      ImageReadError: missing, unreadable, truncated, non-image or unsupported file; the
+        message names the file and says why.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: no such file")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: not a regular file")
+    try:
+        with Image.open(path) as im:
+            if im.format not in FORMATS:
+                raise ImageReadError(
+                    f"{path}: {im.format} images are not supported; convert it to PNG, JPEG, "
+                    "WebP or TIFF"
+                )
+            return _read_opened(path, im)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        kind = (
+            "a damaged image" if path.suffix.lower() in IMAGE_SUFFIXES else "an image"
+        )
+        raise ImageReadError(
+            f"{path}: not a readable image file (is it {kind}?)"
+        ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, PNGError) as e:
+        raise ImageReadError(f"{path}: cannot decode the image: {e}") from e
+
+
+def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
+    fmt, mode = im.format, im.mode
+    notes = []
+    n_frames = getattr(im, "n_frames", 1)
+    if n_frames > 1:
+        notes.append(f"the file holds {n_frames} frames; only the first is restored")
+    orientation = int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    if orientation not in range(1, 9):
+        notes.append(f"invalid EXIF orientation {orientation} ignored")
+        orientation = 1
+    icc = im.info.get("icc_profile") or None
+    meta = {"fmt": fmt, "mode": mode, "orientation": orientation, "icc": icc}
+
+    rawmode = _rawmode(im)
+    if fmt == "PNG" and mode in ("RGB", "RGBA", "LA") and rawmode.endswith(";16B"):
+        if not im.info.get("interlace"):
+            pixels, has_key = read_png(path.read_bytes())
+            if has_key:
+                notes.append("tRNS colour key of a 16-bit PNG ignored (no alpha added)")
+            return _from_array(
+                path, apply_orientation(pixels, orientation), 16, notes, **meta
+            )
+        notes.append(
+            "interlaced 16-bit colour PNG: Pillow decodes it at 8 bits per sample"
+        )
+    if fmt == "TIFF" and _is_deep_colour_tiff(path):
+        pixels = _read_deep_tiff(path)
+        return _from_array(
+            path, apply_orientation(pixels, orientation), 16, notes, **meta
+        )
+
+    im.load()  # decodes now, so truncated data fails here, naming this file
+    if orientation != 1:
+        im = ImageOps.exif_transpose(im)
+    if mode in ("I", *_GREY_16, "F"):
+        array = np.asarray(im)
+        if mode == "F" or (
+            mode == "I" and array.size and (array.min() < 0 or array.max() > 65535)
+        ):
+            raise ImageReadError(
+                f"{path}: {mode} images with values outside 16 bits are not supported; "
+                "save it as 8- or 16-bit"
+            )
+        return _from_array(path, array.astype(np.uint16), 16, notes, **meta)
+    if mode == "1":
+        notes.append("1-bit image read as 8-bit grey")
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info
+        notes.append(f"palette expanded to {'RGBA' if has_alpha else 'RGB'}")
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif mode in ("L", "RGB") and "transparency" in im.info:
+        notes.append("transparent colour key turned into an alpha channel")
+        im = im.convert("LA" if mode == "L" else "RGBA")
+    elif mode in ("La", "RGBa"):
+        im = im.convert(mode.upper())
+    elif mode in _TO_RGB:
+        if mode != "RGBX":
+            notes.append(f"{mode} converted to RGB")
+        im = im.convert("RGB")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        raise ImageReadError(
+            f"{path}: unsupported image mode {mode}; save it as RGB or grey"
+        )
+    file_depth = 16 if ";16" in rawmode else 8
+    return _from_array(path, np.asarray(im), file_depth, notes, **meta)
+
+
+def _rawmode(im: Image.Image) -> str:
+    """The decoder's raw mode, e.g. "RGB;16B" for a 16-bit RGB PNG that Pillow reads as RGB."""
+    if not im.tile:
+        return ""
+    args = im.tile[0].args
+    return args if isinstance(args, str) else str(args[0])
+
+
+def _is_deep_colour_tiff(path: pathlib.Path) -> bool:
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        return page.bitspersample > 8 and page.samplesperpixel > 1
+
+
+def _read_deep_tiff(path: pathlib.Path) -> np.ndarray:
+    """A 16-bit multi-channel TIFF -> [H, W, C] uint16 (C = 2, 3 or 4)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        array, axes = page.asarray(), page.axes
+    if "S" in axes and axes.index("S") != len(axes) - 1:
+        array = np.moveaxis(array, axes.index("S"), -1)
+    if array.ndim != 3 or array.dtype != np.uint16 or array.shape[-1] not in (2, 3, 4):
+        raise ImageReadError(
+            f"{path}: TIFF with {array.dtype} samples and axes {axes} is not supported; save it "
+            "as 8- or 16-bit RGB(A) or grey"
+        )
+    return array
+
+
+def _from_array(
+    path, array, file_depth, notes, *, fmt, mode, orientation, icc
+) -> LoadedImage:
+    """[H, W], [H, W, 2] (grey+alpha), [H, W, 3] or [H, W, 4] -> LoadedImage."""
+    if array.ndim == 2:
+        array = array[..., None]
+    grey = array.shape[-1] in (1, 2)
+    has_alpha = array.shape[-1] in (2, 4)
+    colour = array[..., :1] if grey else array[..., :3]
+    pixels = np.ascontiguousarray(np.repeat(colour, 3, axis=-1) if grey else colour)
+    alpha = np.ascontiguousarray(array[..., -1]) if has_alpha else None
+    info = ImageInfo(
+        path=str(path),
+        format=fmt,
+        mode=mode,
+        grey=grey,
+        has_alpha=has_alpha,
+        bit_depth=16 if pixels.dtype == np.uint16 else 8,
+        file_bit_depth=file_depth,
+        width=pixels.shape[1],
+        height=pixels.shape[0],
+        orientation=orientation,
+        notes=tuple(notes),
+        icc_profile=icc,
+    )
+    return LoadedImage(pixels, alpha, info)
+
+
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """Turns `[H, W, ...]` stored pixels into display orientation, as `ImageOps.exif_transpose`."""
+    ops = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return np.ascontiguousarray(ops[orientation](array))
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class EncodedImage:
+    """An output file's bytes and what they hold (recorded in the sidecar)."""
+
+    data: bytes
+    format: str
+    mode: str
+    bit_depth: int
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "mode": self.mode,
+            "bit_depth": self.bit_depth,
+            "notes": list(self.notes),
+        }
+
+
+def output_suffix(input_format: str | None, output_format: str) -> str:
+    """The output file's suffix: ".png", or the input's format with `output_format="same"`.
+
+    `input_format` is a Pillow format name (None: unknown, e.g. an unreadable file).
+    """
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(
+            f"output format {output_format!r}: choose one of {OUTPUT_FORMATS}"
+        )
+    if output_format == "png" or input_format not in FORMATS:
+        return ".png"
+    return FORMATS[input_format]
+
+
+def sniff_format(path: str | os.PathLike) -> str | None:
+    """The Pillow format name from the file's header (no decoding), or None if unreadable."""
+    try:
+        with Image.open(path) as im:
+            return im.format
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, EOFError):
+        return None
+
+
+def encode_output(
+    restored: np.ndarray, source: LoadedImage, output_format: str = "png"
+) -> EncodedImage:
+    """Encodes the restorer's output in the input's layout (grey/RGB, alpha, bit depth).
+
+    Args:
+      restored: `[H, W, 3]` float in [0, 1] with the input's display size.
+      source: the input as read (its alpha, grey flag and bit depth are reproduced).
+      output_format: "png" or "same" (the input's format).
+    """
+    info = source.info
+    restored = np.asarray(restored, np.float64)
+    if restored.shape != (info.height, info.width, 3):
+        raise ValueError(
+            f"{info.path}: restored image has shape {restored.shape}, expected "
+            f"{(info.height, info.width, 3)}"
+        )
+    output_suffix(info.format, output_format)  # validates output_format
+    fmt = "PNG" if output_format == "png" else info.format
+    depth_ok = fmt in ("PNG", "TIFF")
+    depth = 16 if info.file_bit_depth == 16 and depth_ok else 8
+    notes = []
+    if info.file_bit_depth == 16 and depth == 8:
+        notes.append(f"16-bit input written as 8-bit: {fmt} holds 8 bits per sample")
+    if info.bit_depth == 8 and info.file_bit_depth == 16:
+        notes.append(
+            "the input was read at 8 bits (Pillow limit); the output keeps 16 bits"
+        )
+    channels = restored @ _LUMA if info.grey else restored
+    dtype, peak = (np.uint16, 65535) if depth == 16 else (np.uint8, 255)
+    samples = np.round(np.clip(channels, 0.0, 1.0) * peak).astype(dtype)
+    if samples.ndim == 2:
+        samples = samples[..., None]
+    if info.has_alpha:
+        samples = np.concatenate(
+            [samples, _alpha_as(source.alpha, dtype)[..., None]], axis=-1
+        )
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples.shape[-1]]
+    if fmt == "JPEG" and info.has_alpha:
+        raise ValueError(
+            f"{info.path}: JPEG cannot hold the alpha channel; use --format png"
+        )
+    data = _encode(samples, fmt, info.icc_profile)
+    return EncodedImage(
+        data, fmt, mode if depth == 8 else f"{mode};16", depth, tuple(notes)
+    )
+
+
+def _alpha_as(alpha: np.ndarray, dtype) -> np.ndarray:
+    if alpha.dtype == dtype:
+        return alpha
+    if (
+        dtype == np.uint16
+    ):  # 8-bit alpha in a 16-bit file: exact (x * 257 maps 255 to 65535)
+        return alpha.astype(np.uint16) * 257
+    return np.round(alpha.astype(np.float64) / 257.0).astype(np.uint8)
+
+
+def _encode(samples: np.ndarray, fmt: str, icc: bytes | None) -> bytes:
+    """[H, W, C] uint8/uint16 -> file bytes."""
+    if fmt == "PNG" and samples.dtype == np.uint16:
+        return write_png(samples, icc_profile=icc)
+    if fmt == "TIFF":
+        import tifffile
+
+        buffer = io.BytesIO()
+        channels = samples.shape[-1]
+        tifffile.imwrite(
+            buffer,
+            samples[..., 0] if channels == 1 else samples,
+            photometric="minisblack" if channels <= 2 else "rgb",
+            extrasamples=("unassalpha",) if channels in (2, 4) else None,
+            compression="zlib",
+            extratags=[(34675, "B", len(icc), icc, True)] if icc else None,
+        )
+        return buffer.getvalue()
+    channels = samples.shape[-1]
+    image = Image.fromarray(samples[..., 0] if channels == 1 else samples)
+    options: dict[str, Any] = {"icc_profile": icc} if icc else {}
+    if fmt == "JPEG":
+        options.update(quality=95, subsampling=0)
+    elif fmt == "WEBP":
+        # Lossless, and `exact` keeps colours under transparent pixels: alpha stays unchanged.
+        options.update(lossless=True, exact=True)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` so that readers see the old file or the whole new one.
+
+    A temporary file is written in the same folder (hidden, removed on any failure), flushed
+    to disk, then renamed over `path`.
+    """
+    path = pathlib.Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- PNG at 16 bits (Pillow reads 16-bit colour PNG at 8 bits and cannot write it) ------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+
+
+class PNGError(ValueError):
+    """A PNG stream that cannot be decoded (corrupt, truncated or an unsupported variant)."""
+
+
+def read_png(data: bytes) -> tuple[np.ndarray, bool]:
+    """Decodes a non-interlaced 8- or 16-bit grey/RGB, with or without alpha, PNG.
+
+    Returns:
+      pixels `[H, W, C]` uint8 or uint16 (C = 1, 2, 3 or 4), and whether a tRNS colour key
+      was present (not applied).
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        raise PNGError("not a PNG file")
+    pos, header, idat, has_key = len(_PNG_SIGNATURE), None, [], False
+    while True:
+        if pos + 12 > len(data):
+            raise PNGError("the file is truncated (no IEND chunk)")
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body, crc = (
+            data[pos + 8 : pos + 8 + length],
+            data[pos + 8 + length : pos + 12 + length],
+        )
+        if len(crc) < 4:
+            raise PNGError(f"the file is truncated inside a {kind!r} chunk")
+        if zlib.crc32(kind + body) != int.from_bytes(crc, "big"):
+            raise PNGError(f"the {kind!r} chunk is corrupt (CRC mismatch)")
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"tRNS":
+            has_key = True
+        elif kind == b"IEND":
+            break
+    if header is None:
+        raise PNGError("no IHDR chunk")
+    width, height, depth, colour, _, _, interlace = header
+    channels = {v: k for k, v in _PNG_COLOUR_TYPES.items()}.get(colour)
+    if channels is None or depth not in (8, 16) or interlace:
+        raise PNGError(
+            f"PNG colour type {colour}, depth {depth}, interlace {interlace} is not handled here"
+        )
+    bpp = channels * depth // 8
+    try:
+        raw = zlib.decompress(b"".join(idat))
+    except zlib.error as e:
+        raise PNGError(f"the image data is corrupt ({e})") from None
+    stride = 1 + width * bpp
+    if len(raw) < height * stride:
+        raise PNGError("the image data is truncated")
+    rows = np.frombuffer(raw, np.uint8, height * stride).reshape(height, stride)
+    pixels = _unfilter(rows[:, 1:].reshape(height, width, bpp), rows[:, 0])
+    if depth == 16:
+        pixels = np.ascontiguousarray(pixels).view(">u2").astype(np.uint16)
+    return pixels.reshape(height, width, channels), has_key
+
+
+def write_png(samples: np.ndarray, *, icc_profile: bytes | None = None) -> bytes:
+    """Encodes `[H, W, C]` uint8 or uint16 samples (C = 1, 2, 3, 4) as PNG (Paeth filter)."""
+    h, w, c = samples.shape
+    depth = 16 if samples.dtype == np.uint16 else 8
+    raw = np.ascontiguousarray(samples.astype(">u2" if depth == 16 else np.uint8))
+    x = raw.view(np.uint8).reshape(h, w, -1).astype(np.int16)
+    a, b, ul = (np.zeros_like(x) for _ in range(3))
+    a[:, 1:], b[1:], ul[1:, 1:] = x[:, :-1], x[:-1], x[:-1, :-1]
+    filtered = ((x - _paeth(a, b, ul)) & 0xFF).astype(np.uint8).reshape(h, -1)
+    rows = np.concatenate([np.full((h, 1), 4, np.uint8), filtered], axis=1)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    out = [
+        _PNG_SIGNATURE,
+        chunk(
+            b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _PNG_COLOUR_TYPES[c], 0, 0, 0)
+        ),
+    ]
+    if icc_profile:
+        out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
+    out += [chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)), chunk(b"IEND", b"")]
+    return b"".join(out)
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The PNG Paeth predictor of left `a`, up `b` and upper-left `c` (int16 arrays)."""
+    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def _unfilter(filtered: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    """Undoes the PNG row filters. filtered: `[H, W, B]` uint8 (B bytes per pixel); kinds: `[H]`.
+
+    Each pixel depends on its left, upper and upper-left neighbours, so the pixels of one
+    anti-diagonal (r + c = d) are independent: the loop runs over the H + W - 1 diagonals,
+    each a strided slice of a zero-padded flat output, vectorised over rows and bytes.
+    """
+    if kinds.size and kinds.max() > 4:
+        raise PNGError(f"unknown PNG row filter type {kinds.max()}")
+    h, w, nb = filtered.shape
+    if not kinds.any():
+        return np.ascontiguousarray(filtered)
+    src = filtered.reshape(h * w, nb).astype(np.int16)
+    out = np.zeros(((h + 1) * (w + 1), nb), np.int16)  # zero top row and left column
+    for d in range(h + w - 1):
+        r0, r1 = max(0, d - w + 1), min(h - 1, d)
+        # Flat index of pixel (r0, d - r0) in `src` (w - 1 apart per row) and `out` (w apart).
+        q, p, n = r0 * (w - 1) + d, r0 * w + w + d + 2, r1 - r0 + 1
+        x = src[q : q + (n - 1) * (w - 1) + 1 : max(w - 1, 1)]
+        a, b, c = (out[p - o : p - o + (n - 1) * w + 1 : w] for o in (1, w + 1, w + 2))
+        k = kinds[r0 : r1 + 1, None]
+        pred = np.choose(k, (0, a, b, (a + b) >> 1, _paeth(a, b, c)))
+        out[p : p + (n - 1) * w + 1 : w] = (x + pred) & 0xFF
+    return out.reshape(h + 1, w + 1, nb)[1:, 1:].astype(np.uint8)
