@@ -1,0 +1,308 @@
+"""Scoring weight candidates on one image: sample, decode, score with Q, log, track the best.
+
+Every strategy talks to the model through one `Evaluator`. It owns the resumable log: a
+candidate whose score is already logged (same image, seed, steps, stage, run fingerprint and
+weights) is not sampled again, and every new score is appended (and fsynced) batch by batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import pathlib
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from unires_jax.quality.base import QualityModel, objective
+from unires_jax.search.engine import CandidateSampler
+from unires_jax.search.features import FEATURE_NAMES, degradation_features
+from unires_jax.search.log import CandidateLog, candidate_key, weights_dict
+
+
+def run_fingerprint(sampler: CandidateSampler, quality: QualityModel) -> str:
+    """A short hash of everything besides image, seed, steps and weights that changes a score:
+    the model (its source and a checksum of a few parameter tensors), the experts, the
+    inference settings and the quality model."""
+    restorer = sampler.restorer
+    leaves = jax.tree.leaves(nnx.state(restorer.ldm.unet)) + jax.tree.leaves(
+        nnx.state(restorer.ldm.vae)
+    )
+    arrays = [leaf for leaf in leaves if hasattr(leaf, "dtype") and hasattr(leaf, "shape")]
+    checksum = [float(jnp.sum(jnp.abs(a.astype(jnp.float32)))) for a in arrays[:3] + arrays[-3:]]
+    s = restorer.settings
+    quality_source = getattr(getattr(quality, "model", None), "source", "")
+    text = "|".join(
+        str(v)
+        for v in (
+            restorer.ldm.source, [f"{c:.6e}" for c in checksum], restorer.experts,
+            sampler._total_experts, s.eta, s.color_fix, s.downlq_factor, s.quality_words,
+            quality.name, quality_source, getattr(quality, "crop_border", ""),
+        )
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclasses.dataclass
+class SearchResult:
+    """What a search found and what it cost.
+
+    Attributes:
+      weights: the chosen weights by expert name (nonzero entries).
+      score: Q of the chosen candidate's restored image (raw, e.g. NIQE: lower is better).
+      objective: the same as higher-is-better (`quality.objective`).
+      image: `[H, W, 3]` float32 restored with the chosen weights (None if not requested).
+      candidates_evaluated: distinct weight vectors scored at any stage (cached ones included).
+      candidates_finished: distinct weight vectors sampled to the end and scored.
+      unet_evaluations: UNet image-evaluations spent by this call (logged scores cost none).
+      seconds: wall time of this call.
+      strategy: the strategy name.
+      quality: the quality model name.
+      records: every score this call saw (logged or new), as log records.
+      log_path: the candidate log, if any.
+    """
+
+    weights: dict[str, float]
+    score: float
+    objective: float
+    image: np.ndarray | None
+    candidates_evaluated: int
+    candidates_finished: int
+    unet_evaluations: int
+    seconds: float
+    strategy: str
+    quality: str
+    records: list[dict[str, Any]]
+    log_path: str | None = None
+
+
+class Evaluator:
+    """Scores candidates for one image with one sampler, quality model, seed and step count.
+
+    Args:
+      sampler: the sharded sampler (model and devices).
+      image: `[H, W, 3]` uint8/uint16/float image.
+      quality: the quality model Q.
+      steps: DDIM steps of a finished sample.
+      seed: start-noise seed.
+      log_dir: folder of per-image JSON-lines logs (None: no log, no resume).
+      strategy: recorded with every score.
+      image_path: recorded in the log's image line (for the record only).
+    """
+
+    def __init__(
+        self,
+        sampler: CandidateSampler,
+        image: np.ndarray,
+        quality: QualityModel,
+        *,
+        steps: int,
+        seed: int = 0,
+        log_dir: str | pathlib.Path | None = None,
+        strategy: str = "",
+        image_path: str | None = None,
+    ):
+        self.t0 = time.perf_counter()
+        self.sampler = sampler
+        self.experts = sampler.experts
+        self.quality = quality
+        self.steps = int(steps)
+        self.seed = int(seed)
+        self.strategy = strategy
+        self.image = image
+        self.target = sampler.prepare(image)
+        self.height, self.width = self.target.prepared.height, self.target.prepared.width
+        self.run = run_fingerprint(sampler, quality)
+        self.log = None
+        if log_dir is not None:
+            self.log = CandidateLog(pathlib.Path(log_dir) / f"{self.target.hash}.jsonl")
+            if jax.process_index() == 0:
+                self.log.add_image(
+                    {
+                        "image": self.target.hash,
+                        "shape": [self.height, self.width],
+                        "path": image_path,
+                        "features": dict(
+                            zip(FEATURE_NAMES, degradation_features(image).tolist())
+                        ),
+                    }
+                )
+        self._seen: dict[tuple, dict[str, Any]] = {}
+        self._best: dict[str, Any] | None = None
+        self._best_image: np.ndarray | None = None
+        self._evals_before = sampler.unet_evaluations
+
+    # --- keys and records --------------------------------------------------------------------
+
+    def _key(self, vector: np.ndarray, stage: int) -> tuple:
+        return candidate_key(
+            self.target.hash, self.seed, self.steps, stage, self.run,
+            weights_dict(vector, self.experts),
+        )
+
+    def _record(self, vector: np.ndarray, stage: int, score: float, obj: float) -> dict[str, Any]:
+        return {
+            "image": self.target.hash,
+            "seed": self.seed,
+            "steps": self.steps,
+            "stage": int(stage),
+            "run": self.run,
+            "quality": self.quality.name,
+            "strategy": self.strategy,
+            "weights": weights_dict(vector, self.experts),
+            "score": float(score),
+            "objective": float(obj),
+        }
+
+    def _lookup(self, key: tuple) -> dict[str, Any] | None:
+        if key in self._seen:
+            return self._seen[key]
+        return self.log.lookup(key) if self.log is not None else None
+
+    def _note(self, key: tuple, record: dict[str, Any], image: np.ndarray | None) -> None:
+        self._seen[key] = record
+        if record["stage"] != self.steps:
+            return
+        if self._best is None or _better(record["objective"], self._best["objective"]):
+            self._best, self._best_image = record, image
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        weights: np.ndarray,
+        *,
+        x: np.ndarray | None = None,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Samples steps [start, stop) for each weight vector and scores the result.
+
+        A finished sample (stop == steps) is scored on its decoded image; an unfinished one on
+        its decoded x0 prediction, recorded as stage `stop`. Scores found in the log are reused.
+
+        Args:
+          weights: `[N, K]` user weights.
+          x: `[N, h, w, c]` latents entering step `start` (when start > 0).
+          start, stop: the step range (stop defaults to `steps`).
+
+        Returns:
+          (`[N]` objectives (higher is better), `[N, h, w, c]` latents after step stop - 1,
+          or None when stop == steps).
+        """
+        weights = np.asarray(weights, np.float64)
+        stop = self.steps if stop is None else int(stop)
+        final = stop == self.steps
+        keys = [self._key(w, stop) for w in weights]
+        objectives = np.full(len(weights), np.nan)
+        for i, key in enumerate(keys):
+            record = self._lookup(key)
+            if record is not None:
+                objectives[i] = record["objective"]
+                self._note(key, record, None)
+        latents = None if final else np.zeros((len(weights),) + self._latent_shape(), np.float32)
+        if not final:
+            # Continuations need the latents even when the score is logged.
+            known = np.flatnonzero(~np.isnan(objectives))
+            if known.size:
+                batch = self.sampler.sample(
+                    self.target, weights[known], steps=self.steps, seed=self.seed,
+                    x=None if x is None else x[known], start=start, stop=stop, decode=None,
+                )
+                latents[known] = batch.latents
+        todo_keys: dict[tuple, int] = {}
+        for i in np.flatnonzero(np.isnan(objectives)):
+            todo_keys.setdefault(keys[i], int(i))
+        todo = np.array(sorted(todo_keys.values()), np.int64)
+        if todo.size:
+            for batch in self.sampler.run(
+                self.target, weights[todo], steps=self.steps, seed=self.seed,
+                x=None if x is None else x[todo], start=start, stop=stop,
+                decode="latents" if final else "x0",
+            ):
+                rows = todo[batch.indices]
+                scores = np.asarray(self.quality.score(batch.images), np.float64)
+                objs = objective(self.quality, scores)
+                records = [
+                    self._record(weights[i], stop, s, o) for i, s, o in zip(rows, scores, objs)
+                ]
+                if self.log is not None and jax.process_index() == 0:
+                    self.log.add_candidates(records)
+                for j, (i, record) in enumerate(zip(rows, records)):
+                    objectives[i] = record["objective"]
+                    self._note(keys[i], record, batch.images[j] if final else None)
+                    if latents is not None:
+                        latents[i] = batch.latents[j]
+        # Duplicated weight vectors share the first copy's score.
+        for i, key in enumerate(keys):
+            if np.isnan(objectives[i]) and key in self._seen:
+                objectives[i] = self._seen[key]["objective"]
+                if latents is not None:
+                    latents[i] = latents[todo_keys[key]]
+        return objectives, latents
+
+    def seen(self, vector: np.ndarray) -> bool:
+        """Whether this weight vector's finished score is known (this search or the log)."""
+        return self._lookup(self._key(np.asarray(vector, np.float64), self.steps)) is not None
+
+    def cost(self, weights: np.ndarray, *, start: int = 0, stop: int | None = None) -> int:
+        """UNet evaluations `evaluate` would spend, ignoring logged scores."""
+        stop = self.steps if stop is None else stop
+        return self.sampler.cost(
+            weights, start=start, stop=stop, image=self.target, seed=self.seed, steps=self.steps
+        )
+
+    def _latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.target.prepared.conditions.shape[1:])
+
+    # --- results -----------------------------------------------------------------------------
+
+    @property
+    def unet_evaluations(self) -> int:
+        return self.sampler.unet_evaluations - self._evals_before
+
+    def finished(self) -> list[dict[str, Any]]:
+        """Records of the finished candidates seen so far."""
+        return [r for r in self._seen.values() if r["stage"] == self.steps]
+
+    def best_vector(self) -> np.ndarray:
+        if self._best is None:
+            raise ValueError("no candidate has been finished and scored yet")
+        return np.array([self._best["weights"].get(e, 0.0) for e in self.experts], np.float64)
+
+    def result(self, *, return_image: bool = True) -> SearchResult:
+        """The best finished candidate and the cost so far."""
+        vector = self.best_vector()
+        image = self._best_image
+        if return_image and image is None:
+            # The best score came from the log: sample its image again (deterministic).
+            image = self.sampler.sample(
+                self.target, vector[None], steps=self.steps, seed=self.seed
+            ).images[0]
+        best = self._best
+        return SearchResult(
+            weights=dict(best["weights"]),
+            score=best["score"],
+            objective=best["objective"],
+            image=image if return_image else None,
+            candidates_evaluated=len({k[-1] for k in self._seen}),
+            candidates_finished=len(self.finished()),
+            unet_evaluations=self.unet_evaluations,
+            seconds=time.perf_counter() - self.t0,
+            strategy=self.strategy,
+            quality=self.quality.name,
+            records=list(self._seen.values()),
+            log_path=None if self.log is None else str(self.log.path),
+        )
+
+
+def _better(a: float, b: float) -> bool:
+    """a > b with NaN (a failed score) below everything."""
+    if math.isnan(a):
+        return False
+    return math.isnan(b) or a > b

@@ -1,0 +1,248 @@
+"""One entry point for every weight-search strategy: `search(image, strategy, quality, budget)`.
+
+    restorer = Restorer.load(checkpoint)
+    result = search(image, "halving", "niqe", budget="0.5%", restorer=restorer, log_dir="logs")
+    result.weights, result.score, result.image, result.unet_evaluations, result.seconds
+
+Budgets are UNet image-evaluations (an int), or a percentage of the exhaustive grid's cost
+("0.5%"). Strategies: exhaustive (the paper's grid search), frequent (the N most frequent
+optima learned from other images), predict (a random forest from image features), halving
+(successive halving along the DDIM trajectory), refine (a base strategy, then a local search
+on finer steps around its best point).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any
+
+import numpy as np
+
+from unires_jax import quality as quality_lib
+from unires_jax.quality.base import QualityModel
+from unires_jax.restore.restorer import Restorer
+from unires_jax.search.engine import CandidateSampler
+from unires_jax.search.evaluator import Evaluator, SearchResult
+from unires_jax.search.exhaustive import exhaustive
+from unires_jax.search.frequent import Presets, frequent
+from unires_jax.search.grid import GridSpec, embed
+from unires_jax.search.halving import halving
+from unires_jax.search.plots import write_plots
+from unires_jax.search.predict import WeightPredictor, predict
+from unires_jax.search.refine import refine
+
+STRATEGIES = ("exhaustive", "frequent", "predict", "halving", "refine")
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchConfig:
+    """Search options besides the strategy, Q and budget.
+
+    Attributes:
+      steps: DDIM steps per sample (None: the restorer's).
+      seed: start-noise seed (the same for every candidate).
+      grid: the weight grid (paper: -0.2 .. 1.2 by 0.2, one negative).
+      experts: the experts the grid spans, the others fixed at 0 (None: all).
+      presets: N, the number of preset sets `frequent` tries (paper: 8).
+      halving_eta: successive halving keeps at most 1/eta of the candidates per round.
+      halving_rounds: rounds after the first-step round.
+      refine_base: the strategy whose best point `refine` starts from.
+      refine_levels: step halvings of the local search.
+      refine_base_share: the share of the budget the base strategy gets.
+    """
+
+    steps: int | None = None
+    seed: int = 0
+    grid: GridSpec = GridSpec()
+    experts: tuple[str, ...] | None = None
+    presets: int = 8
+    halving_eta: float = 4.0
+    halving_rounds: int = 3
+    refine_base: str = "halving"
+    refine_levels: int = 2
+    refine_base_share: float = 0.5
+
+
+def candidates(experts: list[str], config: SearchConfig) -> np.ndarray:
+    """The grid `[M, K]` over the searched experts, zeros for the others."""
+    searched = list(config.experts or experts)
+    return embed(config.grid.vectors(len(searched)), searched, experts)
+
+
+def resolve_budget(
+    budget: int | str | None, sampler: CandidateSampler, config: SearchConfig
+) -> int | None:
+    """An int budget, or "p%" of the exhaustive grid's UNet evaluations, as an int."""
+    if budget is None or isinstance(budget, (int, np.integer)):
+        if budget is not None and budget < 1:
+            raise ValueError(f"budget must be >= 1 UNet evaluation, got {budget}")
+        return None if budget is None else int(budget)
+    text = str(budget).strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            steps = config.steps or sampler.restorer.settings.steps
+            full = sampler.cost(candidates(sampler.experts, config), start=0, stop=steps)
+            return max(1, int(share * full))
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"budget {budget!r}: give UNet evaluations (e.g. 2000) or a share of the exhaustive "
+            "grid's cost (e.g. '0.5%')"
+        ) from None
+
+
+def _as_quality(quality: str | QualityModel) -> QualityModel:
+    return quality_lib.get(quality) if isinstance(quality, str) else quality
+
+
+def _as_presets(presets: Presets | str | pathlib.Path | None) -> Presets:
+    if presets is None:
+        raise ValueError(
+            "strategy 'frequent' needs presets: learn them with "
+            "`unires search learn-presets DIR --out presets.json` and pass presets=PATH"
+        )
+    return presets if isinstance(presets, Presets) else Presets.load(presets)
+
+
+def _as_predictor(predictor: WeightPredictor | str | pathlib.Path | None) -> WeightPredictor:
+    if predictor is None:
+        raise ValueError(
+            "strategy 'predict' needs a predictor: train one with "
+            "`unires search train-predictor --logs DIR --out predictor.json` and pass predictor=PATH"
+        )
+    return predictor if isinstance(predictor, WeightPredictor) else WeightPredictor.load(predictor)
+
+
+def _run_strategy(ev, strategy, budget, grid_vectors, config, presets, predictor) -> None:
+    ev.strategy = strategy
+    if strategy == "exhaustive":
+        exhaustive(ev, grid_vectors, budget)
+    elif strategy == "halving":
+        halving(ev, grid_vectors, budget, eta=config.halving_eta, rounds=config.halving_rounds)
+    elif strategy == "frequent":
+        frequent(ev, _as_presets(presets), config.presets, budget)
+    elif strategy == "predict":
+        predict(ev, _as_predictor(predictor), budget)
+    elif strategy == "refine":
+        if config.refine_base == "refine":
+            raise ValueError("refine_base cannot be 'refine'")
+        base_budget = None if budget is None else int(budget * config.refine_base_share)
+        _run_strategy(ev, config.refine_base, base_budget, grid_vectors, config, presets, predictor)
+        ev.strategy = "refine"
+        left = None if budget is None else budget - ev.unet_evaluations
+        refine(
+            ev, ev.best_vector(), list(config.experts or ev.experts), config.grid,
+            levels=config.refine_levels, budget=left,
+        )
+    else:
+        raise ValueError(f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+
+
+def search(
+    image: np.ndarray,
+    strategy: str = "exhaustive",
+    quality: str | QualityModel = "niqe",
+    budget: int | str | None = None,
+    *,
+    restorer: Restorer | None = None,
+    sampler: CandidateSampler | None = None,
+    config: SearchConfig = SearchConfig(),
+    presets: Presets | str | pathlib.Path | None = None,
+    predictor: WeightPredictor | str | pathlib.Path | None = None,
+    log_dir: str | pathlib.Path | None = None,
+    image_path: str | None = None,
+    return_image: bool = True,
+) -> SearchResult:
+    """Finds mixing weights for one image by maximising a no-reference quality Q.
+
+    Args:
+      image: `[H, W, 3]` uint8/uint16 or float in [0, 1].
+      strategy: one of `STRATEGIES`.
+      quality: a `unires_jax.quality` name ("niqe", "brisque", "musiq", ...) or a model.
+      budget: UNet evaluations (int) or a share of the exhaustive cost ("0.5%"); None: the
+        strategy's natural cost.
+      restorer: the model (needed unless `sampler` is given).
+      sampler: a `CandidateSampler` to reuse across images (it holds the model replicated on
+        every device); built from `restorer` when None.
+      config: grid, steps, seed and strategy options.
+      presets: for "frequent": a `Presets` or its JSON path.
+      predictor: for "predict": a `WeightPredictor` or its JSON path.
+      log_dir: folder of resumable per-image candidate logs (None: no log).
+      image_path: recorded in the log.
+      return_image: also return the restored image of the chosen weights.
+
+    Returns:
+      A `SearchResult`.
+    """
+    if sampler is None:
+        if restorer is None:
+            raise ValueError("search() needs restorer= (or sampler=)")
+        sampler = CandidateSampler(restorer)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    q = _as_quality(quality)
+    steps = config.steps or sampler.restorer.settings.steps
+    budget = resolve_budget(budget, sampler, config)
+    ev = Evaluator(
+        sampler, image, q, steps=steps, seed=config.seed, log_dir=log_dir, strategy=strategy,
+        image_path=image_path,
+    )
+    grid_vectors = candidates(sampler.experts, config)
+    _run_strategy(ev, strategy, budget, grid_vectors, config, presets, predictor)
+    return ev.result(return_image=return_image)
+
+
+def choose_weights(
+    restorer: Restorer,
+    image: np.ndarray,
+    strategy: str,
+    quality: str | QualityModel,
+    budget: int | str | None = None,
+    log_dir: str | pathlib.Path | None = None,
+    *,
+    config: SearchConfig = SearchConfig(),
+    presets: Presets | str | pathlib.Path | None = None,
+    predictor: WeightPredictor | str | pathlib.Path | None = None,
+    plot_dir: str | pathlib.Path | None = None,
+    plot_stem: str = "search",
+    image_path: str | None = None,
+    sampler: CandidateSampler | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """`search` for `unires restore --search ...`: the weights and a JSON-ready summary.
+
+    Restore with the same `config.steps` and `config.seed` to reproduce the scored image.
+
+    Returns:
+      (weights by expert name, info) where info has strategy, quality, score, objective,
+      candidates_evaluated, candidates_finished, unet_evaluations, seconds, log and plots.
+    """
+    q = _as_quality(quality)
+    result = search(
+        image, strategy, q, budget, restorer=restorer, sampler=sampler, config=config,
+        presets=presets, predictor=predictor, log_dir=log_dir, image_path=image_path,
+        return_image=False,
+    )
+    plots = []
+    if plot_dir is not None:
+        plots = [
+            str(p)
+            for p in write_plots(
+                result.records, restorer.experts, plot_dir, plot_stem, quality=q.name,
+                higher_is_better=q.higher_is_better,
+            )
+        ]
+    info = {
+        "strategy": result.strategy,
+        "quality": result.quality,
+        "score": result.score,
+        "objective": result.objective,
+        "candidates_evaluated": result.candidates_evaluated,
+        "candidates_finished": result.candidates_finished,
+        "unet_evaluations": result.unet_evaluations,
+        "seconds": result.seconds,
+        "log": result.log_path,
+        "plots": plots,
+    }
+    return result.weights, info
