@@ -117,15 +117,24 @@ def collect_inputs(
 ) -> list[InputFile]:
     """Expands files and folders into inputs, in the given order (folders sorted, recursive).
 
+    A file reached twice (named, and inside a named folder) is an input once.
+
     Args:
       paths: files or folders. Paths that do not exist are kept, so reading reports them.
       exclude: folders not to descend into (e.g. the output folder inside an input folder).
     """
     skip = {pathlib.Path(p).resolve() for p in exclude}
-    out = []
+    out, seen = [], set()
+
+    def add(file: pathlib.Path, relative: pathlib.PurePath) -> None:
+        key = file.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(InputFile(file, relative))
+
     for path in map(pathlib.Path, paths):
         if not path.is_dir():
-            out.append(InputFile(path, pathlib.PurePath(path.stem)))
+            add(path, pathlib.PurePath(path.stem))
             continue
         for root, dirs, files in os.walk(path):
             root = pathlib.Path(root)
@@ -135,9 +144,8 @@ def collect_inputs(
                 if not d.startswith(".") and (root / d).resolve() not in skip
             )
             for name in sorted(f for f in files if not f.startswith(".")):
-                file = root / name
-                if file.is_file():
-                    out.append(InputFile(file, file.relative_to(path).with_suffix("")))
+                if (root / name).is_file():
+                    add(root / name, (root / name).relative_to(path).with_suffix(""))
     return out
 
 
@@ -290,12 +298,10 @@ def _restore_one(
     return result
 
 
-def _weights_by_name(
-    restorer: Restorer, weights: Mapping[str, float]
-) -> dict[str, float]:
-    """Validated weights for every expert, by name (raises WeightError)."""
-    row = restorer.weights_matrix(dict(weights))[0]
-    return {name: float(w) for name, w in zip(restorer.experts, row)}
+def _weights_by_name(restorer: Restorer, weights: Mapping[str, float]) -> dict[str, float]:
+    """Every expert's weight by name, as given (validated first: raises WeightError)."""
+    restorer.weights_matrix(dict(weights))
+    return {name: float(weights.get(name, 0.0)) for name in restorer.experts}
 
 
 def _sidecar(

@@ -122,18 +122,26 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        kind = (
-            "a damaged image" if path.suffix.lower() in IMAGE_SUFFIXES else "an image"
-        )
+        damaged = path.suffix.lower() in IMAGE_SUFFIXES
         raise ImageReadError(
-            f"{path}: not a readable image file (is it {kind}?)"
+            f"{path}: not a readable image (unknown file format"
+            + ("; the file may be damaged)" if damaged else ")")
         ) from None
-    except (OSError, ValueError, SyntaxError, EOFError, PNGError) as e:
+    except (
+        OSError,
+        ValueError,
+        SyntaxError,
+        EOFError,
+        Image.DecompressionBombError,
+    ) as e:
         raise ImageReadError(f"{path}: cannot decode the image: {e}") from e
 
 
 def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
     fmt, mode = im.format, im.mode
+    rawmode = _rawmode(
+        im
+    )  # before getexif(), which may decode the image and clear the tiles
     notes = []
     n_frames = getattr(im, "n_frames", 1)
     if n_frames > 1:
@@ -145,12 +153,14 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
     icc = im.info.get("icc_profile") or None
     meta = {"fmt": fmt, "mode": mode, "orientation": orientation, "icc": icc}
 
-    rawmode = _rawmode(im)
     if fmt == "PNG" and mode in ("RGB", "RGBA", "LA") and rawmode.endswith(";16B"):
         if not im.info.get("interlace"):
             pixels, has_key = read_png(path.read_bytes())
             if has_key:
                 notes.append("tRNS colour key of a 16-bit PNG ignored (no alpha added)")
+            meta["mode"] = (
+                rawmode  # e.g. "LA;16B": Pillow calls 16-bit grey+alpha "RGBA"
+            )
             return _from_array(
                 path, apply_orientation(pixels, orientation), 16, notes, **meta
             )
@@ -159,6 +169,7 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
         )
     if fmt == "TIFF" and _is_deep_colour_tiff(path):
         pixels = _read_deep_tiff(path)
+        meta["mode"] = rawmode
         return _from_array(
             path, apply_orientation(pixels, orientation), 16, notes, **meta
         )

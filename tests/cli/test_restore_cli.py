@@ -1,0 +1,327 @@
+"""`unires restore` end to end with a random micro UniRes checkpoint.
+
+The model is the tiny UniRes layout at a quarter of the width (UNet 16/32/32, VAE 8/8/16/16
+channels), random weights written straight into the abstract modules: the NNX initialisers
+compile op by op, which costs ~40 s on a loaded 2-core machine, and the weights' values do not
+matter here. All in-process runs share one set of settings so the jitted functions compile once
+per image size.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from clip_vocab import write_clip_tokenizer
+from flax import nnx
+from PIL import Image, ImageOps
+from unires_fixtures import SD_SCHEDULER
+
+from unires_jax.cli import restore as restore_cli
+from unires_jax.convert.diffusers import save_ldm
+from unires_jax.models import configs, text
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, abstract_ldm_modules
+from unires_jax.models.text import Tokenizer
+from unires_jax.restore import batch
+
+SETTINGS = ["--steps", "1", "--tile", "128", "--tile-overlap", "32", "--no-progress"]
+# Peak resident memory allowed for the tiled 10,000 x 200 panorama. Measured once on the
+# 2-core CPU machine: tiled (tile 128) ~0.9 GB, most of it the JAX runtime and compilation;
+# untiled, the micro model's attention over the 1252 x 28 latent asks XLA for a 120 GB buffer
+# (the run had reached 16.7 GB RSS when it failed). 2.5 GB leaves room for other XLA versions.
+PANORAMA_RSS_BOUND_BYTES = 2.5e9
+
+RNG = np.random.default_rng(0)
+
+
+def _random_weights(rng, path, x):
+    name = str(path[-2]) if len(path) > 1 else ""
+    if "scale" in name:
+        return np.ones(x.shape, x.dtype)
+    if "bias" in name:
+        return np.zeros(x.shape, x.dtype)
+    fan_in = int(np.prod(x.shape[:-1])) or 1
+    return (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(x.dtype)
+
+
+def _micro_unires_checkpoint(folder: pathlib.Path) -> pathlib.Path:
+    cfg = LDMConfig(
+        unet=configs.tiny_unet(in_channels=8, block_out_channels=(16, 32, 32)),
+        vae=configs.tiny_vae(block_out_channels=(8, 8, 16, 16), norm_num_groups=4),
+        text=text.tiny_text(),
+        lq_channels=4,
+    )
+    modules = abstract_ldm_modules(cfg)
+    rng = np.random.default_rng(0)
+    for module in modules.values():
+        params = nnx.state(module, nnx.Param)
+        filled = jax.tree_util.tree_map_with_path(
+            lambda p, x: jnp.asarray(_random_weights(rng, p, x)), params
+        )
+        nnx.update(module, filled)
+    write_clip_tokenizer(folder / "tokenizer")
+    ldm = LatentDiffusion(
+        **modules,
+        tokenizer=Tokenizer.from_folder(folder / "tokenizer"),
+        scheduler_config=dict(SD_SCHEDULER),
+        lq_channels=4,
+        tokenizer_dir=folder / "tokenizer",
+        source="random micro UniRes",
+    )
+    save_ldm(ldm, folder / "checkpoint")
+    return folder / "checkpoint"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return _micro_unires_checkpoint(tmp_path_factory.mktemp("micro"))
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="unires")
+    restore_cli.add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["restore", *map(str, argv)])
+
+
+def _cli(argv) -> tuple[int, str, str]:
+    """Runs `unires restore ARGV` in this process: exit code, stdout, stderr."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = restore_cli.run(_parse(argv))
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def _rgb(h, w):
+    return RNG.integers(0, 256, (h, w, 3)).astype(np.uint8)
+
+
+def _files(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory, checkpoint):
+    """One CLI run over a 1x1 image, a 16-bit grey PNG and an EXIF-rotated JPEG (with the same
+    pixels upright as a PNG); one model load and compilation serve the tests below."""
+    folder = tmp_path_factory.mktemp("good")
+    inputs = {
+        "dot": _rgb(1, 1),
+        "grey16": RNG.integers(0, 65536, (24, 16)).astype(np.uint16),
+    }
+    for name, array in inputs.items():
+        Image.fromarray(array).save(folder / f"{name}.png")
+    exif = Image.new("RGB", (1, 1)).getexif()
+    exif[0x0112] = 6  # display = stored turned 90 degrees clockwise
+    Image.fromarray(_rgb(16, 24)).save(
+        folder / "rotated.jpg", exif=exif.tobytes(), quality=95
+    )
+    ImageOps.exif_transpose(Image.open(folder / "rotated.jpg")).save(
+        folder / "upright.png"
+    )
+    out = folder / "out"
+    files = [
+        folder / f for f in ("dot.png", "grey16.png", "rotated.jpg", "upright.png")
+    ]
+    weights = ["--weights", "SR=0.5,DownLQ=0.5", "--seed", "3"]
+    result = _cli([*files, "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS])
+    return out, result
+
+
+def test_good_inputs_exit_0_with_a_summary(good_run):
+    _, (code, stdout, stderr) = good_run
+    assert code == 0, stderr
+    assert "restored 4 of 4" in stdout and "restore_log.jsonl" in stdout
+    assert not stderr
+
+
+def test_1x1_image_restores(good_run):
+    out, _ = good_run
+    assert np.asarray(Image.open(out / "dot.png")).shape == (1, 1, 3)
+
+
+def test_16_bit_grey_png_is_written_back_as_16_bit_grey(good_run):
+    out, _ = good_run
+    back = Image.open(out / "grey16.png")
+    assert back.mode == "I;16" and back.size == (16, 24)
+    assert np.asarray(back).std() > 0 and np.asarray(back).max() > 255  # uses 16 bits
+    sidecar = json.loads((out / "grey16.json").read_text())
+    assert (
+        sidecar["input_image"]["bit_depth"] == 16
+        and sidecar["output_image"]["bit_depth"] == 16
+    )
+
+
+def test_exif_rotated_jpeg_comes_out_in_display_orientation(good_run):
+    out, _ = good_run
+    rotated = np.asarray(Image.open(out / "rotated.png"))
+    assert rotated.shape == (24, 16, 3)
+    # The same display pixels, stored upright, restore to the same output.
+    np.testing.assert_array_equal(rotated, np.asarray(Image.open(out / "upright.png")))
+    assert (
+        json.loads((out / "rotated.json").read_text())["input_image"]["orientation"]
+        == 6
+    )
+
+
+def test_sidecar_holds_weights_steps_seed_settings_and_checkpoint(good_run, checkpoint):
+    out, _ = good_run
+    sidecar = json.loads((out / "upright.json").read_text())
+    assert sidecar["weights"] == {
+        "BR": 0,
+        "SR": 0.5,
+        "MD": 0,
+        "DD": 0,
+        "DN": 0,
+        "DownLQ": 0.5,
+    }
+    assert sidecar["weights_source"] == "--weights"
+    assert sidecar["steps"] == 1 and sidecar["seed"] == 3
+    assert (
+        sidecar["settings"]["tile"] == 128 and sidecar["settings"]["color_fix"] is True
+    )
+    assert sidecar["checkpoint"] == str(checkpoint.resolve())
+    assert sidecar["unet_evaluations"] == 2  # two active experts, one step
+    assert (
+        sidecar["input_image"]["width"] == 16
+        and sidecar["input_image"]["mode"] == "RGB"
+    )
+    assert sidecar["timings"]["restore_seconds"] > 0
+
+
+def test_folder_with_bad_files_restores_the_good_ones_and_fails(tmp_path, checkpoint):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rgba = RNG.integers(0, 256, (24, 16, 4)).astype(np.uint8)
+    Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
+    Image.fromarray(_rgb(24, 16)).save(folder / "good.png")
+    corrupt = bytearray((folder / "good.png").read_bytes())
+    corrupt[60:80] = b"\0" * 20
+    (folder / "corrupt.png").write_bytes(bytes(corrupt))
+    Image.fromarray(_rgb(24, 16)).save(tmp_path / "whole.jpg")
+    (folder / "truncated.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:400])
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "out"
+    code, stdout, stderr = _cli(
+        [folder, "--checkpoint", checkpoint, "-o", out, *SETTINGS]
+    )
+    assert code == 1
+    for name in ("corrupt.png", "truncated.jpg", "notes.txt"):
+        assert f"{folder / name}:" in stderr
+    assert "3 failed" in stdout
+    # Default weights: the most-popular preset. No partial or temporary files.
+    assert _files(out) == [
+        "good.json",
+        "good.png",
+        batch.LOG_NAME,
+        "rgba.json",
+        "rgba.png",
+    ]
+    assert (
+        json.loads((out / "good.json").read_text())["weights_source"]
+        == "preset most-popular"
+    )
+    log = [json.loads(x) for x in (out / batch.LOG_NAME).read_text().splitlines()]
+    assert sorted((os.path.basename(x["input"]), x["status"]) for x in log) == [
+        ("corrupt.png", "error"),
+        ("good.png", "ok"),
+        ("notes.txt", "error"),
+        ("rgba.png", "ok"),
+        ("truncated.jpg", "error"),
+    ]
+    restored = np.asarray(Image.open(out / "rgba.png"))
+    assert restored.shape == rgba.shape
+    np.testing.assert_array_equal(
+        restored[..., 3], rgba[..., 3]
+    )  # alpha exactly as it was
+
+
+def test_invalid_weights_fail_before_any_file_is_written(tmp_path, checkpoint):
+    Image.fromarray(_rgb(4, 4)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    argv = [
+        tmp_path / "a.png",
+        "--checkpoint",
+        checkpoint,
+        "-o",
+        out,
+        "--weights",
+        "SR=0.5",
+    ]
+    code, _, stderr = _cli(argv)
+    assert code == 2 and "sum to 1" in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_weight_options_name_their_source():
+    assert restore_cli.fixed_weights(_parse(["x", "-o", "y"])) == (
+        {"DN": -0.2, "DownLQ": 1.2},
+        "preset most-popular",
+    )
+    weights, source = restore_cli.fixed_weights(
+        _parse(["x", "-o", "y", "--preset", "average"])
+    )
+    assert source == "preset average" and weights["DownLQ"] == 0.83
+    args = _parse(["x", "-o", "y", "--weights", "BR=0.25, DownLQ=0.75"])
+    assert restore_cli.fixed_weights(args) == (
+        {"BR": 0.25, "DownLQ": 0.75},
+        "--weights",
+    )
+    with pytest.raises(
+        SystemExit
+    ):  # argparse: --weights and --preset exclude each other
+        _parse(["x", "-o", "y", "--weights", "BR=1", "--preset", "average"])
+
+
+def test_missing_default_model_is_one_clear_line(tmp_path, monkeypatch):
+    from unires_jax.restore import restorer
+
+    monkeypatch.setattr(restorer, "DEFAULT_MODEL_DIR", tmp_path / "no_model")
+    Image.fromarray(_rgb(4, 4)).save(tmp_path / "a.png")
+    code, _, stderr = _cli([tmp_path / "a.png", "-o", tmp_path / "out"])
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1 and "--checkpoint" in stderr
+    assert "default UniRes model" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+_CLI_SCRIPT = """
+import argparse, sys
+from unires_jax.cli import restore
+parser = argparse.ArgumentParser(prog="unires")
+restore.add_parser(parser.add_subparsers(dest="command"))
+sys.exit(restore.run(parser.parse_args(sys.argv[1:])))
+"""
+
+
+def test_panorama_restores_tiled_within_a_memory_bound(tmp_path, checkpoint):
+    panorama = _rgb(200, 10_000)
+    Image.fromarray(panorama).save(tmp_path / "panorama.png")
+    out = tmp_path / "out"
+    argv = ["restore", tmp_path / "panorama.png", "--checkpoint", checkpoint, "-o", out]
+    with (
+        open(tmp_path / "stdout", "w") as stdout,
+        open(tmp_path / "stderr", "w") as stderr,
+    ):
+        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would mix in other children).
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CLI_SCRIPT, *map(str, argv), *SETTINGS],
+            stdout=stdout,
+            stderr=stderr,
+            cwd=pathlib.Path(__file__).resolve().parents[2],
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    assert child.returncode == 0, (tmp_path / "stderr").read_text()[-2000:]
+    restored = np.asarray(Image.open(out / "panorama.png"))
+    assert restored.shape == panorama.shape
+    assert np.isfinite(restored).all() and restored.std() > 0
+    peak_bytes = usage.ru_maxrss * 1024  # kilobytes on Linux
+    assert peak_bytes < PANORAMA_RSS_BOUND_BYTES, f"peak RSS {peak_bytes / 1e9:.2f} GB"
