@@ -2,6 +2,7 @@
 
 - grid.py       the paper's weight grid (exact enumeration; 1512 vectors by default)
 - engine.py     sharded many-candidate sampling with the shared first step cached
+- programs.py   its jitted shard_map programs (advance, first-step mix, decode)
 - evaluator.py  sample + decode + score + resumable log + best tracking for one image
 - log.py        the JSON-lines candidate log
 - exhaustive.py, frequent.py, predict.py, halving.py, refine.py   the strategies
@@ -21,6 +22,7 @@ from unires_jax.search.interface import (
     choose_weights,
     resolve_budget,
     search,
+    weight_chooser,
 )
 from unires_jax.search.log import CandidateLog, read_logs
 from unires_jax.search.plots import write_plots
@@ -32,8 +34,8 @@ __all__ = [
     "CandidateSampler",
     "Evaluator",
     "GridSpec",
-    "Presets",
     "PredictorConfig",
+    "Presets",
     "SearchConfig",
     "SearchResult",
     "WeightPredictor",
@@ -46,5 +48,6 @@ __all__ = [
     "resolve_budget",
     "search",
     "train_predictor",
+    "weight_chooser",
     "write_plots",
 ]

@@ -33,16 +33,28 @@ def run_fingerprint(sampler: CandidateSampler, quality: QualityModel) -> str:
     leaves = jax.tree.leaves(nnx.state(restorer.ldm.unet)) + jax.tree.leaves(
         nnx.state(restorer.ldm.vae)
     )
-    arrays = [leaf for leaf in leaves if hasattr(leaf, "dtype") and hasattr(leaf, "shape")]
-    checksum = [float(jnp.sum(jnp.abs(a.astype(jnp.float32)))) for a in arrays[:3] + arrays[-3:]]
+    arrays = [
+        leaf for leaf in leaves if hasattr(leaf, "dtype") and hasattr(leaf, "shape")
+    ]
+    checksum = [
+        float(jnp.sum(jnp.abs(a.astype(jnp.float32)))) for a in arrays[:3] + arrays[-3:]
+    ]
     s = restorer.settings
     quality_source = getattr(getattr(quality, "model", None), "source", "")
     text = "|".join(
         str(v)
         for v in (
-            restorer.ldm.source, [f"{c:.6e}" for c in checksum], restorer.experts,
-            sampler._total_experts, s.eta, s.color_fix, s.downlq_factor, s.quality_words,
-            quality.name, quality_source, getattr(quality, "crop_border", ""),
+            restorer.ldm.source,
+            [f"{c:.6e}" for c in checksum],
+            restorer.experts,
+            sampler._total_experts,
+            s.eta,
+            s.color_fix,
+            s.downlq_factor,
+            s.quality_words,
+            quality.name,
+            quality_source,
+            getattr(quality, "crop_border", ""),
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -116,7 +128,10 @@ class Evaluator:
         self.strategy = strategy
         self.image = image
         self.target = sampler.prepare(image)
-        self.height, self.width = self.target.prepared.height, self.target.prepared.width
+        self.height, self.width = (
+            self.target.prepared.height,
+            self.target.prepared.width,
+        )
         self.run = run_fingerprint(sampler, quality)
         self.log = None
         if log_dir is not None:
@@ -127,6 +142,7 @@ class Evaluator:
                         "image": self.target.hash,
                         "shape": [self.height, self.width],
                         "path": image_path,
+                        "experts": list(self.experts),
                         "features": dict(
                             zip(FEATURE_NAMES, degradation_features(image).tolist())
                         ),
@@ -141,11 +157,17 @@ class Evaluator:
 
     def _key(self, vector: np.ndarray, stage: int) -> tuple:
         return candidate_key(
-            self.target.hash, self.seed, self.steps, stage, self.run,
+            self.target.hash,
+            self.seed,
+            self.steps,
+            stage,
+            self.run,
             weights_dict(vector, self.experts),
         )
 
-    def _record(self, vector: np.ndarray, stage: int, score: float, obj: float) -> dict[str, Any]:
+    def _record(
+        self, vector: np.ndarray, stage: int, score: float, obj: float
+    ) -> dict[str, Any]:
         return {
             "image": self.target.hash,
             "seed": self.seed,
@@ -164,7 +186,9 @@ class Evaluator:
             return self._seen[key]
         return self.log.lookup(key) if self.log is not None else None
 
-    def _note(self, key: tuple, record: dict[str, Any], image: np.ndarray | None) -> None:
+    def _note(
+        self, key: tuple, record: dict[str, Any], image: np.ndarray | None
+    ) -> None:
         self._seen[key] = record
         if record["stage"] != self.steps:
             return
@@ -205,14 +229,24 @@ class Evaluator:
             if record is not None:
                 objectives[i] = record["objective"]
                 self._note(key, record, None)
-        latents = None if final else np.zeros((len(weights),) + self._latent_shape(), np.float32)
+        latents = (
+            None
+            if final
+            else np.zeros((len(weights),) + self._latent_shape(), np.float32)
+        )
         if not final:
             # Continuations need the latents even when the score is logged.
             known = np.flatnonzero(~np.isnan(objectives))
             if known.size:
                 batch = self.sampler.sample(
-                    self.target, weights[known], steps=self.steps, seed=self.seed,
-                    x=None if x is None else x[known], start=start, stop=stop, decode=None,
+                    self.target,
+                    weights[known],
+                    steps=self.steps,
+                    seed=self.seed,
+                    x=None if x is None else x[known],
+                    start=start,
+                    stop=stop,
+                    decode=None,
                 )
                 latents[known] = batch.latents
         todo_keys: dict[tuple, int] = {}
@@ -221,15 +255,21 @@ class Evaluator:
         todo = np.array(sorted(todo_keys.values()), np.int64)
         if todo.size:
             for batch in self.sampler.run(
-                self.target, weights[todo], steps=self.steps, seed=self.seed,
-                x=None if x is None else x[todo], start=start, stop=stop,
+                self.target,
+                weights[todo],
+                steps=self.steps,
+                seed=self.seed,
+                x=None if x is None else x[todo],
+                start=start,
+                stop=stop,
                 decode="latents" if final else "x0",
             ):
                 rows = todo[batch.indices]
                 scores = np.asarray(self.quality.score(batch.images), np.float64)
                 objs = objective(self.quality, scores)
                 records = [
-                    self._record(weights[i], stop, s, o) for i, s, o in zip(rows, scores, objs)
+                    self._record(weights[i], stop, s, o)
+                    for i, s, o in zip(rows, scores, objs)
                 ]
                 if self.log is not None and jax.process_index() == 0:
                     self.log.add_candidates(records)
@@ -248,13 +288,23 @@ class Evaluator:
 
     def seen(self, vector: np.ndarray) -> bool:
         """Whether this weight vector's finished score is known (this search or the log)."""
-        return self._lookup(self._key(np.asarray(vector, np.float64), self.steps)) is not None
+        return (
+            self._lookup(self._key(np.asarray(vector, np.float64), self.steps))
+            is not None
+        )
 
-    def cost(self, weights: np.ndarray, *, start: int = 0, stop: int | None = None) -> int:
+    def cost(
+        self, weights: np.ndarray, *, start: int = 0, stop: int | None = None
+    ) -> int:
         """UNet evaluations `evaluate` would spend, ignoring logged scores."""
         stop = self.steps if stop is None else stop
         return self.sampler.cost(
-            weights, start=start, stop=stop, image=self.target, seed=self.seed, steps=self.steps
+            weights,
+            start=start,
+            stop=stop,
+            image=self.target,
+            seed=self.seed,
+            steps=self.steps,
         )
 
     def _latent_shape(self) -> tuple[int, ...]:
@@ -273,7 +323,9 @@ class Evaluator:
     def best_vector(self) -> np.ndarray:
         if self._best is None:
             raise ValueError("no candidate has been finished and scored yet")
-        return np.array([self._best["weights"].get(e, 0.0) for e in self.experts], np.float64)
+        return np.array(
+            [self._best["weights"].get(e, 0.0) for e in self.experts], np.float64
+        )
 
     def result(self, *, return_image: bool = True) -> SearchResult:
         """The best finished candidate and the cost so far."""

@@ -7,7 +7,9 @@ import numpy as np
 from unires_jax.search.evaluator import Evaluator
 
 
-def exhaustive(ev: Evaluator, candidates: np.ndarray, budget: int | None = None) -> None:
+def exhaustive(
+    ev: Evaluator, candidates: np.ndarray, budget: int | None = None
+) -> None:
     """Finishes and scores every candidate (logged ones are not sampled again).
 
     Args:

@@ -31,7 +31,9 @@ FEATURE_NAMES = (
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[-1] != 3:
-        raise ValueError(f"degradation features need an RGB image [H, W, 3], got shape {array.shape}")
+        raise ValueError(
+            f"degradation features need an RGB image [H, W, 3], got shape {array.shape}"
+        )
     if array.dtype == np.uint8:
         return array.astype(np.float64) / 255.0
     if array.dtype == np.uint16:

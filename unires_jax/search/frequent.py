@@ -43,7 +43,9 @@ class Presets:
             raise ValueError(
                 f"presets name expert(s) {unknown} that this model does not have ({list(experts)})"
             )
-        return np.array([[w.get(e, 0.0) for e in experts] for w, _ in entries], np.float64)
+        return np.array(
+            [[w.get(e, 0.0) for e in experts] for w, _ in entries], np.float64
+        )
 
     def save(self, path: str | pathlib.Path) -> None:
         data = {
@@ -109,7 +111,9 @@ def learn_presets(
     return Presets(entries, len(optima), qualities[0])
 
 
-def frequent(ev: Evaluator, presets: Presets, n: int = 8, budget: int | None = None) -> None:
+def frequent(
+    ev: Evaluator, presets: Presets, n: int = 8, budget: int | None = None
+) -> None:
     """Finishes and scores the n most frequent preset weight sets (fewer if the budget says so).
 
     Raises:

@@ -39,7 +39,7 @@ class GridSpec:
         return grid(self.vmin, self.vmax, self.step, k, self.max_negative)
 
 
-def _exact(name: str, value: float | int | Fraction) -> Fraction:
+def _exact(name: str, value: float | Fraction) -> Fraction:
     """A bound or step as an exact fraction (floats by their shortest decimal repr)."""
     if isinstance(value, Fraction):
         return value
@@ -51,14 +51,20 @@ def _exact(name: str, value: float | int | Fraction) -> Fraction:
     return Fraction(repr(value))
 
 
-def _check(lo: Fraction, hi: Fraction, step: Fraction, k: int, max_negative: int | None) -> None:
+def _check(
+    lo: Fraction, hi: Fraction, step: Fraction, k: int, max_negative: int | None
+) -> None:
     if step <= 0:
         raise ValueError(f"search grid: step must be > 0, got {float(step)}")
     if lo > hi:
         raise ValueError(f"search grid: vmin={float(lo)} is above vmax={float(hi)}")
     if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"search grid: k (the number of experts) must be an integer >= 1, got {k!r}")
-    if max_negative is not None and (not isinstance(max_negative, (int, np.integer)) or max_negative < 0):
+        raise ValueError(
+            f"search grid: k (the number of experts) must be an integer >= 1, got {k!r}"
+        )
+    if max_negative is not None and (
+        not isinstance(max_negative, (int, np.integer)) or max_negative < 0
+    ):
         raise ValueError(
             f"search grid: max_negative must be None (no limit) or an integer >= 0, got {max_negative!r}"
         )
@@ -81,7 +87,9 @@ def _target_sums(lo: Fraction, step: Fraction, k: int, n: int) -> list[int]:
 
 def _explain_empty(lo, hi, step, k, n, max_negative) -> str:
     values = [lo + i * step for i in range(n + 1)]
-    shown = ", ".join(f"{float(v):g}" for v in values[:10]) + (", ..." if len(values) > 10 else "")
+    shown = ", ".join(f"{float(v):g}" for v in values[:10]) + (
+        ", ..." if len(values) > 10 else ""
+    )
     settings = (
         f"vmin={float(lo):g}, vmax={float(hi):g}, step={float(step):g}, k={k}, "
         f"max_negative={max_negative}"
@@ -97,7 +105,9 @@ def _explain_empty(lo, hi, step, k, n, max_negative) -> str:
     return f"search grid ({settings}) is empty: values {{{shown}}}; {why}."
 
 
-def _count(n: int, k: int, targets: set[int], negative_levels: int, max_negative: int | None) -> int:
+def _count(
+    n: int, k: int, targets: set[int], negative_levels: int, max_negative: int | None
+) -> int:
     """Number of valid vectors, by dynamic programming over (sum, negatives)."""
     cap = k if max_negative is None else max_negative
     # ways[s][m]: vectors of the weights so far with step-count sum s and m negatives.
@@ -190,7 +200,9 @@ def embed(vectors: np.ndarray, searched: list[str], experts: list[str]) -> np.nd
     """
     missing = [e for e in searched if e not in experts]
     if missing:
-        raise ValueError(f"search grid: unknown expert(s) {missing}; the experts are {experts}")
+        raise ValueError(
+            f"search grid: unknown expert(s) {missing}; the experts are {experts}"
+        )
     if len(set(searched)) != len(searched):
         raise ValueError(f"search grid: an expert is listed twice in {searched}")
     vectors = np.asarray(vectors, np.float64)

@@ -14,6 +14,7 @@ an upper bound on the cost of the rest of the plan, so the search never overspen
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -24,7 +25,9 @@ from unires_jax.search.evaluator import Evaluator
 def stage_schedule(steps: int, rounds: int) -> list[int]:
     """Stages 1 = s_0 < ... < s_R = steps, geometric in between (duplicates dropped)."""
     if steps < 1 or rounds < 1:
-        raise ValueError(f"need steps >= 1 and rounds >= 1, got steps={steps}, rounds={rounds}")
+        raise ValueError(
+            f"need steps >= 1 and rounds >= 1, got steps={steps}, rounds={rounds}"
+        )
     inner = {min(steps, max(1, round(steps ** (r / rounds)))) for r in range(1, rounds)}
     return sorted({1, steps} | inner)
 
@@ -35,13 +38,15 @@ def _plan_cost(nnz_top: np.ndarray, n: int, stages: list[int], eta: float) -> in
     desc = np.sort(nnz_top[:n])[::-1]
     cums = np.cumsum(desc)
     cost, m = 0, n
-    for a, b in zip(stages[:-1], stages[1:]):
+    for a, b in itertools.pairwise(stages):
         cost += int(cums[m - 1]) * (b - a)
         m = max(1, math.ceil(m / eta))
     return cost
 
 
-def _affordable(nnz_ranked: np.ndarray, stages: list[int], left: float, eta: float, cap: int) -> int:
+def _affordable(
+    nnz_ranked: np.ndarray, stages: list[int], left: float, eta: float, cap: int
+) -> int:
     """Largest n <= cap whose plan cost fits `left` (0 if not even n = 1 fits)."""
     lo, hi = 0, cap
     while lo < hi:
@@ -94,15 +99,21 @@ def halving(
             )
 
     def left() -> float:
-        return math.inf if budget is None else budget - (ev.unet_evaluations - spent_before)
+        return (
+            math.inf
+            if budget is None
+            else budget - (ev.unet_evaluations - spent_before)
+        )
 
     objectives, latents = ev.evaluate(candidates, start=0, stop=stages[0])
     alive = np.arange(len(candidates))
     for r in range(1, len(stages)):
         # Best first; failed (NaN) scores last; ties keep the candidate order.
-        ranking = np.lexsort((np.arange(len(alive)), -np.nan_to_num(objectives, nan=-np.inf)))
+        ranking = np.lexsort(
+            (np.arange(len(alive)), -np.nan_to_num(objectives, nan=-np.inf))
+        )
         cap = max(1, math.ceil(len(alive) / eta))
-        n = _affordable(nnz[alive[ranking]], stages[r - 1:], left(), eta, cap)
+        n = _affordable(nnz[alive[ranking]], stages[r - 1 :], left(), eta, cap)
         n = max(n, 1)  # guaranteed affordable by the check above and the plan bound
         keep = ranking[:n]
         alive = alive[keep]

@@ -54,7 +54,7 @@ class SearchConfig:
 
     steps: int | None = None
     seed: int = 0
-    grid: GridSpec = GridSpec()
+    grid: GridSpec = dataclasses.field(default_factory=GridSpec)
     experts: tuple[str, ...] | None = None
     presets: int = 8
     halving_eta: float = 4.0
@@ -83,7 +83,9 @@ def resolve_budget(
         if text.endswith("%"):
             share = float(text[:-1]) / 100
             steps = config.steps or sampler.restorer.settings.steps
-            full = sampler.cost(candidates(sampler.experts, config), start=0, stop=steps)
+            full = sampler.cost(
+                candidates(sampler.experts, config), start=0, stop=steps
+            )
             return max(1, int(share * full))
         return int(text)
     except ValueError:
@@ -106,21 +108,35 @@ def _as_presets(presets: Presets | str | pathlib.Path | None) -> Presets:
     return presets if isinstance(presets, Presets) else Presets.load(presets)
 
 
-def _as_predictor(predictor: WeightPredictor | str | pathlib.Path | None) -> WeightPredictor:
+def _as_predictor(
+    predictor: WeightPredictor | str | pathlib.Path | None,
+) -> WeightPredictor:
     if predictor is None:
         raise ValueError(
             "strategy 'predict' needs a predictor: train one with "
             "`unires search train-predictor --logs DIR --out predictor.json` and pass predictor=PATH"
         )
-    return predictor if isinstance(predictor, WeightPredictor) else WeightPredictor.load(predictor)
+    return (
+        predictor
+        if isinstance(predictor, WeightPredictor)
+        else WeightPredictor.load(predictor)
+    )
 
 
-def _run_strategy(ev, strategy, budget, grid_vectors, config, presets, predictor) -> None:
+def _run_strategy(
+    ev, strategy, budget, grid_vectors, config, presets, predictor
+) -> None:
     ev.strategy = strategy
     if strategy == "exhaustive":
         exhaustive(ev, grid_vectors, budget)
     elif strategy == "halving":
-        halving(ev, grid_vectors, budget, eta=config.halving_eta, rounds=config.halving_rounds)
+        halving(
+            ev,
+            grid_vectors,
+            budget,
+            eta=config.halving_eta,
+            rounds=config.halving_rounds,
+        )
     elif strategy == "frequent":
         frequent(ev, _as_presets(presets), config.presets, budget)
     elif strategy == "predict":
@@ -129,15 +145,29 @@ def _run_strategy(ev, strategy, budget, grid_vectors, config, presets, predictor
         if config.refine_base == "refine":
             raise ValueError("refine_base cannot be 'refine'")
         base_budget = None if budget is None else int(budget * config.refine_base_share)
-        _run_strategy(ev, config.refine_base, base_budget, grid_vectors, config, presets, predictor)
+        _run_strategy(
+            ev,
+            config.refine_base,
+            base_budget,
+            grid_vectors,
+            config,
+            presets,
+            predictor,
+        )
         ev.strategy = "refine"
         left = None if budget is None else budget - ev.unet_evaluations
         refine(
-            ev, ev.best_vector(), list(config.experts or ev.experts), config.grid,
-            levels=config.refine_levels, budget=left,
+            ev,
+            ev.best_vector(),
+            list(config.experts or ev.experts),
+            config.grid,
+            levels=config.refine_levels,
+            budget=left,
         )
     else:
-        raise ValueError(f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        raise ValueError(
+            f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}"
+        )
 
 
 def search(
@@ -181,12 +211,20 @@ def search(
             raise ValueError("search() needs restorer= (or sampler=)")
         sampler = CandidateSampler(restorer)
     if strategy not in STRATEGIES:
-        raise ValueError(f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        raise ValueError(
+            f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}"
+        )
     q = _as_quality(quality)
     steps = config.steps or sampler.restorer.settings.steps
     budget = resolve_budget(budget, sampler, config)
     ev = Evaluator(
-        sampler, image, q, steps=steps, seed=config.seed, log_dir=log_dir, strategy=strategy,
+        sampler,
+        image,
+        q,
+        steps=steps,
+        seed=config.seed,
+        log_dir=log_dir,
+        strategy=strategy,
         image_path=image_path,
     )
     grid_vectors = candidates(sampler.experts, config)
@@ -220,8 +258,17 @@ def choose_weights(
     """
     q = _as_quality(quality)
     result = search(
-        image, strategy, q, budget, restorer=restorer, sampler=sampler, config=config,
-        presets=presets, predictor=predictor, log_dir=log_dir, image_path=image_path,
+        image,
+        strategy,
+        q,
+        budget,
+        restorer=restorer,
+        sampler=sampler,
+        config=config,
+        presets=presets,
+        predictor=predictor,
+        log_dir=log_dir,
+        image_path=image_path,
         return_image=False,
     )
     plots = []
@@ -229,7 +276,11 @@ def choose_weights(
         plots = [
             str(p)
             for p in write_plots(
-                result.records, restorer.experts, plot_dir, plot_stem, quality=q.name,
+                result.records,
+                restorer.experts,
+                plot_dir,
+                plot_stem,
+                quality=q.name,
                 higher_is_better=q.higher_is_better,
             )
         ]
@@ -246,3 +297,58 @@ def choose_weights(
         "plots": plots,
     }
     return result.weights, info
+
+
+def weight_chooser(
+    strategy: str,
+    quality: str | QualityModel,
+    budget: int | str | None = None,
+    log_dir: str | pathlib.Path | None = None,
+    *,
+    config: SearchConfig = SearchConfig(),
+    presets: Presets | str | pathlib.Path | None = None,
+    predictor: WeightPredictor | str | pathlib.Path | None = None,
+    plot_dir: str | pathlib.Path | None = None,
+    sampler: CandidateSampler | None = None,
+):
+    """A per-image chooser for `unires_jax.restore.batch.restore_files` that runs a search.
+
+    The returned callable takes `(LoadedImage, Restorer)` and returns a `WeightChoice` whose
+    details are `choose_weights`'s info; plots are named after the input file. The model is
+    placed on the devices once (on the first image) and reused. `config.seed` must equal the
+    seed given to `restore_files` for the restored image to be the scored one. Pass `sampler`
+    to reuse one (it must wrap the restorer that `restore_files` is given).
+    """
+    from unires_jax.restore.batch import WeightChoice
+
+    q = _as_quality(quality)
+    # Loaded once, not per image.
+    presets = _as_presets(presets) if strategy == "frequent" else presets
+    predictor = _as_predictor(predictor) if strategy == "predict" else predictor
+    samplers: dict[int, CandidateSampler] = {}
+    if sampler is not None:
+        samplers[id(sampler.restorer)] = sampler
+
+    def choose(image, restorer: Restorer) -> WeightChoice:
+        if id(restorer) not in samplers:
+            samplers[id(restorer)] = CandidateSampler(restorer)
+        sampler = samplers[id(restorer)]
+        path = getattr(getattr(image, "info", None), "path", None)
+        weights, info = choose_weights(
+            restorer,
+            image.pixels,
+            strategy,
+            q,
+            budget,
+            log_dir,
+            config=config,
+            presets=presets,
+            predictor=predictor,
+            plot_dir=plot_dir,
+            plot_stem=pathlib.Path(path).stem if path else "search",
+            image_path=path,
+            sampler=sampler,
+        )
+        return WeightChoice(weights, f"search {strategy} ({q.name})", info)
+
+    return choose

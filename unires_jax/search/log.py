@@ -44,7 +44,12 @@ def weights_key(weights: Mapping[str, float]) -> tuple[tuple[str, float], ...]:
 
 
 def candidate_key(
-    image: str, seed: int, steps: int, stage: int, run: str, weights: Mapping[str, float]
+    image: str,
+    seed: int,
+    steps: int,
+    stage: int,
+    run: str,
+    weights: Mapping[str, float],
 ) -> tuple:
     """The identity of one scored candidate; equal keys mean the same sample and score."""
     return (image, int(seed), int(steps), int(stage), run, weights_key(weights))
@@ -94,7 +99,11 @@ class CandidateLog:
             self._images[record["image"]] = record
         elif record.get("kind") == "candidate":
             key = candidate_key(
-                record["image"], record["seed"], record["steps"], record["stage"], record["run"],
+                record["image"],
+                record["seed"],
+                record["steps"],
+                record["stage"],
+                record["run"],
                 record["weights"],
             )
             self._done[key] = record
@@ -180,7 +189,9 @@ def best_per_run(
                 continue
             if quality is not None and r.get("quality") != quality:
                 continue
-            groups.setdefault((r["image"], r["run"], r["seed"], r["steps"]), []).append(r)
+            groups.setdefault((r["image"], r["run"], r["seed"], r["steps"]), []).append(
+                r
+            )
         images = log.images()
         for (image, *_), records in groups.items():
             if len(records) < min_candidates:

@@ -37,8 +37,12 @@ def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
 
 
 def plot_pairs(
-    records: Sequence[dict[str, Any]], experts: Sequence[str], path: str | pathlib.Path, *,
-    quality: str, higher_is_better: bool,
+    records: Sequence[dict[str, Any]],
+    experts: Sequence[str],
+    path: str | pathlib.Path,
+    *,
+    quality: str,
+    higher_is_better: bool,
 ) -> pathlib.Path:
     """Q along w_a + w_b = 1 for every pair of experts (a panel per pair)."""
     records = _finished(records)
@@ -60,20 +64,33 @@ def plot_pairs(
             bx, by = pick(line, key=lambda p: p[1])
             ax.plot([bx], [by], "r*", ms=9)
         else:
-            ax.text(0.5, 0.5, "not sampled", ha="center", va="center", transform=ax.transAxes)
+            ax.text(
+                0.5,
+                0.5,
+                "not sampled",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+            )
         ax.set_title(f"{a} vs {b}", fontsize=9)
         ax.set_xlabel(f"w_{a}  (w_{b} = 1 - w_{a})", fontsize=8)
         ax.tick_params(labelsize=7)
         if i % cols == 0:
             ax.set_ylabel(quality, fontsize=8)
     arrow = "higher" if higher_is_better else "lower"
-    fig.suptitle(f"{quality} ({arrow} is better) trading weight between two experts", fontsize=10)
+    fig.suptitle(
+        f"{quality} ({arrow} is better) trading weight between two experts", fontsize=10
+    )
     return _save(fig, pathlib.Path(path))
 
 
 def plot_marginals(
-    records: Sequence[dict[str, Any]], experts: Sequence[str], path: str | pathlib.Path, *,
-    quality: str, higher_is_better: bool,
+    records: Sequence[dict[str, Any]],
+    experts: Sequence[str],
+    path: str | pathlib.Path,
+    *,
+    quality: str,
+    higher_is_better: bool,
 ) -> pathlib.Path:
     """For each expert, the best Q over candidates with each value of its weight."""
     records = _finished(records)
@@ -94,13 +111,19 @@ def plot_marginals(
         ax.set_xlabel(f"w_{name}", fontsize=8)
         ax.tick_params(labelsize=7)
     arrow = "higher" if higher_is_better else "lower"
-    fig.suptitle(f"{quality} ({arrow} is better), best over the other weights", fontsize=10)
+    fig.suptitle(
+        f"{quality} ({arrow} is better), best over the other weights", fontsize=10
+    )
     return _save(fig, pathlib.Path(path))
 
 
 def plot_ranked(
-    records: Sequence[dict[str, Any]], path: str | pathlib.Path, *, quality: str,
-    higher_is_better: bool, top: int = 8,
+    records: Sequence[dict[str, Any]],
+    path: str | pathlib.Path,
+    *,
+    quality: str,
+    higher_is_better: bool,
+    top: int = 8,
 ) -> pathlib.Path:
     """Every finished candidate's Q, best first; the `top` best are labelled."""
     records = sorted(_finished(records), key=lambda r: -r["objective"])
@@ -109,16 +132,31 @@ def plot_ranked(
     scores = [r["score"] for r in records]
     ax.plot(np.arange(1, len(scores) + 1), scores, ".-", ms=3, lw=0.8)
     for rank, r in enumerate(records[:top], 1):
-        ax.annotate(str(rank), (rank, r["score"]), fontsize=7, color="red",
-                    xytext=(2, 4), textcoords="offset points")
+        ax.annotate(
+            str(rank),
+            (rank, r["score"]),
+            fontsize=7,
+            color="red",
+            xytext=(2, 4),
+            textcoords="offset points",
+        )
     listing = "\n".join(
-        f"{rank}. {r['score']:.4g}  {_label(r['weights'])}" for rank, r in enumerate(records[:top], 1)
+        f"{rank}. {r['score']:.4g}  {_label(r['weights'])}"
+        for rank, r in enumerate(records[:top], 1)
     )
     # Scores get worse to the right, so the lower-left (higher is better) or upper-left
     # (lower is better) corner is clear of the curve.
-    ax.text(0.02, 0.03 if higher_is_better else 0.97, listing, transform=ax.transAxes,
-            fontsize=7, family="monospace", ha="left", va="bottom" if higher_is_better else "top",
-            bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85})
+    ax.text(
+        0.02,
+        0.03 if higher_is_better else 0.97,
+        listing,
+        transform=ax.transAxes,
+        fontsize=7,
+        family="monospace",
+        ha="left",
+        va="bottom" if higher_is_better else "top",
+        bbox={"boxstyle": "round", "fc": "white", "alpha": 0.85},
+    )
     ax.set_xlabel("rank")
     if len(scores) > 50:
         ax.set_xscale("log")
@@ -129,8 +167,13 @@ def plot_ranked(
 
 
 def write_plots(
-    records: Sequence[dict[str, Any]], experts: Sequence[str], out_dir: str | pathlib.Path,
-    stem: str, *, quality: str, higher_is_better: bool,
+    records: Sequence[dict[str, Any]],
+    experts: Sequence[str],
+    out_dir: str | pathlib.Path,
+    stem: str,
+    *,
+    quality: str,
+    higher_is_better: bool,
 ) -> list[pathlib.Path]:
     """Writes `<stem>_pairs.png`, `<stem>_marginals.png` and `<stem>_ranked.png` in out_dir."""
     out = pathlib.Path(out_dir)

@@ -36,7 +36,7 @@ class PredictorConfig:
     n_estimators: int = 100
     min_samples_leaf: int = 1
     random_state: int = 0
-    grid: GridSpec = GridSpec()
+    grid: GridSpec = dataclasses.field(default_factory=GridSpec)
 
 
 class WeightPredictor:
@@ -81,7 +81,9 @@ class WeightPredictor:
 
     @functools.cached_property
     def _grid(self) -> np.ndarray:
-        return embed(self.config.grid.vectors(len(self.searched)), self.searched, self.experts)
+        return embed(
+            self.config.grid.vectors(len(self.searched)), self.searched, self.experts
+        )
 
     def predict_raw(self, image: np.ndarray) -> np.ndarray:
         """The forest's `[K]` prediction (sums to one; may be off the grid)."""
@@ -106,7 +108,12 @@ class WeightPredictor:
                 "min_samples_leaf": self.config.min_samples_leaf,
                 "random_state": self.config.random_state,
             },
-            "grid": {"vmin": g.vmin, "vmax": g.vmax, "step": g.step, "max_negative": g.max_negative},
+            "grid": {
+                "vmin": g.vmin,
+                "vmax": g.vmax,
+                "step": g.step,
+                "max_negative": g.max_negative,
+            },
         }
         pathlib.Path(path).write_text(json.dumps(data) + "\n")
 
@@ -128,12 +135,14 @@ class WeightPredictor:
                 f"{list(FEATURE_NAMES)}; retrain it from the search logs"
             )
         config = PredictorConfig(**data["forest"], grid=GridSpec(**data["grid"]))
-        return cls(data["experts"], data["searched"], data["features"], data["targets"], config)
+        return cls(
+            data["experts"], data["searched"], data["features"], data["targets"], config
+        )
 
 
 def train_predictor(
     logs: str | pathlib.Path | Sequence,
-    experts: Sequence[str],
+    experts: Sequence[str] | None = None,
     *,
     searched: Sequence[str] | None = None,
     config: PredictorConfig = PredictorConfig(),
@@ -145,7 +154,7 @@ def train_predictor(
     Args:
       logs: a folder of `*.jsonl` logs (or a list of `CandidateLog`); each image line carries
         the image's features.
-      experts: all expert names, in weight order.
+      experts: all expert names, in weight order (default: as recorded in the logs).
       searched: the experts the projection grid spans (default: all).
       config: forest and grid settings.
       quality: use only searches scored with this quality model.
@@ -155,10 +164,28 @@ def train_predictor(
       ValueError: no usable search in the logs.
     """
     logs = read_logs(logs) if isinstance(logs, (str, pathlib.Path)) else list(logs)
+    optima = [
+        (best, image)
+        for best, image, _ in best_per_run(
+            logs, quality=quality, min_candidates=min_candidates
+        )
+        if image is not None and "features" in image
+    ]
+    if not optima:
+        raise ValueError(
+            "no finished exhaustive search with image features in the logs; run "
+            "`unires search learn-presets DIR --logs LOGS` (or search with strategy='exhaustive' "
+            "and a log_dir) first"
+        )
+    if experts is None:
+        recorded = {tuple(image.get("experts", ())) for _, image in optima}
+        if len(recorded) != 1 or not next(iter(recorded)):
+            raise ValueError(
+                f"the logs record {len(recorded)} different expert lists; pass experts=[...]"
+            )
+        experts = list(next(iter(recorded)))
     rows, targets = [], []
-    for best, image, _ in best_per_run(logs, quality=quality, min_candidates=min_candidates):
-        if image is None or "features" not in image:
-            continue
+    for best, image in optima:
         if set(image["features"]) != set(FEATURE_NAMES):
             raise ValueError(
                 f"search log for image {best['image']}: features {sorted(image['features'])} differ "
@@ -166,16 +193,14 @@ def train_predictor(
             )
         rows.append([image["features"][n] for n in FEATURE_NAMES])
         targets.append([best["weights"].get(e, 0.0) for e in experts])
-    if not rows:
-        raise ValueError(
-            "no finished exhaustive search with image features in the logs; run "
-            "`unires search learn-presets DIR --logs LOGS` (or search with strategy='exhaustive' "
-            "and a log_dir) first"
-        )
-    return WeightPredictor(experts, searched or experts, np.array(rows), np.array(targets), config)
+    return WeightPredictor(
+        experts, searched or experts, np.array(rows), np.array(targets), config
+    )
 
 
-def predict(ev: Evaluator, predictor: WeightPredictor, budget: int | None = None) -> None:
+def predict(
+    ev: Evaluator, predictor: WeightPredictor, budget: int | None = None
+) -> None:
     """Finishes and scores the one predicted weight vector."""
     if predictor.experts != list(ev.experts):
         raise ValueError(

@@ -68,7 +68,9 @@ def refine(
     spent_before = ev.unet_evaluations
 
     def left() -> float:
-        return np.inf if budget is None else budget - (ev.unet_evaluations - spent_before)
+        return (
+            np.inf if budget is None else budget - (ev.unet_evaluations - spent_before)
+        )
 
     center = np.asarray(start, np.float64)
     if ev.cost(center[None]) > left() and not ev.seen(center):

@@ -1,0 +1,232 @@
+"""The cheaper strategies end to end on the micro model: halving, frequent, predict, refine;
+plus choose_weights (plots, JSON info) and the restore-batch chooser."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from search_helpers import SEARCHED, SMALL, SMALL_GRID, STEPS, Sharpness
+
+from unires_jax.restore import batch
+from unires_jax.search import (
+    PredictorConfig,
+    Presets,
+    SearchConfig,
+    WeightPredictor,
+    choose_weights,
+    learn_presets,
+    search,
+    train_predictor,
+    weight_chooser,
+)
+from unires_jax.search.interface import candidates
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def exhaustive_logs(sampler, images, tmp_path_factory):
+    """Exhaustive searches of the three test images, logged (the training data of presets
+    and the predictor) and their results."""
+    folder = tmp_path_factory.mktemp("logs")
+    results = [
+        search(
+            im, "exhaustive", Sharpness(), sampler=sampler, config=SMALL, log_dir=folder
+        )
+        for im in images
+    ]
+    return folder, results
+
+
+def _key(weights):
+    return tuple(sorted(weights.items()))
+
+
+def test_halving_keeps_the_best_fraction_and_finishes_few(
+    sampler, images, exhaustive_logs
+):
+    _, results = exhaustive_logs
+    result = search(images[1], "halving", Sharpness(), sampler=sampler, config=SMALL)
+    assert result.candidates_evaluated == 18
+    # Stages 1, 2, 3 with eta 4: 18 scored at step 1, 5 at step 2, 2 finished.
+    assert result.candidates_finished == 2
+    stages = sorted({r["stage"] for r in result.records})
+    assert stages == [1, 2, STEPS]
+    exhaustive_scores = {_key(r["weights"]): r["objective"] for r in results[1].records}
+    for r in result.records:
+        if r["stage"] == STEPS:  # a continued run ends where a straight run ends
+            assert r["objective"] == pytest.approx(
+                exhaustive_scores[_key(r["weights"])], rel=1e-5
+            )
+    assert result.objective <= results[1].objective
+
+
+def test_halving_with_eta_near_one_finishes_everything_and_matches_exhaustive(
+    sampler, images, exhaustive_logs
+):
+    _, results = exhaustive_logs
+    config = SearchConfig(grid=SMALL_GRID, experts=SEARCHED, halving_eta=1.001)
+    result = search(images[2], "halving", Sharpness(), sampler=sampler, config=config)
+    assert result.candidates_finished == 18
+    assert result.weights == results[2].weights
+    assert result.score == pytest.approx(results[2].score, rel=1e-5)
+
+
+def test_halving_respects_its_budget(sampler, images):
+    full = sampler.cost(candidates(sampler.experts, SMALL), start=0, stop=STEPS)
+    budget = 15
+    result = search(
+        images[0], "halving", Sharpness(), budget=budget, sampler=sampler, config=SMALL
+    )
+    assert result.unet_evaluations <= budget < full
+    assert result.candidates_finished >= 1
+    with pytest.raises(ValueError, match="cannot finish one candidate"):
+        search(
+            images[0], "halving", Sharpness(), budget=4, sampler=sampler, config=SMALL
+        )
+
+
+def test_budget_as_a_share_of_exhaustive(sampler, images):
+    result = search(
+        images[0], "halving", Sharpness(), budget="40%", sampler=sampler, config=SMALL
+    )
+    full = sampler.cost(candidates(sampler.experts, SMALL), start=0, stop=STEPS)
+    assert result.unet_evaluations <= 0.4 * full
+    with pytest.raises(ValueError, match="share of the exhaustive"):
+        search(
+            images[0],
+            "halving",
+            Sharpness(),
+            budget="lots",
+            sampler=sampler,
+            config=SMALL,
+        )
+
+
+def test_frequent_tries_the_top_presets_learned_from_logs(
+    sampler, images, exhaustive_logs, tmp_path
+):
+    folder, results = exhaustive_logs
+    presets = learn_presets(folder)
+    assert presets.images == 3 and presets.quality == "sharpness"
+    assert sum(c for _, c in presets.entries) == 3
+    assert {_key(w) for w, _ in presets.entries} == {_key(r.weights) for r in results}
+    presets.save(tmp_path / "presets.json")
+    loaded = Presets.load(tmp_path / "presets.json")
+    assert loaded == presets
+    config = SearchConfig(grid=SMALL_GRID, experts=SEARCHED, presets=2)
+    result = search(
+        images[0],
+        "frequent",
+        Sharpness(),
+        sampler=sampler,
+        config=config,
+        presets=tmp_path / "presets.json",
+    )
+    assert result.candidates_finished == min(2, len(presets.entries))
+    assert _key(result.weights) in {_key(w) for w, _ in presets.entries[:2]}
+    with pytest.raises(ValueError, match="learn-presets"):
+        search(images[0], "frequent", Sharpness(), sampler=sampler, config=config)
+
+
+def test_predict_samples_one_grid_vector_from_a_forest_trained_on_logs(
+    sampler, images, exhaustive_logs, tmp_path
+):
+    folder, _ = exhaustive_logs
+    config = PredictorConfig(n_estimators=10, grid=SMALL_GRID)
+    predictor = train_predictor(folder, searched=SEARCHED, config=config)
+    assert predictor.experts == sampler.experts and len(predictor.features) == 3
+    predictor.save(tmp_path / "predictor.json")
+    loaded = WeightPredictor.load(tmp_path / "predictor.json")
+    vector = loaded.predict(images[0])
+    np.testing.assert_array_equal(vector, predictor.predict(images[0]))
+    grid = candidates(sampler.experts, SMALL)
+    assert any(np.array_equal(vector, g) for g in grid)  # projected onto the grid
+    result = search(
+        images[0],
+        "predict",
+        Sharpness(),
+        sampler=sampler,
+        config=SMALL,
+        predictor=loaded,
+    )
+    assert result.candidates_finished == result.candidates_evaluated == 1
+    assert result.unet_evaluations <= STEPS * 3
+
+
+def test_refine_tries_finer_steps_and_never_ends_worse_than_its_base(sampler, images):
+    base = search(images[1], "halving", Sharpness(), sampler=sampler, config=SMALL)
+    config = SearchConfig(grid=SMALL_GRID, experts=SEARCHED, refine_levels=1)
+    result = search(images[1], "refine", Sharpness(), sampler=sampler, config=config)
+    assert result.objective >= base.objective
+    finer = [
+        r
+        for r in result.records
+        if r["stage"] == STEPS
+        and any(abs(w * 2 - round(w * 2)) > 1e-9 for w in r["weights"].values())
+    ]
+    assert finer, "no candidate on the finer (0.25) step was tried"
+    assert all(set(r["weights"]) <= set(SEARCHED) for r in result.records)
+
+
+def test_choose_weights_returns_json_info_and_readable_plots(
+    restorer, sampler, images, tmp_path
+):
+    weights, info = choose_weights(
+        restorer,
+        images[0],
+        "exhaustive",
+        Sharpness(),
+        None,
+        tmp_path / "logs",
+        config=SMALL,
+        plot_dir=tmp_path / "plots",
+        plot_stem="img0",
+        sampler=sampler,
+    )
+    json.dumps(info)
+    assert set(weights) <= set(SEARCHED)
+    assert info["candidates_finished"] == 18 and info["quality"] == "sharpness"
+    assert [p.split("/")[-1] for p in info["plots"]] == [
+        "img0_pairs.png",
+        "img0_marginals.png",
+        "img0_ranked.png",
+    ]
+    for path in info["plots"]:
+        with open(path, "rb") as f:
+            assert f.read(8) == PNG_SIGNATURE
+        assert Image.open(path).size[0] > 400
+    assert info["log"].endswith(".jsonl")
+
+
+def test_weight_chooser_plugs_into_restore_files(restorer, sampler, images, tmp_path):
+    Image.fromarray(images[2]).save(tmp_path / "photo.png")
+    chooser = weight_chooser(
+        "exhaustive",
+        Sharpness(),
+        config=SMALL,
+        sampler=sampler,
+        plot_dir=tmp_path / "out",
+    )
+    report = batch.restore_files(
+        restorer,
+        batch.collect_inputs([tmp_path / "photo.png"]),
+        tmp_path / "out",
+        choose_weights=chooser,
+        progress=False,
+    )
+    assert not report.failed
+    sidecar = json.loads((tmp_path / "out" / "photo.json").read_text())
+    details = sidecar["weights_details"]
+    assert sidecar["weights_source"] == "search exhaustive (sharpness)"
+    assert details["candidates_finished"] == 18
+    assert {k: v for k, v in sidecar["weights"].items() if v} == search(
+        images[2], "exhaustive", Sharpness(), sampler=sampler, config=SMALL
+    ).weights
+    assert (tmp_path / "out" / "photo_pairs.png").exists()
+
+
+def test_unknown_strategy_is_a_clear_error(sampler, images):
+    with pytest.raises(ValueError, match="choose one of"):
+        search(images[0], "random", Sharpness(), sampler=sampler, config=SMALL)
