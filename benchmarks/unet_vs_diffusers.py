@@ -30,27 +30,27 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from flax import nnx  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
 
-from unires_jax.models import configs  # noqa: E402
-from unires_jax.models.unet import UNet  # noqa: E402
+from unires_jax.models import configs
+from unires_jax.models.unet import UNet
 
 CONTEXT_LEN = 77
 
 # The diffusers config of the CPU comparison: SD 1.x layout at 64 channels.
-BENCH_CONFIG = dict(
-    block_out_channels=(64, 64, 64, 64),
-    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    layers_per_block=2,
-    attention_head_dim=8,
-    cross_attention_dim=64,
-    norm_num_groups=32,
-    sample_size=64,
-)
+BENCH_CONFIG = {
+    "block_out_channels": (64, 64, 64, 64),
+    "down_block_types": ("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    "up_block_types": ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    "layers_per_block": 2,
+    "attention_head_dim": 8,
+    "cross_attention_dim": 64,
+    "norm_num_groups": 32,
+    "sample_size": 64,
+}
 
 
 def _machine() -> str:
@@ -76,7 +76,10 @@ def compare_on_cpu(args) -> None:
     import torch
     from diffusers import UNet2DConditionModel
 
-    from unires_jax.convert.unet import unet_config_from_diffusers, unet_from_torch_state
+    from unires_jax.convert.unet import (
+        unet_config_from_diffusers,
+        unet_from_torch_state,
+    )
 
     torch.set_num_threads(os.cpu_count())
     torch.manual_seed(0)
@@ -93,7 +96,11 @@ def compare_on_cpu(args) -> None:
     ctx = rng.standard_normal((args.batch, CONTEXT_LEN, 64)).astype(np.float32)
     x_t, t_t, ctx_t = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(ctx)
     # Our model takes NHWC: the layout change is part of the input pipeline, not timed.
-    x_j, t_j, ctx_j = jnp.asarray(x.transpose(0, 2, 3, 1)), jnp.asarray(t), jnp.asarray(ctx)
+    x_j, t_j, ctx_j = (
+        jnp.asarray(x.transpose(0, 2, 3, 1)),
+        jnp.asarray(t),
+        jnp.asarray(ctx),
+    )
 
     graphdef, params = nnx.split(ours)
     forward = jax.jit(lambda p, x, t, c: nnx.merge(graphdef, p)(x, t, c))
@@ -120,23 +127,34 @@ def compare_on_cpu(args) -> None:
     print(
         f"config: UNet {BENCH_CONFIG['block_out_channels']} x {BENCH_CONFIG['layers_per_block']} layers, "
         f"{n_params:,} params, batch {args.batch}, latents {args.size}x{args.size}, float32, "
-        f"attention={args.attention}" + (f" (chunk {args.chunk})" if args.attention == "chunked" else "")
+        f"attention={args.attention}"
+        + (f" (chunk {args.chunk})" if args.attention == "chunked" else "")
     )
     print(f"outputs agree: max|diff|/max|ref| = {err:.2e}")
-    print(f"unires-jax (jit, first call incl. compile {compile_s:.1f} s): median {mo * 1e3:.0f} ms "
-          f"over {args.repeats} runs (min {min(ours_s) * 1e3:.0f})")
-    print(f"diffusers  (torch.no_grad): median {mt * 1e3:.0f} ms over {args.repeats} runs (min {min(torch_s) * 1e3:.0f})")
+    print(
+        f"unires-jax (jit, first call incl. compile {compile_s:.1f} s): median {mo * 1e3:.0f} ms "
+        f"over {args.repeats} runs (min {min(ours_s) * 1e3:.0f})"
+    )
+    print(
+        f"diffusers  (torch.no_grad): median {mt * 1e3:.0f} ms over {args.repeats} runs (min {min(torch_s) * 1e3:.0f})"
+    )
     print(f"ratio ours/diffusers = {mo / mt:.2f} (target <= 0.8)")
 
 
 def sd15_on_gpu(args) -> None:
     if jax.default_backend() != "gpu":
-        raise SystemExit(f"--gpu-sd15 needs a GPU visible to jax; the default backend is {jax.default_backend()!r}")
+        raise SystemExit(
+            f"--gpu-sd15 needs a GPU visible to jax; the default backend is {jax.default_backend()!r}"
+        )
     cfg = configs.sd15_unet(
-        dtype=jnp.bfloat16, param_dtype=jnp.bfloat16, attention=args.attention, attention_chunk=args.chunk
+        dtype=jnp.bfloat16,
+        param_dtype=jnp.bfloat16,
+        attention=args.attention,
+        attention_chunk=args.chunk,
     )
     model = nnx.jit(lambda: UNet(cfg, rngs=nnx.Rngs(0)))()
     graphdef, params = nnx.split(model)
+    n_params = sum(x.size for x in jax.tree.leaves(params))
     forward = jax.jit(lambda p, x, t, c: nnx.merge(graphdef, p)(x, t, c))
     key = jax.random.key(0)
     x = jax.random.normal(key, (args.batch, args.size, args.size, 4), jnp.bfloat16)
@@ -147,14 +165,16 @@ def sd15_on_gpu(args) -> None:
     med = statistics.median(times)
     print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
     print(
-        f"SD-1.5 UNet (859,520,964 params) bf16, batch {args.batch}, latents {args.size}x{args.size}, "
+        f"SD-1.5 UNet ({n_params:,} params) bf16, batch {args.batch}, latents {args.size}x{args.size}, "
         f"attention={args.attention}: median {med * 1e3:.1f} ms / forward = {args.batch / med:.1f} images/s "
         "(one UNet evaluation per image)"
     )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=6)
     parser.add_argument("--size", type=int, default=64, help="latent height = width")
@@ -164,8 +184,14 @@ def main() -> None:
         choices=("dot_product", "chunked", "naive"),
         help="default: chunked on CPU (blocks stay in cache), dot_product with --gpu-sd15 (fused kernel)",
     )
-    parser.add_argument("--chunk", type=int, default=128, help="rows per block for --attention chunked")
-    parser.add_argument("--gpu-sd15", action="store_true", help="time the SD-1.5-size UNet in bf16 on a GPU")
+    parser.add_argument(
+        "--chunk", type=int, default=128, help="rows per block for --attention chunked"
+    )
+    parser.add_argument(
+        "--gpu-sd15",
+        action="store_true",
+        help="time the SD-1.5-size UNet in bf16 on a GPU",
+    )
     args = parser.parse_args()
     if args.attention is None:
         args.attention = "dot_product" if args.gpu_sd15 else "chunked"

@@ -9,24 +9,33 @@ import torch
 from diffusers import UNet2DConditionModel
 from flax import nnx
 
-from unires_jax.convert.unet import add_lq_channels, unet_config_from_diffusers, unet_from_torch_state
+from unires_jax.convert.unet import (
+    add_lq_channels,
+    unet_config_from_diffusers,
+    unet_from_torch_state,
+)
 
 TOL = 1e-4  # max |ours - diffusers| / max |diffusers|, float32
 
-_COMMON = dict(
-    block_out_channels=(32, 64),
-    down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-    layers_per_block=1,
-    cross_attention_dim=24,
-    norm_num_groups=8,
-    sample_size=16,
-)
+_COMMON = {
+    "block_out_channels": (32, 64),
+    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+    "layers_per_block": 1,
+    "cross_attention_dim": 24,
+    "norm_num_groups": 8,
+    "sample_size": 16,
+}
 STYLES = {
     # SD 1.x: 1x1-conv projections, one int "attention_head_dim" (= heads).
     "sd1": dict(_COMMON, attention_head_dim=8),
     # SD 2.x: linear projections, per-level heads, upcast attention.
-    "sd2": dict(_COMMON, attention_head_dim=[2, 4], use_linear_projection=True, upcast_attention=True),
+    "sd2": dict(
+        _COMMON,
+        attention_head_dim=[2, 4],
+        use_linear_projection=True,
+        upcast_attention=True,
+    ),
 }
 
 
@@ -48,7 +57,9 @@ def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 @pytest.fixture(scope="module", params=sorted(STYLES))
 def torch_unet(request):
     torch.manual_seed(0)
-    return request.param, _randomize(UNet2DConditionModel(**STYLES[request.param]), seed=1)
+    return request.param, _randomize(
+        UNet2DConditionModel(**STYLES[request.param]), seed=1
+    )
 
 
 def _state(model):
@@ -59,13 +70,17 @@ def _inputs(model, b=2, h=16, w=16, seq=7, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((b, model.config.in_channels, h, w)).astype(np.float32)
     t = np.array([3, 700][:b])
-    ctx = rng.standard_normal((b, seq, model.config.cross_attention_dim)).astype(np.float32)
+    ctx = rng.standard_normal((b, seq, model.config.cross_attention_dim)).astype(
+        np.float32
+    )
     return x, t, ctx
 
 
 def _reference(model, x, t, ctx):
     with torch.no_grad():
-        return model(torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(ctx)).sample.numpy()
+        return model(
+            torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(ctx)
+        ).sample.numpy()
 
 
 _forward = nnx.jit(lambda m, x, t, c: m(x, t, c))
@@ -73,7 +88,9 @@ _forward = nnx.jit(lambda m, x, t, c: m(x, t, c))
 
 def _ours(unet, x, t, ctx):
     """NCHW in and out, like the diffusers model; NHWC inside."""
-    return np.asarray(_forward(unet, jnp.asarray(x.transpose(0, 2, 3, 1)), t, ctx)).transpose(0, 3, 1, 2)
+    return np.asarray(
+        _forward(unet, jnp.asarray(x.transpose(0, 2, 3, 1)), t, ctx)
+    ).transpose(0, 3, 1, 2)
 
 
 def _rel(a, ref):
@@ -83,26 +100,40 @@ def _rel(a, ref):
 @pytest.mark.parametrize("attention", ["dot_product", "chunked", "naive"])
 def test_converted_unet_matches_diffusers(torch_unet, attention):
     style, model = torch_unet
-    cfg = dataclasses.replace(unet_config_from_diffusers(dict(model.config), attention=attention), attention_chunk=96)
+    cfg = dataclasses.replace(
+        unet_config_from_diffusers(dict(model.config), attention=attention),
+        attention_chunk=96,
+    )
     ours = unet_from_torch_state(_state(model), cfg, source="unet.safetensors")
     x, t, ctx = _inputs(model)
-    assert _rel(_ours(ours, x, t, ctx), _reference(model, x, t, ctx)) <= TOL, (style, attention)
+    assert _rel(_ours(ours, x, t, ctx), _reference(model, x, t, ctx)) <= TOL, (
+        style,
+        attention,
+    )
 
 
 def test_odd_latent_size_upsamples_like_diffusers(torch_unet):
     # 15x13 is not a multiple of 2: diffusers forwards the skip sizes to the upsampler.
     _, model = torch_unet
-    ours = unet_from_torch_state(_state(model), unet_config_from_diffusers(dict(model.config)))
+    ours = unet_from_torch_state(
+        _state(model), unet_config_from_diffusers(dict(model.config))
+    )
     x, t, ctx = _inputs(model, h=15, w=13, seed=3)
     assert _rel(_ours(ours, x, t, ctx), _reference(model, x, t, ctx)) <= TOL
 
 
 def test_config_translation_reads_sd2_settings(torch_unet):
     style, model = torch_unet
-    cfg = unet_config_from_diffusers(dict(model.config), lq_channels=4, dtype=jnp.bfloat16)
+    cfg = unet_config_from_diffusers(
+        dict(model.config), lq_channels=4, dtype=jnp.bfloat16
+    )
     assert cfg.in_channels == 8 and cfg.dtype == jnp.bfloat16
     if style == "sd2":
-        assert cfg.use_linear_projection and cfg.upcast_attention and cfg.num_attention_heads == (2, 4)
+        assert (
+            cfg.use_linear_projection
+            and cfg.upcast_attention
+            and cfg.num_attention_heads == (2, 4)
+        )
     else:
         assert not cfg.use_linear_projection and cfg.num_attention_heads == (8, 8)
 
@@ -112,7 +143,9 @@ def test_lq_channels_leave_the_output_unchanged(torch_unet):
     state = _state(model)
     plain = unet_from_torch_state(state, unet_config_from_diffusers(dict(model.config)))
     cfg = unet_config_from_diffusers(dict(model.config), lq_channels=4)
-    with_lq = unet_from_torch_state(state, cfg, lq_channels=4, source="unet.safetensors")
+    with_lq = unet_from_torch_state(
+        state, cfg, lq_channels=4, source="unet.safetensors"
+    )
     grown = add_lq_channels(plain, 4)
     assert with_lq.cfg.in_channels == grown.cfg.in_channels == 8
     x, t, ctx = _inputs(model, seed=5)
@@ -133,10 +166,14 @@ def test_wrong_shape_missing_and_unknown_weights_are_named():
     del bad["conv_out.bias"]
     bad["foo.weight"] = np.zeros(3, np.float32)
     with pytest.raises(ValueError) as err:
-        unet_from_torch_state(bad, cfg, source="/ckpt/unet/diffusion_pytorch_model.safetensors")
+        unet_from_torch_state(
+            bad, cfg, source="/ckpt/unet/diffusion_pytorch_model.safetensors"
+        )
     msg = str(err.value)
     assert msg.startswith("/ckpt/unet/diffusion_pytorch_model.safetensors: ")
-    assert "down_blocks.0.resnets.0.conv1.weight (32, 32, 1, 1) vs (32, 32, 3, 3)" in msg
+    assert (
+        "down_blocks.0.resnets.0.conv1.weight (32, 32, 1, 1) vs (32, 32, 3, 3)" in msg
+    )
     assert "conv_out.bias" in msg and "foo.weight" in msg
     assert "\n" not in msg
 
@@ -144,8 +181,12 @@ def test_wrong_shape_missing_and_unknown_weights_are_named():
 def test_checkpoint_with_other_in_channels_is_refused():
     # A config expecting 5 checkpoint channels (9 inputs, 4 of them LQ) against a 4-channel file.
     model = _randomize(UNet2DConditionModel(**STYLES["sd1"]), seed=2)
-    cfg = dataclasses.replace(unet_config_from_diffusers(dict(model.config)), in_channels=9)
-    with pytest.raises(ValueError, match=r"conv_in\.weight \(32, 4, 3, 3\) vs \(32, 5, 3, 3\)"):
+    cfg = dataclasses.replace(
+        unet_config_from_diffusers(dict(model.config)), in_channels=9
+    )
+    with pytest.raises(
+        ValueError, match=r"conv_in\.weight \(32, 4, 3, 3\) vs \(32, 5, 3, 3\)"
+    ):
         unet_from_torch_state(_state(model), cfg, lq_channels=4)
 
 

@@ -14,15 +14,15 @@ from unires_jax.convert.vae import vae_config_from_diffusers, vae_from_torch_sta
 
 TOL = 1e-4  # max |ours - diffusers| / max |diffusers|, float32
 
-CONFIG = dict(
-    block_out_channels=(32, 64),
-    down_block_types=("DownEncoderBlock2D",) * 2,
-    up_block_types=("UpDecoderBlock2D",) * 2,
-    layers_per_block=1,
-    norm_num_groups=8,
-    latent_channels=4,
-    sample_size=16,
-)
+CONFIG = {
+    "block_out_channels": (32, 64),
+    "down_block_types": ("DownEncoderBlock2D",) * 2,
+    "up_block_types": ("UpDecoderBlock2D",) * 2,
+    "layers_per_block": 1,
+    "norm_num_groups": 8,
+    "latent_channels": 4,
+    "sample_size": 16,
+}
 
 
 def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -87,20 +87,30 @@ def _check(vae, reference):
 def test_converted_vae_matches_diffusers(torch_vae, reference, attention):
     cfg = vae_config_from_diffusers(dict(torch_vae.config), attention=attention)
     # 64 tokens (8x8) in the mid blocks, chunks of 6: eleven chunks, the last one padded.
-    vae = vae_from_torch_state(_state(torch_vae), dataclasses.replace(cfg, attention_chunk=6))
+    vae = vae_from_torch_state(
+        _state(torch_vae), dataclasses.replace(cfg, attention_chunk=6)
+    )
     _check(vae, reference)
 
 
 def test_deprecated_attention_names_load_the_same(torch_vae, reference):
     old = {"to_q": "query", "to_k": "key", "to_v": "value", "to_out.0": "proj_attn"}
     pattern = re.compile(r"\.attentions\.0\.(to_q|to_k|to_v|to_out\.0)\.")
-    state = {pattern.sub(lambda m: f".attentions.0.{old[m.group(1)]}.", k): v for k, v in _state(torch_vae).items()}
+    state = {
+        pattern.sub(lambda m: f".attentions.0.{old[m.group(1)]}.", k): v
+        for k, v in _state(torch_vae).items()
+    }
     assert any(".query." in k for k in state)
-    _check(vae_from_torch_state(state, vae_config_from_diffusers(dict(torch_vae.config))), reference)
+    _check(
+        vae_from_torch_state(state, vae_config_from_diffusers(dict(torch_vae.config))),
+        reference,
+    )
 
 
 def test_config_translation(torch_vae):
-    cfg = vae_config_from_diffusers(dict(torch_vae.config), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    cfg = vae_config_from_diffusers(
+        dict(torch_vae.config), dtype=jnp.bfloat16, param_dtype=jnp.bfloat16
+    )
     assert cfg.block_out_channels == (32, 64) and cfg.latent_channels == 4
     assert cfg.scaling_factor == pytest.approx(0.18215)
     assert cfg.dtype == jnp.bfloat16
@@ -112,7 +122,9 @@ def test_wrong_shape_and_unknown_weights_are_named(torch_vae):
     state["decoder.mid_block.attentions.0.to_q.weight"] = np.zeros((64, 32), np.float32)
     state["encoder.extra.weight"] = np.zeros((2,), np.float32)
     with pytest.raises(ValueError) as err:
-        vae_from_torch_state(state, cfg, source="/ckpt/vae/diffusion_pytorch_model.safetensors")
+        vae_from_torch_state(
+            state, cfg, source="/ckpt/vae/diffusion_pytorch_model.safetensors"
+        )
     msg = str(err.value)
     assert msg.startswith("/ckpt/vae/diffusion_pytorch_model.safetensors: ")
     assert "decoder.mid_block.attentions.0.to_q.weight (64, 32) vs (64, 64)" in msg

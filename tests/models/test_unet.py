@@ -24,15 +24,15 @@ def _abstract(cfg):
 
 def _micro(**overrides):
     """Two levels, one layer each: every block type, compiled in seconds."""
-    base = dict(
-        block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        layers_per_block=1,
-        num_attention_heads=2,
-        cross_attention_dim=16,
-        norm_num_groups=4,
-    )
+    base = {
+        "block_out_channels": (16, 32),
+        "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+        "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
+        "layers_per_block": 1,
+        "num_attention_heads": 2,
+        "cross_attention_dim": 16,
+        "norm_num_groups": 4,
+    }
     return configs.UNetConfig(**{**base, **overrides})
 
 
@@ -96,7 +96,9 @@ def test_scalar_float_timestep_broadcasts_like_an_int_vector():
     model = _random(cfg)
     x, _, ctx = _inputs(cfg, h=8, w=8)
     by_vector = _forward(model, x, jnp.array([250, 250]), ctx)
-    np.testing.assert_allclose(_forward(model, x, jnp.float32(250.0), ctx), by_vector, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        _forward(model, x, jnp.float32(250.0), ctx), by_vector, rtol=0, atol=1e-6
+    )
 
 
 def test_attention_implementations_agree():
@@ -134,7 +136,7 @@ def test_remat_changes_neither_output_nor_gradients():
 
     def grads(remat):
         model = _random(dataclasses.replace(cfg, remat=remat))
-        loss = lambda m: jnp.mean(m(x, t, ctx) ** 2)  # noqa: E731
+        loss = lambda m: jnp.mean(m(x, t, ctx) ** 2)
         value, g = nnx.jit(nnx.value_and_grad(loss))(model)
         return value, jax.tree.leaves(g)
 
@@ -148,15 +150,20 @@ def test_remat_changes_neither_output_nor_gradients():
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        (dict(attention="flash"), "attention='flash'"),
-        (dict(num_attention_heads=(3, 4, 4)), "not divisible by num_attention_heads"),
-        (dict(layers_per_block=(1, 2)), "layers_per_block"),
-        (dict(down_block_types=("CrossAttnDownBlock2D", "SimpleDown", "DownBlock2D")), "SimpleDown"),
-        (dict(norm_num_groups=12), "norm_num_groups"),
+        ({"attention": "flash"}, "attention='flash'"),
+        ({"num_attention_heads": (3, 4, 4)}, "not divisible by num_attention_heads"),
+        ({"layers_per_block": (1, 2)}, "layers_per_block"),
+        (
+            {"down_block_types": ("CrossAttnDownBlock2D", "SimpleDown", "DownBlock2D")},
+            "SimpleDown",
+        ),
+        ({"norm_num_groups": 12}, "norm_num_groups"),
     ],
 )
 def test_invalid_configs_are_refused_with_the_field_named(overrides, fragment):
-    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)")
+    ):
         configs.tiny_unet(**overrides)
 
 

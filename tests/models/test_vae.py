@@ -23,7 +23,7 @@ def _abstract(cfg):
 
 def _micro(**overrides):
     """Two levels (2x down), one resnet per level."""
-    base = dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
+    base = {"block_out_channels": (8, 16), "layers_per_block": 1, "norm_num_groups": 4}
     return configs.VAEConfig(**{**base, **overrides})
 
 
@@ -75,8 +75,12 @@ def test_logvar_is_clamped_like_diffusers():
     # quant_conv outputs 0 for the mean half and +-100 for the log-variance half.
     kernel = np.zeros((1, 1, 2 * lc, 2 * lc), np.float32)
     bias = np.concatenate([np.zeros(lc), np.full(lc, 100.0)]).astype(np.float32)
-    high = _random(cfg, overrides={("quant_conv", "kernel"): kernel, ("quant_conv", "bias"): bias})
-    low = _random(cfg, overrides={("quant_conv", "kernel"): kernel, ("quant_conv", "bias"): -bias})
+    high = _random(
+        cfg, overrides={("quant_conv", "kernel"): kernel, ("quant_conv", "bias"): bias}
+    )
+    low = _random(
+        cfg, overrides={("quant_conv", "kernel"): kernel, ("quant_conv", "bias"): -bias}
+    )
     assert float(jnp.min(_encode(high, _images())[1])) == 20.0
     assert float(jnp.max(_encode(low, _images())[1])) == -30.0
 
@@ -107,7 +111,9 @@ def test_bfloat16_compute_tracks_float32():
     ref = _encode(_random(cfg), x)[0]
     low = _encode(_random(dataclasses.replace(cfg, dtype=jnp.bfloat16)), x)[0]
     assert low.dtype == jnp.bfloat16
-    assert float(jnp.abs(low.astype(jnp.float32) - ref).max() / jnp.abs(ref).max()) < 5e-2
+    assert (
+        float(jnp.abs(low.astype(jnp.float32) - ref).max() / jnp.abs(ref).max()) < 5e-2
+    )
 
 
 def test_invalid_attention_is_refused():

@@ -65,7 +65,10 @@ def key_to_path(key: str, renames: Sequence[tuple[str, str]] = ()) -> Path:
 
 def param_shapes(module: nnx.Module) -> dict[Path, tuple[int, ...]]:
     """Shapes of every nnx.Param of `module` (abstract or concrete), by path."""
-    return {tuple(path): tuple(var.shape) for path, var in nnx.to_flat_state(nnx.state(module, nnx.Param))}
+    return {
+        tuple(path): tuple(var.shape)
+        for path, var in nnx.to_flat_state(nnx.state(module, nnx.Param))
+    }
 
 
 def convert_state(
@@ -104,7 +107,9 @@ def convert_state(
             path = prefix + ("kernel",)
             expected = targets[path]
             if array.ndim != len(expected):
-                mismatched.append(f"{key} {tuple(array.shape)} vs {_torch_shape(expected, 'kernel')}")
+                mismatched.append(
+                    f"{key} {tuple(array.shape)} vs {_torch_shape(expected, 'kernel')}"
+                )
                 bad_paths.add(path)
                 continue
             array = conv_kernel(array) if array.ndim == 4 else linear_kernel(array)
@@ -125,9 +130,13 @@ def convert_state(
     if unmapped or missing or mismatched:
         problems = []
         if unmapped:
-            problems.append(f"{len(unmapped)} checkpoint keys match no parameter, e.g. {unmapped[:_SHOW]}")
+            problems.append(
+                f"{len(unmapped)} checkpoint keys match no parameter, e.g. {unmapped[:_SHOW]}"
+            )
         if missing:
-            problems.append(f"{len(missing)} model parameters are not in the checkpoint, e.g. {missing[:_SHOW]}")
+            problems.append(
+                f"{len(missing)} model parameters are not in the checkpoint, e.g. {missing[:_SHOW]}"
+            )
         if mismatched:
             problems.append(
                 f"{len(mismatched)} shapes differ (checkpoint vs model, PyTorch layout), e.g. {mismatched[:_SHOW]}"
@@ -141,7 +150,9 @@ def convert_state(
 
 
 # diffusers bookkeeping keys present in every saved config.json.
-METADATA_KEYS = frozenset({"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values"})
+METADATA_KEYS = frozenset(
+    {"_class_name", "_diffusers_version", "_name_or_path", "_use_default_values"}
+)
 
 
 def check_config_keys(
@@ -171,9 +182,13 @@ def check_config_keys(
         if key in METADATA_KEYS or key in metadata or key in used:
             continue
         if key not in fixed:
-            raise ValueError(f"unknown {expected_class} config key {key!r} (value {value!r}); not supported")
+            raise ValueError(
+                f"unknown {expected_class} config key {key!r} (value {value!r}); not supported"
+            )
         if value not in fixed[key]:
-            raise ValueError(f"unsupported {key}={value!r}: only {list(fixed[key])} is implemented")
+            raise ValueError(
+                f"unsupported {key}={value!r}: only {list(fixed[key])} is implemented"
+            )
 
 
 def load_into(module: nnx.Module, values: Mapping[Path, np.ndarray]) -> nnx.Module:

@@ -25,18 +25,24 @@ def _per_level(name: str, value: Any, levels: int) -> tuple[int, ...]:
         return (value,) * levels
     value = tuple(value)
     if len(value) != levels or not all(isinstance(v, int) for v in value):
-        raise ValueError(f"{name}={value!r}: expected an int or {levels} ints (one per level)")
+        raise ValueError(
+            f"{name}={value!r}: expected an int or {levels} ints (one per level)"
+        )
     return value
 
 
 def _check_common(cfg, levels: int) -> None:
     if cfg.attention not in ATTENTION_IMPLEMENTATIONS:
-        raise ValueError(f"attention={cfg.attention!r}: expected one of {ATTENTION_IMPLEMENTATIONS}")
+        raise ValueError(
+            f"attention={cfg.attention!r}: expected one of {ATTENTION_IMPLEMENTATIONS}"
+        )
     if cfg.attention_chunk < 1:
         raise ValueError(f"attention_chunk={cfg.attention_chunk}: must be >= 1")
     for c in cfg.block_out_channels:
         if c % cfg.norm_num_groups:
-            raise ValueError(f"block_out_channels {cfg.block_out_channels}: {c} not divisible by norm_num_groups")
+            raise ValueError(
+                f"block_out_channels {cfg.block_out_channels}: {c} not divisible by norm_num_groups"
+            )
     if levels < 1:
         raise ValueError("block_out_channels is empty")
 
@@ -81,8 +87,14 @@ class UNetConfig:
         object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
         object.__setattr__(self, "down_block_types", tuple(self.down_block_types))
         object.__setattr__(self, "up_block_types", tuple(self.up_block_types))
-        for name in ("layers_per_block", "transformer_layers_per_block", "num_attention_heads"):
-            object.__setattr__(self, name, _per_level(name, getattr(self, name), levels))
+        for name in (
+            "layers_per_block",
+            "transformer_layers_per_block",
+            "num_attention_heads",
+        ):
+            object.__setattr__(
+                self, name, _per_level(name, getattr(self, name), levels)
+            )
         _check_common(self, levels)
         if len(self.down_block_types) != levels or len(self.up_block_types) != levels:
             raise ValueError(
@@ -91,13 +103,19 @@ class UNetConfig:
             )
         for t in self.down_block_types:
             if t not in DOWN_BLOCK_TYPES:
-                raise ValueError(f"down_block_types: {t!r} is not supported (expected one of {DOWN_BLOCK_TYPES})")
+                raise ValueError(
+                    f"down_block_types: {t!r} is not supported (expected one of {DOWN_BLOCK_TYPES})"
+                )
         for t in self.up_block_types:
             if t not in UP_BLOCK_TYPES:
-                raise ValueError(f"up_block_types: {t!r} is not supported (expected one of {UP_BLOCK_TYPES})")
+                raise ValueError(
+                    f"up_block_types: {t!r} is not supported (expected one of {UP_BLOCK_TYPES})"
+                )
         for c, h in zip(self.block_out_channels, self.num_attention_heads):
             if c % h:
-                raise ValueError(f"block_out_channels {c} is not divisible by num_attention_heads {h}")
+                raise ValueError(
+                    f"block_out_channels {c} is not divisible by num_attention_heads {h}"
+                )
 
     @property
     def time_embed_dim(self) -> int:
@@ -140,12 +158,12 @@ def sd15_unet(**overrides) -> UNetConfig:
 
 def sd21_unet(**overrides) -> UNetConfig:
     """Stable Diffusion 2.1 UNet (865,910,724 parameters with in_channels=4)."""
-    base = dict(
-        num_attention_heads=(5, 10, 20, 20),
-        cross_attention_dim=1024,
-        use_linear_projection=True,
-        upcast_attention=True,
-    )
+    base = {
+        "num_attention_heads": (5, 10, 20, 20),
+        "cross_attention_dim": 1024,
+        "use_linear_projection": True,
+        "upcast_attention": True,
+    }
     return UNetConfig(**{**base, **overrides})
 
 
@@ -155,15 +173,19 @@ def tiny_unet(**overrides) -> UNetConfig:
     Three levels (32, 64, 64 channels), cross-attention on the first two, 4 heads, context width
     32 (a tiny CLIP text encoder), 8 norm groups.
     """
-    base = dict(
-        block_out_channels=(32, 64, 64),
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        layers_per_block=2,
-        num_attention_heads=4,
-        cross_attention_dim=32,
-        norm_num_groups=8,
-    )
+    base = {
+        "block_out_channels": (32, 64, 64),
+        "down_block_types": (
+            "CrossAttnDownBlock2D",
+            "CrossAttnDownBlock2D",
+            "DownBlock2D",
+        ),
+        "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        "layers_per_block": 2,
+        "num_attention_heads": 4,
+        "cross_attention_dim": 32,
+        "norm_num_groups": 8,
+    }
     return UNetConfig(**{**base, **overrides})
 
 
@@ -174,5 +196,9 @@ def sd_vae(**overrides) -> VAEConfig:
 
 def tiny_vae(**overrides) -> VAEConfig:
     """A small VAE with the SD layout (8x downsampling, 4 latent channels)."""
-    base = dict(block_out_channels=(32, 32, 64, 64), layers_per_block=1, norm_num_groups=8)
+    base = {
+        "block_out_channels": (32, 32, 64, 64),
+        "layers_per_block": 1,
+        "norm_num_groups": 8,
+    }
     return VAEConfig(**{**base, **overrides})

@@ -45,7 +45,11 @@ def conv(
     `padding` is either a symmetric int (PyTorch's `padding=`) or explicit ((top, bottom),
     (left, right)) pairs.
     """
-    pad = ((padding, padding), (padding, padding)) if isinstance(padding, int) else tuple(padding)
+    pad = (
+        ((padding, padding), (padding, padding))
+        if isinstance(padding, int)
+        else tuple(padding)
+    )
     return nnx.Conv(
         in_channels,
         out_channels,
@@ -82,27 +86,43 @@ def linear(
     )
 
 
+def _norm_param(init, size: int, param_dtype) -> nnx.Param:
+    return nnx.Param(_annotated(init, P.NORM)(None, (size,), param_dtype))
+
+
+def _affine(y: jax.Array, norm: nnx.Module) -> jax.Array:
+    """float32 normalised y -> y * scale + bias in the norm's compute dtype."""
+    y = y * norm.scale[...].astype(jnp.float32) + norm.bias[...].astype(jnp.float32)
+    return y.astype(norm.dtype)
+
+
 class GroupNorm(nnx.Module):
     """GroupNorm over the last (channel) axis, statistics in float32 (torch.nn.GroupNorm)."""
 
-    def __init__(self, num_groups: int, channels: int, *, eps: float, dtype, param_dtype):
+    def __init__(
+        self, num_groups: int, channels: int, *, eps: float, dtype, param_dtype
+    ):
         if channels % num_groups:
-            raise ValueError(f"GroupNorm: {channels} channels do not split into {num_groups} groups")
+            raise ValueError(
+                f"GroupNorm: {channels} channels do not split into {num_groups} groups"
+            )
         self.num_groups = num_groups
         self.eps = eps
         self.dtype = dtype
-        self.scale = nnx.Param(_annotated(nnx.initializers.ones_init(), P.NORM)(None, (channels,), param_dtype))
-        self.bias = nnx.Param(_annotated(nnx.initializers.zeros_init(), P.NORM)(None, (channels,), param_dtype))
+        self.scale = _norm_param(nnx.initializers.ones_init(), channels, param_dtype)
+        self.bias = _norm_param(nnx.initializers.zeros_init(), channels, param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [B, ..., C] -> same shape, compute dtype."""
         shape = x.shape
-        g = x.astype(jnp.float32).reshape(shape[0], -1, self.num_groups, shape[-1] // self.num_groups)
+        g = x.astype(jnp.float32).reshape(
+            shape[0], -1, self.num_groups, shape[-1] // self.num_groups
+        )
         mean = jnp.mean(g, axis=(1, 3), keepdims=True)
         var = jnp.mean(jnp.square(g - mean), axis=(1, 3), keepdims=True)
-        y = ((g - mean) * jax.lax.rsqrt(var + self.eps)).reshape(shape)
-        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
-        return y.astype(self.dtype)
+        return _affine(
+            ((g - mean) * jax.lax.rsqrt(var + self.eps)).reshape(shape), self
+        )
 
 
 class LayerNorm(nnx.Module):
@@ -111,22 +131,18 @@ class LayerNorm(nnx.Module):
     def __init__(self, features: int, *, eps: float, dtype, param_dtype):
         self.eps = eps
         self.dtype = dtype
-        self.scale = nnx.Param(_annotated(nnx.initializers.ones_init(), P.NORM)(None, (features,), param_dtype))
-        self.bias = nnx.Param(_annotated(nnx.initializers.zeros_init(), P.NORM)(None, (features,), param_dtype))
+        self.scale = _norm_param(nnx.initializers.ones_init(), features, param_dtype)
+        self.bias = _norm_param(nnx.initializers.zeros_init(), features, param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [..., D] -> same shape, compute dtype."""
         x = x.astype(jnp.float32)
         mean = jnp.mean(x, axis=-1, keepdims=True)
         var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-        y = (x - mean) * jax.lax.rsqrt(var + self.eps)
-        y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
-        return y.astype(self.dtype)
+        return _affine((x - mean) * jax.lax.rsqrt(var + self.eps), self)
 
 
-# ----------------------------------------------------------------------------------------------
-# Time embedding
-# ----------------------------------------------------------------------------------------------
+# --- Time embedding ---
 
 
 def timestep_embedding(
@@ -150,7 +166,11 @@ def timestep_embedding(
         [B, dim] float32.
     """
     half = dim // 2
-    exponent = -math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / (half - freq_shift)
+    exponent = (
+        -math.log(max_period)
+        * jnp.arange(half, dtype=jnp.float32)
+        / (half - freq_shift)
+    )
     args = timesteps.astype(jnp.float32)[:, None] * jnp.exp(exponent)[None, :]
     emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
     if flip_sin_to_cos:
@@ -163,8 +183,16 @@ def timestep_embedding(
 class TimestepEmbedding(nnx.Module):
     """Two-layer SiLU MLP on the sinusoidal features (diffusers `TimestepEmbedding`)."""
 
-    def __init__(self, in_features: int, time_embed_dim: int, *, dtype, param_dtype, rngs: nnx.Rngs):
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    def __init__(
+        self,
+        in_features: int,
+        time_embed_dim: int,
+        *,
+        dtype,
+        param_dtype,
+        rngs: nnx.Rngs,
+    ):
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
         self.linear_1 = linear(in_features, time_embed_dim, **kw)
         self.linear_2 = linear(time_embed_dim, time_embed_dim, **kw)
 
@@ -173,28 +201,35 @@ class TimestepEmbedding(nnx.Module):
         return self.linear_2(jax.nn.silu(self.linear_1(x)))
 
 
-# ----------------------------------------------------------------------------------------------
-# Attention
-# ----------------------------------------------------------------------------------------------
+# --- Attention ---
 
 
 def _attention_naive(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     scale = q.shape[-1] ** -0.5
-    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+    logits = (
+        jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+    )
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
 def _attention_block(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     """One block of sequences: q [G, Q, D], k [G, K, D], v [G, K, Dv] -> [G, Q, Dv]."""
-    logits = jnp.einsum("gqd,gkd->gqk", q, k, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+    logits = (
+        jnp.einsum("gqd,gkd->gqk", q, k, preferred_element_type=jnp.float32)
+        * q.shape[-1] ** -0.5
+    )
     p = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
     # Normalise after the value product: Q x Dv divisions instead of Q x K.
-    out = jnp.einsum("gqk,gkd->gqd", p.astype(v.dtype), v, preferred_element_type=jnp.float32)
+    out = jnp.einsum(
+        "gqk,gkd->gqd", p.astype(v.dtype), v, preferred_element_type=jnp.float32
+    )
     return (out / jnp.sum(p, axis=-1, keepdims=True)).astype(v.dtype)
 
 
-def _attention_chunked(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int) -> jax.Array:
+def _attention_chunked(
+    q: jax.Array, k: jax.Array, v: jax.Array, chunk: int
+) -> jax.Array:
     """Attention over blocks of about `chunk` query rows (rows = batch x heads x positions).
 
     Each step holds a [rows, Lk] logit block, so memory is O(chunk * Lk) whatever the batch, head
@@ -203,9 +238,9 @@ def _attention_chunked(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int) -> 
     for short sequences, `chunk // Lq` whole sequences.
     """
     b, lq, h, d = q.shape
-    lk, dv = k.shape[1], v.shape[-1]
+    _lk, dv = k.shape[1], v.shape[-1]
     n = b * h
-    seq = lambda t: t.transpose(0, 2, 1, 3).reshape(n, t.shape[1], t.shape[3])  # noqa: E731
+    seq = lambda t: t.transpose(0, 2, 1, 3).reshape(n, t.shape[1], t.shape[3])
     q, k, v = seq(q), seq(k), seq(v)
     g, qc = (min(chunk // lq, n), lq) if chunk >= lq else (1, chunk)
     n_seq, n_q = -(-n // g), -(-lq // qc)
@@ -224,7 +259,11 @@ def _attention_chunked(q: jax.Array, k: jax.Array, v: jax.Array, chunk: int) -> 
 
     # Checkpointed so that a backward pass also keeps only one block of probabilities alive.
     out = jax.lax.map(jax.checkpoint(step), (q, first_seq))  # [n_seq * n_q, G, Qc, Dv]
-    out = out.reshape(n_seq, n_q, g, qc, dv).swapaxes(1, 2).reshape(n_seq * g, n_q * qc, dv)
+    out = (
+        out.reshape(n_seq, n_q, g, qc, dv)
+        .swapaxes(1, 2)
+        .reshape(n_seq * g, n_q * qc, dv)
+    )
     return out[:n, :lq].reshape(b, h, lq, dv).transpose(0, 2, 1, 3)
 
 
@@ -253,7 +292,9 @@ def attention(
         return _attention_chunked(q, k, v, chunk)
     if implementation == "naive":
         return _attention_naive(q, k, v)
-    raise ValueError(f"attention implementation {implementation!r} is not one of {ATTENTION_IMPLEMENTATIONS}")
+    raise ValueError(
+        f"attention implementation {implementation!r} is not one of {ATTENTION_IMPLEMENTATIONS}"
+    )
 
 
 class Attention(nnx.Module):
@@ -274,10 +315,12 @@ class Attention(nnx.Module):
         rngs: nnx.Rngs,
     ):
         if implementation not in ATTENTION_IMPLEMENTATIONS:
-            raise ValueError(f"attention={implementation!r} is not one of {ATTENTION_IMPLEMENTATIONS}")
+            raise ValueError(
+                f"attention={implementation!r} is not one of {ATTENTION_IMPLEMENTATIONS}"
+            )
         inner = heads * head_dim
         context_dim = context_dim or query_dim
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
         self.heads = heads
         self.implementation = implementation
         self.chunk = chunk
@@ -293,8 +336,12 @@ class Attention(nnx.Module):
         """
         context = x if context is None else context
         b, l, _ = x.shape
-        split = lambda t: t.reshape(t.shape[0], t.shape[1], self.heads, -1)  # noqa: E731
-        q, k, v = split(self.to_q(x)), split(self.to_k(context)), split(self.to_v(context))
+        split = lambda t: t.reshape(t.shape[0], t.shape[1], self.heads, -1)
+        q, k, v = (
+            split(self.to_q(x)),
+            split(self.to_k(context)),
+            split(self.to_v(context)),
+        )
         out = attention(q, k, v, implementation=self.implementation, chunk=self.chunk)
         return self.to_out(out.reshape(b, l, -1))
 
@@ -332,18 +379,22 @@ class AttentionBlock2D(Attention):
             rngs=rngs,
         )
         self.rescale_output_factor = rescale_output_factor
-        self.group_norm = GroupNorm(groups, channels, eps=eps, dtype=dtype, param_dtype=param_dtype)
+        self.group_norm = GroupNorm(
+            groups, channels, eps=eps, dtype=dtype, param_dtype=param_dtype
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [B, H, W, C] -> [B, H, W, C]."""
         b, h, w, c = x.shape
-        y = super().__call__(self.group_norm(x).reshape(b, h * w, c)).reshape(b, h, w, c)
+        y = (
+            super()
+            .__call__(self.group_norm(x).reshape(b, h * w, c))
+            .reshape(b, h, w, c)
+        )
         return (y + x) / self.rescale_output_factor
 
 
-# ----------------------------------------------------------------------------------------------
-# Convolutional blocks
-# ----------------------------------------------------------------------------------------------
+# --- Convolutional blocks ---
 
 
 class ResnetBlock2D(nnx.Module):
@@ -365,17 +416,21 @@ class ResnetBlock2D(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs,
     ):
-        kw = dict(dtype=dtype, param_dtype=param_dtype)
+        kw = {"dtype": dtype, "param_dtype": param_dtype}
         self.output_scale_factor = output_scale_factor
         self.norm1 = GroupNorm(groups, in_channels, eps=eps, **kw)
         self.conv1 = conv(in_channels, out_channels, 3, padding=1, rngs=rngs, **kw)
         self.time_emb_proj = (
-            linear(temb_channels, out_channels, rngs=rngs, **kw) if temb_channels is not None else None
+            linear(temb_channels, out_channels, rngs=rngs, **kw)
+            if temb_channels is not None
+            else None
         )
         self.norm2 = GroupNorm(groups, out_channels, eps=eps, **kw)
         self.conv2 = conv(out_channels, out_channels, 3, padding=1, rngs=rngs, **kw)
         self.conv_shortcut = (
-            conv(in_channels, out_channels, 1, rngs=rngs, **kw) if in_channels != out_channels else None
+            conv(in_channels, out_channels, 1, rngs=rngs, **kw)
+            if in_channels != out_channels
+            else None
         )
 
     def __call__(self, x: jax.Array, temb: jax.Array | None = None) -> jax.Array:
@@ -383,7 +438,9 @@ class ResnetBlock2D(nnx.Module):
         h = self.conv1(jax.nn.silu(self.norm1(x)))
         if self.time_emb_proj is not None:
             if temb is None:
-                raise ValueError("ResnetBlock2D was built with a time embedding; pass temb")
+                raise ValueError(
+                    "ResnetBlock2D was built with a time embedding; pass temb"
+                )
             h = h + self.time_emb_proj(jax.nn.silu(temb))[:, None, None, :]
         h = self.conv2(jax.nn.silu(self.norm2(h)))
         if self.conv_shortcut is not None:
@@ -401,10 +458,23 @@ class Downsample2D(nnx.Module):
     only (VAE encoder), exactly as diffusers does.
     """
 
-    def __init__(self, channels: int, *, padding: int, dtype, param_dtype, rngs: nnx.Rngs):
-        pad = ((0, 1), (0, 1)) if padding == 0 else ((padding, padding), (padding, padding))
+    def __init__(
+        self, channels: int, *, padding: int, dtype, param_dtype, rngs: nnx.Rngs
+    ):
+        pad = (
+            ((0, 1), (0, 1))
+            if padding == 0
+            else ((padding, padding), (padding, padding))
+        )
         self.conv = conv(
-            channels, channels, 3, stride=2, padding=pad, dtype=dtype, param_dtype=param_dtype, rngs=rngs
+            channels,
+            channels,
+            3,
+            stride=2,
+            padding=pad,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -437,7 +507,15 @@ class Upsample2D(nnx.Module):
     """Nearest 2x (or to a given size) upsampling then a 3x3 convolution (diffusers `Upsample2D`)."""
 
     def __init__(self, channels: int, *, dtype, param_dtype, rngs: nnx.Rngs):
-        self.conv = conv(channels, channels, 3, padding=1, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        self.conv = conv(
+            channels,
+            channels,
+            3,
+            padding=1,
+            dtype=dtype,
+            param_dtype=param_dtype,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jax.Array, size: tuple[int, int] | None = None) -> jax.Array:
         """x: [B, H, W, C] -> [B, 2H, 2W, C] (or [B, *size, C])."""

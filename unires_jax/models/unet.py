@@ -39,7 +39,7 @@ class FeedForward(nnx.Module):
 
     def __init__(self, dim: int, *, dtype, param_dtype, rngs: nnx.Rngs):
         inner = dim * _FF_MULT
-        kw = dict(dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+        kw = {"dtype": dtype, "param_dtype": param_dtype, "rngs": rngs}
         self.geglu = linear(dim, 2 * inner, **kw)
         self.proj_out = linear(inner, dim, **kw)
 
@@ -53,7 +53,7 @@ class BasicTransformerBlock(nnx.Module):
     """Pre-LayerNorm self-attention, cross-attention and GEGLU feed-forward, each residual."""
 
     def __init__(self, dim: int, heads: int, cfg: UNetConfig, *, rngs: nnx.Rngs):
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype}
         attn = dict(
             heads=heads,
             head_dim=dim // heads,
@@ -84,10 +84,22 @@ class Transformer2D(nnx.Module):
     flatten to tokens needs no transpose.
     """
 
-    def __init__(self, channels: int, heads: int, num_layers: int, cfg: UNetConfig, *, rngs: nnx.Rngs):
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        num_layers: int,
+        cfg: UNetConfig,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         self.norm = GroupNorm(
-            cfg.norm_num_groups, channels, eps=_TRANSFORMER_GROUPNORM_EPS, dtype=cfg.dtype, param_dtype=cfg.param_dtype
+            cfg.norm_num_groups,
+            channels,
+            eps=_TRANSFORMER_GROUPNORM_EPS,
+            dtype=cfg.dtype,
+            param_dtype=cfg.param_dtype,
         )
         if cfg.use_linear_projection:
             self.proj_in = linear(channels, channels, **kw)
@@ -96,7 +108,10 @@ class Transformer2D(nnx.Module):
             self.proj_in = conv(channels, channels, 1, **kw)
             self.proj_out = conv(channels, channels, 1, **kw)
         self.transformer_blocks = nnx.List(
-            [BasicTransformerBlock(channels, heads, cfg, rngs=rngs) for _ in range(num_layers)]
+            [
+                BasicTransformerBlock(channels, heads, cfg, rngs=rngs)
+                for _ in range(num_layers)
+            ]
         )
 
     def __call__(self, x: jax.Array, context: jax.Array) -> jax.Array:
@@ -111,22 +126,45 @@ class Transformer2D(nnx.Module):
 class DownBlock(nnx.Module):
     """CrossAttnDownBlock2D (with `attentions`) or DownBlock2D (without)."""
 
-    def __init__(self, level: int, in_channels: int, cfg: UNetConfig, *, rngs: nnx.Rngs):
+    def __init__(
+        self, level: int, in_channels: int, cfg: UNetConfig, *, rngs: nnx.Rngs
+    ):
         out = cfg.block_out_channels[level]
         n = cfg.layers_per_block[level]
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
-        res = dict(temb_channels=cfg.time_embed_dim, groups=cfg.norm_num_groups, eps=cfg.norm_eps, **kw)
-        self.resnets = nnx.List([ResnetBlock2D(in_channels if j == 0 else out, out, **res) for j in range(n)])
-        heads, depth = cfg.num_attention_heads[level], cfg.transformer_layers_per_block[level]
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
+        res = dict(
+            temb_channels=cfg.time_embed_dim,
+            groups=cfg.norm_num_groups,
+            eps=cfg.norm_eps,
+            **kw,
+        )
+        self.resnets = nnx.List(
+            [
+                ResnetBlock2D(in_channels if j == 0 else out, out, **res)
+                for j in range(n)
+            ]
+        )
+        heads, depth = (
+            cfg.num_attention_heads[level],
+            cfg.transformer_layers_per_block[level],
+        )
         self.attentions = (
-            nnx.List([Transformer2D(out, heads, depth, cfg, rngs=rngs) for _ in range(n)])
+            nnx.List(
+                [Transformer2D(out, heads, depth, cfg, rngs=rngs) for _ in range(n)]
+            )
             if cfg.down_block_types[level] == "CrossAttnDownBlock2D"
             else None
         )
         is_final = level == len(cfg.block_out_channels) - 1
-        self.downsampler = None if is_final else Downsample2D(out, padding=cfg.downsample_padding, **kw)
+        self.downsampler = (
+            None
+            if is_final
+            else Downsample2D(out, padding=cfg.downsample_padding, **kw)
+        )
 
-    def __call__(self, x: jax.Array, temb: jax.Array, context: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+    def __call__(
+        self, x: jax.Array, temb: jax.Array, context: jax.Array
+    ) -> tuple[jax.Array, list[jax.Array]]:
         """x: [B, H, W, C_in] -> (last output, every intermediate output for the skips)."""
         skips = []
         for j, resnet in enumerate(self.resnets):
@@ -145,7 +183,7 @@ class MidBlock(nnx.Module):
 
     def __init__(self, cfg: UNetConfig, *, rngs: nnx.Rngs):
         ch = cfg.block_out_channels[-1]
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         res = dict(
             temb_channels=cfg.time_embed_dim,
             groups=cfg.norm_num_groups,
@@ -173,17 +211,31 @@ class UpBlock(nnx.Module):
         rev = cfg.block_out_channels[::-1]
         out, prev_out, skip_in = rev[i], rev[max(i - 1, 0)], rev[min(i + 1, levels - 1)]
         n = cfg.layers_per_block[::-1][i] + 1
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
-        res = dict(temb_channels=cfg.time_embed_dim, groups=cfg.norm_num_groups, eps=cfg.norm_eps, **kw)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
+        res = dict(
+            temb_channels=cfg.time_embed_dim,
+            groups=cfg.norm_num_groups,
+            eps=cfg.norm_eps,
+            **kw,
+        )
         self.resnets = nnx.List(
             [
-                ResnetBlock2D((prev_out if j == 0 else out) + (skip_in if j == n - 1 else out), out, **res)
+                ResnetBlock2D(
+                    (prev_out if j == 0 else out) + (skip_in if j == n - 1 else out),
+                    out,
+                    **res,
+                )
                 for j in range(n)
             ]
         )
-        heads, depth = cfg.num_attention_heads[::-1][i], cfg.transformer_layers_per_block[::-1][i]
+        heads, depth = (
+            cfg.num_attention_heads[::-1][i],
+            cfg.transformer_layers_per_block[::-1][i],
+        )
         self.attentions = (
-            nnx.List([Transformer2D(out, heads, depth, cfg, rngs=rngs) for _ in range(n)])
+            nnx.List(
+                [Transformer2D(out, heads, depth, cfg, rngs=rngs) for _ in range(n)]
+            )
             if cfg.up_block_types[i] == "CrossAttnUpBlock2D"
             else None
         )
@@ -223,15 +275,23 @@ class UNet(nnx.Module):
     def __init__(self, cfg: UNetConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         ch0 = cfg.block_out_channels[0]
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         self.conv_in = conv(cfg.in_channels, ch0, 3, padding=1, **kw)
         self.time_embedding = TimestepEmbedding(ch0, cfg.time_embed_dim, **kw)
         in_ch = [ch0, *cfg.block_out_channels[:-1]]
-        self.down_blocks = nnx.List([DownBlock(i, in_ch[i], cfg, rngs=rngs) for i in range(len(in_ch))])
+        self.down_blocks = nnx.List(
+            [DownBlock(i, in_ch[i], cfg, rngs=rngs) for i in range(len(in_ch))]
+        )
         self.mid_block = MidBlock(cfg, rngs=rngs)
-        self.up_blocks = nnx.List([UpBlock(i, cfg, rngs=rngs) for i in range(len(in_ch))])
+        self.up_blocks = nnx.List(
+            [UpBlock(i, cfg, rngs=rngs) for i in range(len(in_ch))]
+        )
         self.conv_norm_out = GroupNorm(
-            cfg.norm_num_groups, ch0, eps=cfg.norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype
+            cfg.norm_num_groups,
+            ch0,
+            eps=cfg.norm_eps,
+            dtype=cfg.dtype,
+            param_dtype=cfg.param_dtype,
         )
         self.conv_out = conv(ch0, cfg.out_channels, 3, padding=1, **kw)
 
@@ -240,7 +300,9 @@ class UNet(nnx.Module):
         # recomputed in the backward pass instead of stored.
         return nnx.remat(fn)(*args) if self.cfg.remat else fn(*args)
 
-    def __call__(self, sample: jax.Array, timesteps: jax.Array, encoder_hidden_states: jax.Array) -> jax.Array:
+    def __call__(
+        self, sample: jax.Array, timesteps: jax.Array, encoder_hidden_states: jax.Array
+    ) -> jax.Array:
         """Predicts the noise (or v) for a noisy latent.
 
         Args:
@@ -253,7 +315,9 @@ class UNet(nnx.Module):
         """
         cfg = self.cfg
         if sample.ndim != 4 or sample.shape[-1] != cfg.in_channels:
-            raise ValueError(f"UNet: sample must be [B, H, W, {cfg.in_channels}], got {sample.shape}")
+            raise ValueError(
+                f"UNet: sample must be [B, H, W, {cfg.in_channels}], got {sample.shape}"
+            )
         b = sample.shape[0]
         x = sample.astype(cfg.dtype)
         context = encoder_hidden_states.astype(cfg.dtype)
@@ -261,14 +325,19 @@ class UNet(nnx.Module):
             x = 2 * x - 1.0
         t = jnp.broadcast_to(jnp.reshape(jnp.asarray(timesteps), (-1,)), (b,))
         t_feat = timestep_embedding(
-            t, cfg.block_out_channels[0], flip_sin_to_cos=cfg.flip_sin_to_cos, freq_shift=cfg.freq_shift
+            t,
+            cfg.block_out_channels[0],
+            flip_sin_to_cos=cfg.flip_sin_to_cos,
+            freq_shift=cfg.freq_shift,
         )
         temb = self.time_embedding(t_feat.astype(cfg.dtype))
 
         x = self.conv_in(x)
         skips = [x]
         for block in self.down_blocks:
-            x, block_skips = self._run(lambda m, x, e, c: m(x, e, c), block, x, temb, context)
+            x, block_skips = self._run(
+                lambda m, x, e, c: m(x, e, c), block, x, temb, context
+            )
             skips.extend(block_skips)
         x = self._run(lambda m, x, e, c: m(x, e, c), self.mid_block, x, temb, context)
         for i, block in enumerate(self.up_blocks):

@@ -37,11 +37,26 @@ class _MidBlock(nnx.Module):
     """UNetMidBlock2D without time embedding: resnet, (self-attention), resnet."""
 
     def __init__(self, ch: int, cfg: VAEConfig, *, rngs: nnx.Rngs):
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         self.resnets = nnx.List(
-            [ResnetBlock2D(ch, ch, temb_channels=None, groups=cfg.norm_num_groups, eps=_EPS, **kw) for _ in range(2)]
+            [
+                ResnetBlock2D(
+                    ch,
+                    ch,
+                    temb_channels=None,
+                    groups=cfg.norm_num_groups,
+                    eps=_EPS,
+                    **kw,
+                )
+                for _ in range(2)
+            ]
         )
-        attn = dict(head_dim=ch, groups=cfg.norm_num_groups, eps=_EPS, implementation=cfg.attention)
+        attn = {
+            "head_dim": ch,
+            "groups": cfg.norm_num_groups,
+            "eps": _EPS,
+            "implementation": cfg.attention,
+        }
         self.attentions = (
             nnx.List([AttentionBlock2D(ch, chunk=cfg.attention_chunk, **attn, **kw)])
             if cfg.mid_block_add_attention
@@ -57,14 +72,27 @@ class _MidBlock(nnx.Module):
 
 
 class _DownEncoderBlock(nnx.Module):
-    def __init__(self, in_ch: int, out_ch: int, add_downsample: bool, cfg: VAEConfig, *, rngs: nnx.Rngs):
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        add_downsample: bool,
+        cfg: VAEConfig,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         res = dict(temb_channels=None, groups=cfg.norm_num_groups, eps=_EPS, **kw)
         self.resnets = nnx.List(
-            [ResnetBlock2D(in_ch if j == 0 else out_ch, out_ch, **res) for j in range(cfg.layers_per_block)]
+            [
+                ResnetBlock2D(in_ch if j == 0 else out_ch, out_ch, **res)
+                for j in range(cfg.layers_per_block)
+            ]
         )
         # padding=0: diffusers pads bottom/right by one, then a stride-2 valid convolution.
-        self.downsampler = Downsample2D(out_ch, padding=0, **kw) if add_downsample else None
+        self.downsampler = (
+            Downsample2D(out_ch, padding=0, **kw) if add_downsample else None
+        )
 
     def __call__(self, x: jax.Array) -> jax.Array:
         for resnet in self.resnets:
@@ -73,11 +101,22 @@ class _DownEncoderBlock(nnx.Module):
 
 
 class _UpDecoderBlock(nnx.Module):
-    def __init__(self, in_ch: int, out_ch: int, add_upsample: bool, cfg: VAEConfig, *, rngs: nnx.Rngs):
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        add_upsample: bool,
+        cfg: VAEConfig,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         res = dict(temb_channels=None, groups=cfg.norm_num_groups, eps=_EPS, **kw)
         self.resnets = nnx.List(
-            [ResnetBlock2D(in_ch if j == 0 else out_ch, out_ch, **res) for j in range(cfg.layers_per_block + 1)]
+            [
+                ResnetBlock2D(in_ch if j == 0 else out_ch, out_ch, **res)
+                for j in range(cfg.layers_per_block + 1)
+            ]
         )
         self.upsampler = Upsample2D(out_ch, **kw) if add_upsample else None
 
@@ -93,17 +132,23 @@ class Encoder(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         boc = cfg.block_out_channels
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         self.conv_in = conv(cfg.in_channels, boc[0], 3, padding=1, **kw)
         self.down_blocks = nnx.List(
             [
-                _DownEncoderBlock(boc[max(i - 1, 0)], boc[i], i < len(boc) - 1, cfg, rngs=rngs)
+                _DownEncoderBlock(
+                    boc[max(i - 1, 0)], boc[i], i < len(boc) - 1, cfg, rngs=rngs
+                )
                 for i in range(len(boc))
             ]
         )
         self.mid_block = _MidBlock(boc[-1], cfg, rngs=rngs)
         self.conv_norm_out = GroupNorm(
-            cfg.norm_num_groups, boc[-1], eps=_EPS, dtype=cfg.dtype, param_dtype=cfg.param_dtype
+            cfg.norm_num_groups,
+            boc[-1],
+            eps=_EPS,
+            dtype=cfg.dtype,
+            param_dtype=cfg.param_dtype,
         )
         self.conv_out = conv(boc[-1], 2 * cfg.latent_channels, 3, padding=1, **kw)
 
@@ -121,14 +166,23 @@ class Decoder(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         rev = cfg.block_out_channels[::-1]
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         self.conv_in = conv(cfg.latent_channels, rev[0], 3, padding=1, **kw)
         self.mid_block = _MidBlock(rev[0], cfg, rngs=rngs)
         self.up_blocks = nnx.List(
-            [_UpDecoderBlock(rev[max(i - 1, 0)], rev[i], i < len(rev) - 1, cfg, rngs=rngs) for i in range(len(rev))]
+            [
+                _UpDecoderBlock(
+                    rev[max(i - 1, 0)], rev[i], i < len(rev) - 1, cfg, rngs=rngs
+                )
+                for i in range(len(rev))
+            ]
         )
         self.conv_norm_out = GroupNorm(
-            cfg.norm_num_groups, rev[-1], eps=_EPS, dtype=cfg.dtype, param_dtype=cfg.param_dtype
+            cfg.norm_num_groups,
+            rev[-1],
+            eps=_EPS,
+            dtype=cfg.dtype,
+            param_dtype=cfg.param_dtype,
         )
         self.conv_out = conv(rev[-1], cfg.out_channels, 3, padding=1, **kw)
 
@@ -150,12 +204,14 @@ class AutoencoderKL(nnx.Module):
     def __init__(self, cfg: VAEConfig, *, rngs: nnx.Rngs):
         self.cfg = cfg
         self.scaling_factor = cfg.scaling_factor
-        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype, rngs=rngs)
+        kw = {"dtype": cfg.dtype, "param_dtype": cfg.param_dtype, "rngs": rngs}
         lc = cfg.latent_channels
         self.encoder = Encoder(cfg, rngs=rngs)
         self.decoder = Decoder(cfg, rngs=rngs)
         self.quant_conv = conv(2 * lc, 2 * lc, 1, **kw) if cfg.use_quant_conv else None
-        self.post_quant_conv = conv(lc, lc, 1, **kw) if cfg.use_post_quant_conv else None
+        self.post_quant_conv = (
+            conv(lc, lc, 1, **kw) if cfg.use_post_quant_conv else None
+        )
 
     def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Posterior parameters, diffusers' `latent_dist.mean` / `latent_dist.logvar`.
