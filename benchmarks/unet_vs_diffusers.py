@@ -4,39 +4,31 @@ Claim (BENCHMARKS.md): on a "tiny-but-not-toy" SD-layout UNet (4 levels of 64 ch
 2 resnets per level, cross-attention on the first three levels, 8 heads, 77 text tokens),
 batch 6, 64x64 latents, float32 on CPU, our forward takes <= 0.8x diffusers' time.
 
-    python benchmarks/unet_vs_diffusers.py                 # the claim above
+    python benchmarks/unet_vs_diffusers.py                 # the claim above, all cores
+    python benchmarks/unet_vs_diffusers.py --cpus 1        # both pinned to one core
     python benchmarks/unet_vs_diffusers.py --repeats 9 --batch 2 --size 32
-    python benchmarks/unet_vs_diffusers.py --gpu-sd15      # SD-1.5-size UNet, bf16, images/s on GPU
+    python benchmarks/unet_vs_diffusers.py --gpu-sd15      # SD-1.5 UNet, bf16, images/s on GPU
 
-Our side uses attention="chunked" with 128-row blocks by default (--attention/--chunk change it):
-on CPU, XLA's unfused attention materialises [B, heads, L, L] logits (3 GB here) and is several
-times slower than PyTorch's fused CPU kernel, while the blocked version stays in cache.
+Our side uses attention="chunked" with 128-row blocks by default (--attention/--chunk change
+it): on CPU, XLA's unfused attention materialises [B, heads, L, L] logits (3 GB here) and is
+several times slower than PyTorch's fused CPU kernel, while the blocked version stays in cache.
 
 Both sides get the same random weights (diffusers' model converted with
 unires_jax.convert.unet) and the same inputs; outputs are checked to agree before timing.
 Timings: median of --repeats runs after a warm-up (compile for JAX), `block_until_ready` for
 JAX, `torch.no_grad()` for PyTorch, runs interleaved so machine load hits both alike.
-PyTorch runs with as many intra-op threads as XLA's CPU client uses (all cores).
+PyTorch gets one intra-op thread per CPU the process may use, as XLA does. Wall time and
+process CPU time are both printed: on a shared machine, a one-core run's CPU time is the
+figure least disturbed by other processes.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import statistics
 import time
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-from flax import nnx
-
-from unires_jax.models import configs
-from unires_jax.models.unet import UNet
 
 CONTEXT_LEN = 77
 
@@ -53,35 +45,52 @@ BENCH_CONFIG = {
 }
 
 
-def _machine() -> str:
-    import torch
+def _limit_cpus(n: int) -> None:
+    """Pins this process to n CPUs; must run before jax and torch are imported."""
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
+    if n == 1:
+        flags = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " " + flags
+        ).strip()
 
+
+def _time(fn, repeats: int) -> tuple[list[float], list[float]]:
+    """(wall seconds, process CPU seconds) of each of `repeats` calls."""
+    wall, cpu = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
+
+
+def _summary(name: str, wall: list[float], cpu: list[float]) -> str:
     return (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"jax {jax.__version__} ({jax.default_backend()}), torch {torch.__version__}, "
-        f"threads: torch {torch.get_num_threads()}"
+        f"{name}: median {statistics.median(wall) * 1e3:.0f} ms wall "
+        f"(min {min(wall) * 1e3:.0f}), {statistics.median(cpu) * 1e3:.0f} ms CPU, "
+        f"{len(wall)} runs"
     )
 
 
-def _time(fn, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return out
-
-
 def compare_on_cpu(args) -> None:
+    import dataclasses
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
     import torch
     from diffusers import UNet2DConditionModel
+    from flax import nnx
 
     from unires_jax.convert.unet import (
         unet_config_from_diffusers,
         unet_from_torch_state,
     )
 
-    torch.set_num_threads(os.cpu_count())
+    cpus = len(os.sched_getaffinity(0))
+    torch.set_num_threads(cpus)
     torch.manual_seed(0)
     ref = UNet2DConditionModel(**BENCH_CONFIG).eval()
     state = {k: v.numpy() for k, v in ref.state_dict().items()}
@@ -91,16 +100,13 @@ def compare_on_cpu(args) -> None:
     n_params = sum(x.size for x in jax.tree.leaves(nnx.state(ours, nnx.Param)))
 
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((args.batch, 4, args.size, args.size)).astype(np.float32)
+    x = rng.standard_normal((args.batch, 4, args.size, args.size), dtype=np.float32)
     t = rng.integers(0, 1000, args.batch)
-    ctx = rng.standard_normal((args.batch, CONTEXT_LEN, 64)).astype(np.float32)
+    ctx = rng.standard_normal((args.batch, CONTEXT_LEN, 64), dtype=np.float32)
     x_t, t_t, ctx_t = torch.from_numpy(x), torch.from_numpy(t), torch.from_numpy(ctx)
-    # Our model takes NHWC: the layout change is part of the input pipeline, not timed.
-    x_j, t_j, ctx_j = (
-        jnp.asarray(x.transpose(0, 2, 3, 1)),
-        jnp.asarray(t),
-        jnp.asarray(ctx),
-    )
+    # Our model takes NHWC: the layout change belongs to the input pipeline, not timed.
+    x_j = jnp.asarray(x.transpose(0, 2, 3, 1))
+    t_j, ctx_j = jnp.asarray(t), jnp.asarray(ctx)
 
     graphdef, params = nnx.split(ours)
     forward = jax.jit(lambda p, x, t, c: nnx.merge(graphdef, p)(x, t, c))
@@ -118,33 +124,46 @@ def compare_on_cpu(args) -> None:
     y_ref = run_torch().numpy()
     err = np.abs(y_ours - y_ref).max() / np.abs(y_ref).max()
 
-    ours_s, torch_s = [], []
+    ours_w, ours_c, torch_w, torch_c = [], [], [], []
     for _ in range(args.repeats):
-        ours_s += _time(run_ours, 1)
-        torch_s += _time(run_torch, 1)
-    mo, mt = statistics.median(ours_s), statistics.median(torch_s)
-    print(f"machine: {_machine()}")
+        w, c = _time(run_ours, 1)
+        ours_w += w
+        ours_c += c
+        w, c = _time(run_torch, 1)
+        torch_w += w
+        torch_c += c
+    chunk = f" (chunk {args.chunk})" if args.attention == "chunked" else ""
     print(
-        f"config: UNet {BENCH_CONFIG['block_out_channels']} x {BENCH_CONFIG['layers_per_block']} layers, "
-        f"{n_params:,} params, batch {args.batch}, latents {args.size}x{args.size}, float32, "
-        f"attention={args.attention}"
-        + (f" (chunk {args.chunk})" if args.attention == "chunked" else "")
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs ({cpus} used), "
+        f"load average {os.getloadavg()[0]:.1f}, jax {jax.__version__}, "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"config: UNet {BENCH_CONFIG['block_out_channels']}, "
+        f"{BENCH_CONFIG['layers_per_block']} resnets/level, {n_params:,} params, "
+        f"batch {args.batch}, latents {args.size}x{args.size}, float32, "
+        f"attention={args.attention}{chunk}"
     )
     print(f"outputs agree: max|diff|/max|ref| = {err:.2e}")
-    print(
-        f"unires-jax (jit, first call incl. compile {compile_s:.1f} s): median {mo * 1e3:.0f} ms "
-        f"over {args.repeats} runs (min {min(ours_s) * 1e3:.0f})"
-    )
-    print(
-        f"diffusers  (torch.no_grad): median {mt * 1e3:.0f} ms over {args.repeats} runs (min {min(torch_s) * 1e3:.0f})"
-    )
-    print(f"ratio ours/diffusers = {mo / mt:.2f} (target <= 0.8)")
+    print(_summary(f"unires-jax (jit; compile {compile_s:.0f} s)", ours_w, ours_c))
+    print(_summary("diffusers  (torch.no_grad)", torch_w, torch_c))
+    wall = statistics.median(ours_w) / statistics.median(torch_w)
+    cpu = statistics.median(ours_c) / statistics.median(torch_c)
+    print(f"ratio ours/diffusers = {wall:.2f} wall, {cpu:.2f} CPU time (target <= 0.8)")
 
 
 def sd15_on_gpu(args) -> None:
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from unires_jax.models import configs
+    from unires_jax.models.unet import UNet
+
     if jax.default_backend() != "gpu":
         raise SystemExit(
-            f"--gpu-sd15 needs a GPU visible to jax; the default backend is {jax.default_backend()!r}"
+            "--gpu-sd15 needs a GPU visible to jax; "
+            f"the default backend is {jax.default_backend()!r}"
         )
     cfg = configs.sd15_unet(
         dtype=jnp.bfloat16,
@@ -157,16 +176,20 @@ def sd15_on_gpu(args) -> None:
     n_params = sum(x.size for x in jax.tree.leaves(params))
     forward = jax.jit(lambda p, x, t, c: nnx.merge(graphdef, p)(x, t, c))
     key = jax.random.key(0)
-    x = jax.random.normal(key, (args.batch, args.size, args.size, 4), jnp.bfloat16)
+    shape = (args.batch, args.size, args.size, 4)
+    x = jax.random.normal(key, shape, jnp.bfloat16)
     t = jnp.full((args.batch,), 500)
     ctx = jax.random.normal(key, (args.batch, CONTEXT_LEN, 768), jnp.bfloat16)
     forward(params, x, t, ctx).block_until_ready()
-    times = _time(lambda: forward(params, x, t, ctx).block_until_ready(), args.repeats)
-    med = statistics.median(times)
+    wall, _ = _time(
+        lambda: forward(params, x, t, ctx).block_until_ready(), args.repeats
+    )
+    med = statistics.median(wall)
     print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}")
     print(
-        f"SD-1.5 UNet ({n_params:,} params) bf16, batch {args.batch}, latents {args.size}x{args.size}, "
-        f"attention={args.attention}: median {med * 1e3:.1f} ms / forward = {args.batch / med:.1f} images/s "
+        f"SD-1.5 UNet ({n_params:,} params) bf16, batch {args.batch}, "
+        f"latents {args.size}x{args.size}, attention={args.attention}: "
+        f"median {med * 1e3:.1f} ms / forward = {args.batch / med:.1f} images/s "
         "(one UNet evaluation per image)"
     )
 
@@ -182,10 +205,14 @@ def main() -> None:
         "--attention",
         default=None,
         choices=("dot_product", "chunked", "naive"),
-        help="default: chunked on CPU (blocks stay in cache), dot_product with --gpu-sd15 (fused kernel)",
+        help="default: chunked on CPU (blocks stay in cache), "
+        "dot_product with --gpu-sd15 (fused kernel)",
     )
     parser.add_argument(
         "--chunk", type=int, default=128, help="rows per block for --attention chunked"
+    )
+    parser.add_argument(
+        "--cpus", type=int, default=0, help="pin both to this many CPUs (0: all)"
     )
     parser.add_argument(
         "--gpu-sd15",
@@ -193,6 +220,9 @@ def main() -> None:
         help="time the SD-1.5-size UNet in bf16 on a GPU",
     )
     args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.cpus:
+        _limit_cpus(args.cpus)
     if args.attention is None:
         args.attention = "dot_product" if args.gpu_sd15 else "chunked"
     if args.gpu_sd15:

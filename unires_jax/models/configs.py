@@ -76,8 +76,13 @@ class UNetConfig:
     center_input_sample: bool = False
     downsample_padding: int = 1
     mid_block_scale_factor: float = 1.0
+    # "dot_product" (XLA's choice; fused on GPU/TPU), "chunked" (bounded memory; the fast
+    # choice on CPU) or "naive" (reference). See unires_jax.models.layers.attention.
     attention: str = "dot_product"
+    # Rows (batch x heads x query positions) per "chunked" block: memory ~ chunk x keys.
+    # About 128-256 keeps blocks in cache on CPU; accelerators want tens of thousands.
     attention_chunk: int = 1024
+    # jax.checkpoint per down/mid/up block: recompute activations in the backward pass.
     remat: bool = False
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
@@ -136,9 +141,9 @@ class VAEConfig:
     use_quant_conv: bool = True
     use_post_quant_conv: bool = True
     mid_block_add_attention: bool = True
-    attention: str = "dot_product"
-    attention_chunk: int = 1024
-    remat: bool = False
+    attention: str = "dot_product"  # as in UNetConfig
+    attention_chunk: int = 1024  # as in UNetConfig
+    remat: bool = False  # jax.checkpoint per encoder/decoder block
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
