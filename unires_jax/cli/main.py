@@ -12,14 +12,20 @@ import sys
 import unires_jax
 from unires_jax.cli import convert as convert_cmd
 from unires_jax.cli import data as data_cmd
+from unires_jax.cli import demo as demo_cmd
 from unires_jax.cli import quality as quality_cmd
+from unires_jax.cli import restore as restore_cmd
+from unires_jax.cli import search as search_cmd
 from unires_jax.cli import train as train_cmd
 
 # name -> module; each later feature adds its own line here.
 COMMANDS = {
     "convert": convert_cmd,
     "data": data_cmd,
+    "demo": demo_cmd,
     "quality": quality_cmd,
+    "restore": restore_cmd,
+    "search": search_cmd,
     "train": train_cmd,
 }
 

@@ -42,6 +42,7 @@ class Static:
     scaling: float
     tile: int
     overlap: int
+    factor: int  # pixels per latent cell of the codec (8 for the SD VAE)
 
 
 def restorer_parts(restorer: Restorer):
@@ -61,6 +62,7 @@ def restorer_parts(restorer: Restorer):
         scaling=codec.scaling,
         tile=codec.tile,
         overlap=codec.overlap,
+        factor=codec.factor,
     )
     return (
         restorer._unet_graph,
@@ -244,9 +246,10 @@ def programs(mesh: Mesh) -> Programs:
         def local(vae_state, latents, lq):
             vae = nnx.merge(vae_graph, vae_state)
             z = latents / static.scaling
-            tile, overlap = static.tile // 8, static.overlap // 8
+            f = static.factor
+            tile, overlap = static.tile // f, static.overlap // f
             if max(z.shape[1:3]) > tile:
-                image = tiled_apply(vae.decode, z, tile, overlap, scale=8)
+                image = tiled_apply(vae.decode, z, tile, overlap, scale=f)
             else:
                 image = vae.decode(z)
             image = jnp.clip((image.astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)

@@ -1,0 +1,1 @@
+"""Evaluation runs: the demo over held-out sample photos."""
