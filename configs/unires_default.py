@@ -45,8 +45,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         )
     )
     c = unires_common.unires_base(model)
-    c.task.scheduler = dict(c.task.scheduler, prediction_type="sample")
-    c.task.restore = dict(steps=10, downlq_factor=4, tile=256, tile_overlap=32)
+    # Trailing spacing: with few inference steps the first one must start at t = T-1 (pure
+    # noise); "leading" starts much later and wrecks x0-prediction. Inference-only settings.
+    c.task.scheduler = dict(
+        c.task.scheduler, prediction_type="sample", timestep_spacing="trailing", steps_offset=0
+    )
+    c.task.restore = dict(steps=4, downlq_factor=4, tile=256, tile_overlap=32)
     c.data = sample_photos_config()
     c.data.update(crop_size=64, batch_size=8, num_workers=0)
     c.train.update(steps=5000, batch_size=8)
