@@ -1,6 +1,7 @@
 """diffusers UNet2DConditionModel -> UNet: same outputs, every weight mapped, clear errors."""
 
 import dataclasses
+import functools
 
 import jax.numpy as jnp
 import numpy as np
@@ -9,11 +10,14 @@ import torch
 from diffusers import UNet2DConditionModel
 from flax import nnx
 
+from unires_jax.convert import torch_layout
 from unires_jax.convert.unet import (
+    UNET_RENAMES,
     add_lq_channels,
     unet_config_from_diffusers,
     unet_from_torch_state,
 )
+from unires_jax.models.unet import UNet
 
 TOL = 1e-4  # max |ours - diffusers| / max |diffusers|, float32
 
@@ -54,12 +58,15 @@ def _randomize(model: torch.nn.Module, seed: int) -> torch.nn.Module:
     return model.eval()
 
 
+@functools.cache
+def _torch_unet(style: str) -> UNet2DConditionModel:
+    torch.manual_seed(0)
+    return _randomize(UNet2DConditionModel(**STYLES[style]), seed=1)
+
+
 @pytest.fixture(scope="module", params=sorted(STYLES))
 def torch_unet(request):
-    torch.manual_seed(0)
-    return request.param, _randomize(
-        UNet2DConditionModel(**STYLES[request.param]), seed=1
-    )
+    return request.param, _torch_unet(request.param)
 
 
 def _state(model):
@@ -100,10 +107,10 @@ def _rel(a, ref):
 @pytest.mark.parametrize("attention", ["dot_product", "chunked", "naive"])
 def test_converted_unet_matches_diffusers(torch_unet, attention):
     style, model = torch_unet
-    cfg = dataclasses.replace(
-        unet_config_from_diffusers(dict(model.config), attention=attention),
-        attention_chunk=96,
-    )
+    cfg = unet_config_from_diffusers(dict(model.config), attention=attention)
+    if attention == "chunked":
+        # 256 tokens at the first level in blocks of 96: three blocks, the last padded.
+        cfg = dataclasses.replace(cfg, attention_chunk=96)
     ours = unet_from_torch_state(_state(model), cfg, source="unet.safetensors")
     x, t, ctx = _inputs(model)
     assert _rel(_ours(ours, x, t, ctx), _reference(model, x, t, ctx)) <= TOL, (
@@ -112,9 +119,9 @@ def test_converted_unet_matches_diffusers(torch_unet, attention):
     )
 
 
-def test_odd_latent_size_upsamples_like_diffusers(torch_unet):
+def test_odd_latent_size_upsamples_like_diffusers():
     # 15x13 is not a multiple of 2: diffusers forwards the skip sizes to the upsampler.
-    _, model = torch_unet
+    model = _torch_unet("sd1")
     ours = unet_from_torch_state(
         _state(model), unet_config_from_diffusers(dict(model.config))
     )
@@ -138,8 +145,8 @@ def test_config_translation_reads_sd2_settings(torch_unet):
         assert not cfg.use_linear_projection and cfg.num_attention_heads == (8, 8)
 
 
-def test_lq_channels_leave_the_output_unchanged(torch_unet):
-    _, model = torch_unet
+def test_lq_channels_leave_the_output_unchanged():
+    model = _torch_unet("sd1")
     state = _state(model)
     plain = unet_from_torch_state(state, unet_config_from_diffusers(dict(model.config)))
     cfg = unet_config_from_diffusers(dict(model.config), lq_channels=4)
@@ -208,3 +215,67 @@ def test_unsupported_config_settings_are_named(key, value):
     config[key] = value
     with pytest.raises(ValueError, match=key):
         unet_config_from_diffusers(config)
+
+
+# The unet/config.json of the public SD 1.5 and SD 2.1 checkpoints (as on the Hub).
+_SD_DOWN = ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"]
+_SD_UP = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3
+SD15_CONFIG = {
+    "_class_name": "UNet2DConditionModel",
+    "_diffusers_version": "0.6.0",
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "center_input_sample": False,
+    "cross_attention_dim": 768,
+    "down_block_types": _SD_DOWN,
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "out_channels": 4,
+    "sample_size": 64,
+    "up_block_types": _SD_UP,
+}
+SD21_CONFIG = {
+    **SD15_CONFIG,
+    "_diffusers_version": "0.10.0.dev0",
+    "attention_head_dim": [5, 10, 20, 20],
+    "cross_attention_dim": 1024,
+    "dual_cross_attention": False,
+    "num_class_embeds": None,
+    "only_cross_attention": False,
+    "sample_size": 96,
+    "upcast_attention": True,
+    "use_linear_projection": True,
+}
+
+
+@pytest.mark.parametrize(
+    "config, n_params",
+    [(SD15_CONFIG, 859_520_964), (SD21_CONFIG, 865_910_724)],
+    ids=["sd15", "sd21"],
+)
+def test_full_size_sd_key_maps_are_complete(config, n_params):
+    # diffusers' model on the meta device gives every real name and shape without memory;
+    # zero-stride arrays stand in for the weights.
+    with torch.device("meta"):
+        reference = UNet2DConditionModel(
+            **{k: v for k, v in config.items() if k[0] != "_"}
+        )
+    state = {
+        k: np.broadcast_to(np.zeros((), np.float32), tuple(v.shape))
+        for k, v in reference.state_dict().items()
+    }
+    cfg = unet_config_from_diffusers(config)
+    model = nnx.eval_shape(lambda: UNet(cfg, rngs=nnx.Rngs(0)))
+    targets = torch_layout.param_shapes(model)
+    values = torch_layout.convert_state(
+        state, targets, renames=UNET_RENAMES, what="UNet", source="sd"
+    )
+    assert len(values) == len(targets) == len(state)
+    assert sum(int(np.prod(s)) for s in targets.values()) == n_params

@@ -10,7 +10,13 @@ import torch
 from diffusers import AutoencoderKL as TorchAutoencoderKL
 from flax import nnx
 
-from unires_jax.convert.vae import vae_config_from_diffusers, vae_from_torch_state
+from unires_jax.convert import torch_layout
+from unires_jax.convert.vae import (
+    VAE_RENAMES,
+    vae_config_from_diffusers,
+    vae_from_torch_state,
+)
+from unires_jax.models.vae import AutoencoderKL
 
 TOL = 1e-4  # max |ours - diffusers| / max |diffusers|, float32
 
@@ -145,3 +151,41 @@ def test_unsupported_config_settings_are_named(torch_vae, key, value):
     config[key] = value
     with pytest.raises(ValueError, match=key):
         vae_config_from_diffusers(config)
+
+
+# vae/config.json of the public SD 1.x / 2.x checkpoints (as on the Hub).
+SD_VAE_CONFIG = {
+    "_class_name": "AutoencoderKL",
+    "_diffusers_version": "0.6.0",
+    "act_fn": "silu",
+    "block_out_channels": [128, 256, 512, 512],
+    "down_block_types": ["DownEncoderBlock2D"] * 4,
+    "in_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 2,
+    "norm_num_groups": 32,
+    "out_channels": 3,
+    "sample_size": 512,
+    "up_block_types": ["UpDecoderBlock2D"] * 4,
+}
+
+
+def test_full_size_sd_vae_key_map_is_complete():
+    # Meta-device diffusers model: real names and shapes, no memory.
+    with torch.device("meta"):
+        reference = TorchAutoencoderKL(
+            **{k: v for k, v in SD_VAE_CONFIG.items() if k[0] != "_"}
+        )
+    state = {
+        k: np.broadcast_to(np.zeros((), np.float32), tuple(v.shape))
+        for k, v in reference.state_dict().items()
+    }
+    cfg = vae_config_from_diffusers(SD_VAE_CONFIG)
+    model = nnx.eval_shape(lambda: AutoencoderKL(cfg, rngs=nnx.Rngs(0)))
+    targets = torch_layout.param_shapes(model)
+    values = torch_layout.convert_state(
+        state, targets, renames=VAE_RENAMES, what="VAE", source="sd-vae"
+    )
+    assert len(values) == len(targets) == len(state)
+    assert sum(int(np.prod(s)) for s in targets.values()) == 83_653_863
+    assert model.scaling_factor == pytest.approx(0.18215)

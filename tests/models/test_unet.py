@@ -83,22 +83,15 @@ def test_every_parameter_carries_known_logical_axes():
         assert set(names) <= ALL_LOGICAL_AXES, (path, names)
 
 
-def test_forward_keeps_spatial_shape_even_odd_and_sets_out_channels():
+def test_forward_keeps_odd_spatial_shape_and_broadcasts_a_scalar_timestep():
     cfg = _micro(in_channels=8, out_channels=3)
-    x, t, ctx = _inputs(cfg, h=15, w=13)
-    y = _forward(_random(cfg), x, t, ctx)
+    model = _random(cfg)
+    x, _, ctx = _inputs(cfg, h=15, w=13)
+    y = _forward(model, x, jnp.array([250, 250]), ctx)
     assert y.shape == (2, 15, 13, 3) and y.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(y)))
-
-
-def test_scalar_float_timestep_broadcasts_like_an_int_vector():
-    cfg = _micro()
-    model = _random(cfg)
-    x, _, ctx = _inputs(cfg, h=8, w=8)
-    by_vector = _forward(model, x, jnp.array([250, 250]), ctx)
-    np.testing.assert_allclose(
-        _forward(model, x, jnp.float32(250.0), ctx), by_vector, rtol=0, atol=1e-6
-    )
+    by_scalar = _forward(model, x, jnp.float32(250.0), ctx)
+    np.testing.assert_allclose(by_scalar, y, rtol=0, atol=1e-6)
 
 
 def test_attention_implementations_agree():
@@ -107,7 +100,9 @@ def test_attention_implementations_agree():
     outs = {}
     for impl in ("dot_product", "chunked", "naive"):
         # Chunk 50 does not divide the 144 tokens of the first level: exercises the padding.
-        cfg = dataclasses.replace(base, attention=impl, attention_chunk=50)
+        cfg = dataclasses.replace(base, attention=impl)
+        if impl == "chunked":
+            cfg = dataclasses.replace(cfg, attention_chunk=50)
         outs[impl] = np.asarray(_forward(_random(cfg), x, t, ctx))
     scale = np.abs(outs["naive"]).max()
     for impl in ("dot_product", "chunked"):
@@ -116,7 +111,8 @@ def test_attention_implementations_agree():
 
 def test_bfloat16_compute_tracks_float32():
     cfg = _micro()
-    x, t, ctx = _inputs(cfg, h=8, w=8)
+    # Same config and shapes as the float32 run above: its compiled forward is reused.
+    x, t, ctx = _inputs(cfg, h=12, w=12)
     ref = _forward(_random(cfg), x, t, ctx)
     low = _forward(_random(dataclasses.replace(cfg, dtype=jnp.bfloat16)), x, t, ctx)
     assert low.dtype == jnp.bfloat16
@@ -131,7 +127,10 @@ def test_bfloat16_params_are_stored_in_bfloat16():
 
 
 def test_remat_changes_neither_output_nor_gradients():
-    cfg = _micro()
+    # Only the mid block has attention here: gradients compile twice, keep them small.
+    cfg = _micro(
+        down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2
+    )
     x, t, ctx = _inputs(cfg, h=8, w=8)
 
     def grads(remat):
