@@ -17,6 +17,7 @@ from unires_jax.convert.unet import (
     unet_config_from_diffusers,
     unet_from_torch_state,
 )
+from unires_jax.models.layers import timestep_embedding
 from unires_jax.models.unet import UNet
 
 TOL = 1e-4  # max |ours - diffusers| / max |diffusers|, float32
@@ -279,3 +280,18 @@ def test_full_size_sd_key_maps_are_complete(config, n_params):
     )
     assert len(values) == len(targets) == len(state)
     assert sum(int(np.prod(s)) for s in targets.values()) == n_params
+
+
+@pytest.mark.parametrize("flip, shift, dim", [(True, 0, 32), (False, 1, 33)])
+def test_timestep_features_match_diffusers(flip, shift, dim):
+    from diffusers.models.embeddings import get_timestep_embedding
+
+    t = np.array([0.0, 1.5, 999.0, 421.0], np.float32)
+    ref = get_timestep_embedding(
+        torch.from_numpy(t), dim, flip_sin_to_cos=flip, downscale_freq_shift=shift
+    ).numpy()
+    ours = timestep_embedding(
+        jnp.asarray(t), dim, flip_sin_to_cos=flip, freq_shift=shift
+    )
+    # sin/cos of arguments near 1000 rad: one float32 ulp of a frequency moves them ~6e-5.
+    np.testing.assert_allclose(np.asarray(ours), ref, rtol=0, atol=TOL)
