@@ -33,10 +33,11 @@ from unires_jax.models.text import Tokenizer
 from unires_jax.restore import batch
 
 SETTINGS = ["--steps", "1", "--tile", "128", "--tile-overlap", "32", "--no-progress"]
-# Peak resident memory allowed for the tiled 10,000 x 200 panorama. Measured once on the
-# 2-core CPU machine: tiled (tile 128) ~0.9 GB, most of it the JAX runtime and compilation;
-# untiled, the micro model's attention over the 1252 x 28 latent asks XLA for a 120 GB buffer
-# (the run had reached 16.7 GB RSS when it failed). 2.5 GB leaves room for other XLA versions.
+# Peak resident memory allowed for the tiled 10,000 x 200 panorama. Measured once on the loaded
+# 2-core CPU machine with this model and SETTINGS: a 20 x 30 image peaks at 0.65 GB (the JAX
+# runtime and compilation), the tiled panorama at 0.91 GB; untiled, the attention over the
+# 1252 x 28 latent asks XLA for a 120 GB buffer (16.7 GB resident when it failed). 2.5 GB is far
+# below any untiled run and leaves room for other XLA versions.
 PANORAMA_RSS_BOUND_BYTES = 2.5e9
 
 RNG = np.random.default_rng(0)

@@ -154,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     if output_dir.exists() and not output_dir.is_dir():
         return _fail(f"{output_dir}: --output must be a folder")
     try:
+        fixed_weights(args)  # syntax errors show before the (slow) model load
+    except WeightError as e:
+        return _fail(str(e))
+    try:
         restorer = Restorer.load(args.checkpoint, **restore_settings(args))
     except (OSError, ValueError, KeyError, TypeError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
