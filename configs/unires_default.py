@@ -34,6 +34,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
         num_attention_heads=4,
         norm_num_groups=16,
+        # Cache-sized attention blocks: several times faster than XLA's unfused attention on CPU.
+        attention="chunked",
+        attention_chunk=256,
     )
     model = ml_collections.ConfigDict(
         dict(

@@ -19,7 +19,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", default="unires_demo", help="output folder")
     parser.add_argument("--checkpoint", default=None, help="a UniRes checkpoint (default: embedded)")
     parser.add_argument("--strategy", default="halving", help="weight-search strategy")
-    parser.add_argument("--budget", default=None, help="search budget (UNet evaluations or '1%%')")
+    parser.add_argument(
+        "--budget", default="0.5%", help="search budget: UNet evaluations or a share like '0.5%%'"
+    )
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     parser.add_argument("--photos", nargs="*", default=None, help="held-out photo names")
     parser.add_argument("--seed", type=int, default=0)

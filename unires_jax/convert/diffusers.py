@@ -48,7 +48,7 @@ def load_ldm(
     lq_channels: int = 0,
     dtype: Any = jnp.float32,
     allow_pickle: bool = False,
-    attention: str = "dot_product",
+    attention: str | None = None,
     variant: str | None = None,
 ) -> LatentDiffusion:
     """Loads a diffusers Stable Diffusion folder or a checkpoint written by `save_ldm`.
@@ -59,7 +59,9 @@ def load_ldm(
         model's output does not depend on them) when the weights on disk do not have them yet.
       dtype: parameter and compute dtype (jnp.float32 or jnp.bfloat16).
       allow_pickle: permit reading `.bin` (pickle) weight files.
-      attention: UNet attention implementation ("dot_product", "chunked", "naive").
+      attention: UNet attention implementation ("dot_product", "chunked", "naive"); None keeps
+        a unires-jax checkpoint's own setting and uses "dot_product" for diffusers folders
+        ("chunked" is much faster on CPU, "dot_product" uses fused kernels on GPU/TPU).
       variant: diffusers weight variant, e.g. "fp16" for `*.fp16.safetensors`.
     """
     path = pathlib.Path(path)
@@ -73,7 +75,7 @@ def load_ldm(
             lq_channels=lq_channels,
             dtype=dtype,
             allow_pickle=allow_pickle,
-            attention=attention,
+            attention=attention or "dot_product",
             variant=variant,
         )
     raise FileNotFoundError(
@@ -252,7 +254,7 @@ def _load_native(path: pathlib.Path, *, lq_channels, dtype, attention) -> Latent
             raise ValueError(f"{path / NATIVE_META}: no {name!r} config")
         cfg = config_io.config_from_dict(cfg_cls, meta[name], source=str(path / NATIVE_META))
         cfg = dataclasses.replace(cfg, dtype=dtype, param_dtype=dtype)
-        if name == "unet":
+        if name == "unet" and attention is not None:
             cfg = dataclasses.replace(cfg, attention=attention)
         abstract[name] = nnx.eval_shape(lambda cls=cls, cfg=cfg: cls(cfg, rngs=nnx.Rngs(0)))
 

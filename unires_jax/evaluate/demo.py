@@ -39,7 +39,8 @@ class DemoSettings:
     photos: tuple[str, ...] | None = None  # held-out photo names; None: all
     cases: tuple[str, ...] = tuple(CASES)
     strategy: str = "halving"
-    budget: int | str | None = None
+    # A share of the exhaustive grid's UNet evaluations (the 1512-vector grid).
+    budget: int | str | None = "0.5%"
     steps: int | None = None
     seed: int = 0
 
