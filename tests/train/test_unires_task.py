@@ -50,3 +50,24 @@ def test_unires_task_trains_and_exports(tmp_path):
     image = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype(np.float32)
     out = restorer.restore(image, {"DN": -0.2, "DownLQ": 1.2})
     assert out.shape == (32, 32, 3) and np.isfinite(out).all()
+
+
+@pytest.mark.slow
+def test_training_loss_decreases_on_sample_photos(tmp_path):
+    """A few hundred CPU steps of the default-model recipe on the sample photos' train split."""
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "unires_default", ROOT / "configs" / "unires_default.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT))
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.train.steps = 200
+    config.log.update(every=25, progress_bar=False)
+    config.checkpoint.every = 1000
+    trainer.run(config, tmp_path, FAMILIES["unires"](config))
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 8
+    assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
