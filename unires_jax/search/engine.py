@@ -75,6 +75,30 @@ class Batch:
     unet_evaluations: int
 
 
+@dataclasses.dataclass
+class _Pending:
+    """A dispatched call whose results are still on the devices (see `CandidateSampler.run`)."""
+
+    cand: np.ndarray  # [n] weight rows
+    slot: np.ndarray  # [n] their slots in xs / x0s
+    xs: jax.Array  # [slots, h, w, c] latents
+    x0s: jax.Array  # [slots, h, w, c] x0 predictions
+    evals: int
+    images: list[tuple[jax.Array, int]] | None = None  # queued decodes
+
+    def fetch(self) -> Batch:
+        images = None
+        if self.images is not None:
+            images = np.concatenate([_to_host(c)[:n] for c, n in self.images])
+        return Batch(
+            self.cand,
+            _to_host(self.xs)[self.slot],
+            _to_host(self.x0s)[self.slot],
+            images,
+            self.evals,
+        )
+
+
 def _bucket(n: int, cap: int) -> int:
     """Per-shard batch size for n items: a power of two >= n, at least min(cap, 8) and at most
     cap (but never below n), so a run compiles a handful of shapes at most."""
@@ -282,7 +306,10 @@ class CandidateSampler:
                 image, np.flatnonzero(full.any(axis=0)), seed=seed, steps=steps
             )
             first = (self._put(x1, replicated=True), self._put(x0, replicated=True))
-        for batch in self._run_full(
+        # One call ahead: call i+1 (and its decode) is queued on the devices before call i's
+        # results are fetched, so the caller's scoring of batch i overlaps the next call.
+        ready = None
+        for pending in self._run_full(
             image,
             full,
             x=x,
@@ -293,13 +320,19 @@ class CandidateSampler:
             first=first,
         ):
             if decode is not None:
-                batch.images = self.decode(
-                    image, batch.latents if decode == "latents" else batch.x0
+                pending.images = self._decode_device(
+                    image,
+                    pending.xs if decode == "latents" else pending.x0s,
+                    pending.slot,
                 )
-            yield batch
+            if ready is not None:
+                yield ready.fetch()
+            ready = pending
+        if ready is not None:
+            yield ready.fetch()
 
     def _sample_full(self, image, full, **kwargs) -> Batch:
-        batches = list(self._run_full(image, full, **kwargs))
+        batches = [pending.fetch() for pending in self._run_full(image, full, **kwargs)]
         order = np.argsort(np.concatenate([b.indices for b in batches]))
         return Batch(
             np.arange(len(order)),
@@ -311,7 +344,7 @@ class CandidateSampler:
 
     def _run_full(
         self, image, full, *, x, start, stop, steps, seed, first
-    ) -> Iterator[Batch]:
+    ) -> Iterator[_Pending]:
         """Sampling of validated `[N, K_total]` weights; `first` (the cached per-expert first
         step) replaces step 0, else step `start` runs from `x`."""
         ts, prev = self._timesteps(steps)
@@ -354,7 +387,7 @@ class CandidateSampler:
         conditions,
         ts_d,
         prev_d,
-    ) -> Batch:
+    ) -> _Pending:
         """One sharded call: device d runs the candidates slots[d] (`size` slots and pairs)."""
         w_slots = np.zeros((self.devices * size, full.shape[1]), np.float32)
         pair_n = np.zeros(self.devices * size, np.int32)
@@ -404,7 +437,7 @@ class CandidateSampler:
             self.unet_evaluations_padded += self.devices * size * (stop - begin)
         self.unet_evaluations += evals
         self.restorer.unet_evaluations += evals
-        return Batch(cand, _to_host(xs)[slot], _to_host(x0s)[slot], None, evals)
+        return _Pending(cand, slot, xs, x0s, evals)
 
     def sample(self, image: SearchImage, weights: np.ndarray, **kwargs) -> Batch:
         """`run` gathered into one Batch in the row order of `weights`."""
@@ -427,6 +460,18 @@ class CandidateSampler:
 
     def decode(self, image: SearchImage, latents: np.ndarray) -> np.ndarray:
         """Latents `[n, h, w, c]` -> images `[n, H, W, 3]` in [0, 1] (colour-fixed as configured)."""
+        latents = np.asarray(latents, np.float32)
+        if not len(latents):
+            p = image.prepared
+            return np.zeros((0, p.height, p.width, 3), np.float32)
+        chunks = self._decode_device(image, self._put(latents), np.arange(len(latents)))
+        return np.concatenate([_to_host(c)[:n] for c, n in chunks])
+
+    def _decode_device(
+        self, image: SearchImage, array: jax.Array, rows: np.ndarray
+    ) -> list[tuple[jax.Array, int]]:
+        """Queues the decoding of `array[rows]` on the devices; returns (images, count) chunks
+        (each images array is padded to a whole call; its first `count` rows are real)."""
         prepared = image.prepared
         color_fix = (
             bool(self.restorer.settings.color_fix)
@@ -435,26 +480,24 @@ class CandidateSampler:
         per_call = self.devices * self.decode_per_device
         lq = self._put(np.asarray(prepared.lq), replicated=True)
         out = []
-        for i in range(0, len(latents), per_call):
-            chunk = np.asarray(latents[i : i + per_call], np.float32)
-            padded = np.zeros((per_call,) + chunk.shape[1:], np.float32)
-            padded[: len(chunk)] = chunk
+        for i in range(0, len(rows), per_call):
+            chunk = np.asarray(rows[i : i + per_call], np.int32)
+            index = np.concatenate(
+                [chunk, np.full(per_call - len(chunk), chunk[0], np.int32)]
+            )
+            latents = self._programs.take(array, self._put(index, replicated=True))
             images = self._programs.decode(
                 self._vae_graph,
                 self._static,
                 self._vae_state,
-                self._put(padded),
+                latents,
                 lq,
                 color_fix=color_fix,
                 height=prepared.height,
                 width=prepared.width,
             )
-            out.append(_to_host(images)[: len(chunk)])
-        return (
-            np.concatenate(out)
-            if out
-            else np.zeros((0, prepared.height, prepared.width, 3), np.float32)
-        )
+            out.append((images, len(chunk)))
+        return out
 
     # --- placement ---------------------------------------------------------------------------
 

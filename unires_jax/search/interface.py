@@ -80,19 +80,17 @@ def resolve_budget(
         return None if budget is None else int(budget)
     text = str(budget).strip()
     try:
-        if text.endswith("%"):
-            share = float(text[:-1]) / 100
-            steps = config.steps or sampler.restorer.settings.steps
-            full = sampler.cost(
-                candidates(sampler.experts, config), start=0, stop=steps
-            )
-            return max(1, int(share * full))
-        return int(text)
+        value = float(text[:-1]) / 100 if text.endswith("%") else int(text)
     except ValueError:
         raise ValueError(
             f"budget {budget!r}: give UNet evaluations (e.g. 2000) or a share of the exhaustive "
             "grid's cost (e.g. '0.5%')"
         ) from None
+    if not text.endswith("%"):
+        return resolve_budget(int(value), sampler, config)
+    steps = config.steps or sampler.restorer.settings.steps
+    full = sampler.cost(candidates(sampler.experts, config), start=0, stop=steps)
+    return max(1, int(value * full))
 
 
 def _as_quality(quality: str | QualityModel) -> QualityModel:

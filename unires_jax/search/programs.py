@@ -8,6 +8,7 @@ split evenly, so each device runs whole candidates (see engine.py for the layout
   the weighted mixture of the pairs' UNet predictions.
 - `mix_first`: a candidate's first step as the weighted sum of the experts' cached first steps.
 - `decode`: VAE decoding, crop and AdaIN colour fix, as the Restorer decodes.
+- `take`: candidate rows gathered into a compact sharded batch (for decoding).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from unires_jax.diffusion.ddim import ddim_step, final_alpha_cumprod
@@ -122,6 +123,7 @@ class Programs:
     mix_first: object
     advance: object
     decode: object
+    take: object
 
 
 @functools.cache
@@ -267,4 +269,10 @@ def programs(mesh: Mesh) -> Programs:
             check_vma=False,
         )(vae_state, latents, lq)
 
-    return Programs(mix_first, advance, decode)
+    @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, shard))
+    def take(array, index):
+        # Gathers candidate rows into a compact, evenly sharded batch on the devices (no host
+        # round trip before decoding).
+        return array[index]
+
+    return Programs(mix_first, advance, decode, take)
