@@ -31,6 +31,7 @@ INSTALL_REQUIRES = [
     "scikit-image>=0.24,<1",  # ships the sample photos (held-out demo split)
     "scikit-learn>=1.4,<2",  # random-forest weight predictor; ships sample photos
     "absl-py>=2.0",
+    "tifffile>=2023.1",  # 16-bit TIFF input/output
 ]
 
 EXTRAS = {
@@ -44,6 +45,7 @@ EXTRAS = {
         "transformers==5.23.0",
         "pytest>=8",
         "pytest-timeout>=2.3",
+        "tensorboard==2.21.0",  # reads our TensorBoard event files back (no TensorFlow needed)
         "chex>=0.1.90",
         "nbclient>=0.10",
         "nbformat>=5.10",

@@ -101,6 +101,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="no progress bar (default: on a terminal)",
     )
+    parser.add_argument(
+        "--search",
+        choices=("exhaustive", "frequent", "predict", "halving", "refine"),
+        default=None,
+        help="choose the weights per image by maximising a quality score (instead of fixed ones)",
+    )
+    parser.add_argument(
+        "--quality", default="niqe", help="Q for --search: niqe, brisque, piqe or musiq"
+    )
+    parser.add_argument(
+        "--quality-checkpoint", default=None, help="weights file of the quality model (MUSIQ npz)"
+    )
+    parser.add_argument(
+        "--budget", default=None, help="--search budget: UNet evaluations or a share like '0.5%%'"
+    )
+    parser.add_argument("--presets", default=None, help="presets JSON for --search frequent")
+    parser.add_argument("--predictor", default=None, help="predictor file for --search predict")
     return parser
 
 
@@ -135,6 +152,25 @@ def weight_chooser(args: argparse.Namespace, restorer):
     """
     from unires_jax.restore import batch
 
+    if getattr(args, "search", None):
+        from unires_jax import quality, search
+        from unires_jax.search.interface import weight_chooser as search_chooser
+
+        budget = args.budget
+        if budget is not None and str(budget).isdigit():
+            budget = int(budget)
+        kwargs = {"checkpoint": args.quality_checkpoint} if args.quality_checkpoint else {}
+        output = pathlib.Path(args.output)
+        return search_chooser(
+            args.search,
+            quality.get(args.quality, **kwargs),
+            budget,
+            log_dir=output / "search_logs",
+            config=search.SearchConfig(steps=args.steps, seed=args.seed),
+            presets=args.presets,
+            predictor=args.predictor,
+            plot_dir=output / "search_plots",
+        )
     weights, source = fixed_weights(args)
     restorer.weights_matrix(weights)
     return batch.fixed_weights(weights, source)
