@@ -23,10 +23,10 @@ Run:  python benchmarks/search.py [--images 4] [--size 96] [--steps N] [--budget
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -49,6 +49,7 @@ from unires_jax.search import (
     GridSpec,
     PredictorConfig,
     SearchConfig,
+    candidates,
     learn_presets,
     search,
     train_predictor,
@@ -73,7 +74,6 @@ SD_SCHEDULER = {
     "steps_offset": 1,
     "timestep_spacing": "leading",
 }
-STRATEGIES = ("halving", "refine", "frequent", "predict")
 
 
 def random_tiny_unires(seed: int = 0) -> LatentDiffusion:
@@ -166,7 +166,16 @@ def main() -> None:
     parser.add_argument(
         "--grid-step", type=float, default=0.2, help="weight grid spacing"
     )
-    parser.add_argument("--budget", default="0.5%", help="budget of halving and refine")
+    parser.add_argument(
+        "--budget",
+        default="0.5%",
+        help="budget(s) of halving and refine, comma-separated (e.g. 0.5%%,2%%,10%%)",
+    )
+    parser.add_argument(
+        "--halving-rounds",
+        default="3",
+        help="successive-halving rounds after the first-step round, comma-separated variants",
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="degradation and sampling seed"
     )
@@ -200,19 +209,24 @@ def main() -> None:
     first = next(iter(images.values()))
     warm = SearchConfig(steps=args.steps, seed=args.seed, grid=grid)
     t0 = time.perf_counter()
+    budgets = [b.strip() for b in args.budget.split(",") if b.strip()]
     for strategy in ("halving", "refine"):
         search(
             first,
             strategy,
             q,
-            args.budget,
+            budgets[0],
             sampler=sampler,
             config=warm,
             return_image=False,
         )
     print(f"warm-up (compilation) {time.perf_counter() - t0:.1f} s", flush=True)
 
-    # Exhaustive reference for every image (logged for the leave-one-out learners).
+    # Exhaustive reference for every image (logged for the leave-one-out learners; a rerun
+    # with the same --out reads the scores back instead of sampling again).
+    full_cost = sampler.cost(
+        candidates(sampler.experts, warm), start=0, stop=args.steps
+    )
     exhaustive = {}
     for name, image in images.items():
         result = search(
@@ -234,7 +248,11 @@ def main() -> None:
             flush=True,
         )
 
-    rows = {s: [] for s in ("exhaustive",) + STRATEGIES}
+    rounds = [int(r) for r in args.halving_rounds.split(",")]
+    runs = [(f"halving{r}@{b}", "halving", b, r) for r in rounds for b in budgets]
+    runs += [(f"refine@{b}", "refine", b, rounds[0]) for b in budgets]
+    runs += [("frequent", "frequent", None, 0), ("predict", "predict", None, 0)]
+    rows = {label: [] for label in ["exhaustive"] + [r[0] for r in runs]}
     for name, image in images.items():
         ref = exhaustive[name]
         finite = [
@@ -243,7 +261,9 @@ def main() -> None:
             if np.isfinite(r["score"])
         ]
         q_range = max(finite) - min(finite)
-        rows["exhaustive"].append((ref.unet_evaluations, ref.seconds, 0.0, 0.0))
+        # Seconds only when it really ran (not read back from the logs).
+        seconds = ref.seconds if ref.unet_evaluations else float("nan")
+        rows["exhaustive"].append((full_cost, seconds, 0.0, 0.0))
         others = [
             CandidateLog(p)
             for p in sorted(logs.glob("*.jsonl"))
@@ -253,22 +273,22 @@ def main() -> None:
         if others:  # leave-one-out learners need another image
             presets = learn_presets(others, quality="niqe")
             predictor = train_predictor(others, config=PredictorConfig(grid=grid))
-        for strategy in STRATEGIES:
+        for label, strategy, budget, halving_rounds in runs:
             if strategy in ("frequent", "predict") and not others:
                 continue
             result = search(
                 image,
                 strategy,
                 q,
-                args.budget if strategy in ("halving", "refine") else None,
+                budget,
                 sampler=sampler,
-                config=warm,
+                config=dataclasses.replace(warm, halving_rounds=halving_rounds or 3),
                 presets=presets,
                 predictor=predictor,
                 return_image=False,
             )
             regret = result.score - ref.score  # NIQE: lower is better
-            rows[strategy].append(
+            rows[label].append(
                 (
                     result.unet_evaluations,
                     result.seconds,
@@ -277,20 +297,20 @@ def main() -> None:
                 )
             )
             print(
-                f"{strategy:>9} {name}: NIQE {result.score:.4f} {result.weights} | regret "
+                f"{label:>15} {name}: NIQE {result.score:.4f} {result.weights} | regret "
                 f"{regret:+.4f} ({100 * regret / q_range:+.3f} % of range {q_range:.4f}) | "
                 f"{result.unet_evaluations} UNet evals "
-                f"({100 * result.unet_evaluations / ref.unet_evaluations:.3f} %) | "
+                f"({100 * result.unet_evaluations / full_cost:.3f} %) | "
                 f"{result.seconds:.2f} s",
                 flush=True,
             )
 
     print(
-        "\nstrategy   UNet evals/img  % of exhaustive  s/img   mean regret  mean % range  "
+        "\nstrategy         UNet evals/img  % of exhaustive   s/img  mean regret  mean % range  "
         "max % range  zero-regret images"
     )
     summary = {}
-    base = statistics.mean(r[0] for r in rows["exhaustive"])
+    base = full_cost
     for strategy, values in rows.items():
         if not values:
             continue
@@ -306,8 +326,8 @@ def main() -> None:
         }
         s = summary[strategy]
         print(
-            f"{strategy:<10} {s['unet_evaluations_per_image']:>14.0f} "
-            f"{s['percent_of_exhaustive']:>15.3f} {s['seconds_per_image']:>6.1f} "
+            f"{strategy:<16} {s['unet_evaluations_per_image']:>14.0f} "
+            f"{s['percent_of_exhaustive']:>16.3f} {s['seconds_per_image']:>7.1f} "
             f"{s['mean_regret']:>12.4f} {s['mean_regret_percent_of_range']:>13.3f} "
             f"{s['max_regret_percent_of_range']:>12.3f} {s['zero_regret_images']:>4d}/{len(values)}"
         )

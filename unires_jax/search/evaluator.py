@@ -27,8 +27,8 @@ from unires_jax.search.log import CandidateLog, candidate_key, weights_dict
 
 def run_fingerprint(sampler: CandidateSampler, quality: QualityModel) -> str:
     """A short hash of everything besides image, seed, steps and weights that changes a score:
-    the model (its source and a checksum of a few parameter tensors), the experts, the
-    inference settings and the quality model."""
+    the model (its source, configs and a checksum of a few parameter tensors), the experts,
+    the inference settings and the quality model."""
     restorer = sampler.restorer
     leaves = jax.tree.leaves(nnx.state(restorer.ldm.unet)) + jax.tree.leaves(
         nnx.state(restorer.ldm.vae)
@@ -46,6 +46,9 @@ def run_fingerprint(sampler: CandidateSampler, quality: QualityModel) -> str:
         for v in (
             restorer.ldm.source,
             [f"{c:.6e}" for c in checksum],
+            # The configs too: e.g. the attention implementation changes the floats.
+            restorer.ldm.unet.cfg,
+            restorer.ldm.vae.cfg,
             restorer.experts,
             sampler._total_experts,
             s.eta,
