@@ -114,3 +114,43 @@ def test_fixed_defocus_is_a_disk_of_radius_4():
     out = deg.fixed_degradation("defocus", point, None)[..., 0]
     ys, xs = np.nonzero(out > 1e-4)
     assert xs.max() - 16 == 4 and 16 - ys.min() == 4
+
+
+@pytest.mark.parametrize("recipe", sorted(deg.DEGRADATION_RECIPES))
+def test_every_recipe_covers_the_four_tasks_and_pickles(recipe, hq):
+    functions = deg.DEGRADATION_RECIPES[recipe]
+    assert set(functions) == set(deg.TASK_PROMPTS)
+    for task, fn in functions.items():
+        assert pickle.loads(pickle.dumps(fn)) is fn
+        lq = fn(hq, np.random.default_rng(3))
+        assert lq.shape == hq.shape and lq.dtype == np.float32
+        assert 0.0 <= lq.min() and lq.max() <= 1.0 and not np.array_equal(lq, hq)
+        np.testing.assert_array_equal(lq, fn(hq, np.random.default_rng(3)))
+
+
+def test_canonical_sr_is_plain_bicubic_when_no_noise_is_drawn(hq):
+    # Find a seed that draws no noise; the result must then be exactly the resize operator.
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        scale = rng.uniform(*tasks.CANONICAL_SR_SCALE)
+        if rng.uniform() >= tasks.CANONICAL_NOISE_PROB:
+            break
+    expected = deg.apply_resize(hq, deg.ResizeParams(scale=scale), np.random.default_rng(0))
+    got = tasks.canonical_sr(hq, np.random.default_rng(seed))
+    np.testing.assert_allclose(got, np.clip(expected, 0, 1), atol=1e-6)
+
+
+def test_mixed_recipe_draws_both_canonical_and_paper_inputs(hq):
+    # The paper's motion recipe always JPEG-compresses and adds camera noise; the canonical one
+    # is a noiseless straight blur most of the time. Both must occur.
+    kinds = set()
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        canonical = rng.uniform() < tasks.MIXED_CANONICAL_PROB
+        got = tasks.mixed_motion(hq, np.random.default_rng(seed))
+        rng2 = np.random.default_rng(seed)
+        rng2.uniform()
+        fn = tasks.canonical_motion if canonical else tasks.degrade_motion
+        np.testing.assert_array_equal(got, fn(hq, rng2))
+        kinds.add(canonical)
+    assert kinds == {True, False}

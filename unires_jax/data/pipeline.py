@@ -28,6 +28,9 @@ Config keys (an ml_collections.ConfigDict section; `default_config()` gives ever
   crop_size:    side of the square random crop, in pixels.
   flip:         random horizontal flips.
   batch_size:   GLOBAL batch size; each host yields batch_size // process_count.
+  degradation_recipe: how clean images are degraded per task, a key of
+                `unires_jax.data.degradations.DEGRADATION_RECIPES`: "paper" (the UniRes
+                recipe, default), "canonical" (textbook operators) or "mixed" (half each).
   seed:         seed of shuffling, crops, flips and degradations.
   num_workers:  grain worker processes (0 = transform in the main process).
   read_threads: threads per process that read and transform elements.
@@ -69,6 +72,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.data_dir = ""
     c.crop_size = 512
     c.flip = True
+    c.degradation_recipe = "paper"
     c.batch_size = 256
     c.seed = 0
     c.num_workers = 8
@@ -150,7 +154,9 @@ def make_train_dataset(
             t: sources_lib.open_sources(config.sources[t], data_dir=data_dir)
             for t in tasks
         }
-    degrade = _task_degradations(tasks, sources, degradations)
+    degrade = _task_degradations(
+        tasks, sources, degradations, config.get("degradation_recipe", "paper")
+    )
 
     streams = []
     for task_id, task in enumerate(tasks):
@@ -241,6 +247,7 @@ def _task_degradations(
     tasks: tuple[str, ...],
     sources: Mapping[str, Any],
     degradations: Mapping[str, Degradation] | None,
+    recipe: str = "paper",
 ) -> tuple[Degradation | None, ...]:
     """Per task id, the degradation for its clean records (None if all its sources are paired)."""
     missing_sources = [t for t in tasks if t not in sources]
@@ -250,7 +257,12 @@ def _task_degradations(
     if degradations is None and any(clean.values()):
         from unires_jax.data import degradations as library
 
-        degradations = library.TASK_DEGRADATIONS
+        if recipe not in library.DEGRADATION_RECIPES:
+            raise KeyError(
+                f"data.degradation_recipe {recipe!r} is unknown; expected one of "
+                f"{sorted(library.DEGRADATION_RECIPES)}"
+            )
+        degradations = library.DEGRADATION_RECIPES[recipe]
     result = []
     for task in tasks:
         if not clean[task]:

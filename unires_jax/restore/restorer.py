@@ -12,8 +12,8 @@ import dataclasses
 import functools
 import pathlib
 import time
-from fractions import Fraction
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from typing import Any
 
 import jax
@@ -391,12 +391,12 @@ def _encode_conditions(vae_graph, vae_state, padded, *, options, want_downlq, he
     return jnp.stack([_encode(vae, img, options) for img in images])
 
 
-@functools.partial(jax.jit, static_argnames=("unet_graph", "options", "start", "stop"))
-def _sample(
-    unet_graph, options, schedule, unet_state, conditions, context, x, weights, pairs, ts, prev,
-    seed, *, start, stop,
-):
-    unet = nnx.merge(unet_graph, unet_state)
+def conditioned_eps_fn(unet, options: _SampleOptions, conditions: jax.Array, context: jax.Array):
+    """eps(x_t [B, h, w, c], t [B], k [B]) of expert k on its condition latent, tiled when large.
+
+    Shared by the Restorer's sampler and the weight search's sharded programs, so both compute
+    the very same prediction.
+    """
     expert_condition = jnp.asarray(options.expert_condition, jnp.int32)
 
     def eps_fn(x_t, t, k):
@@ -409,8 +409,42 @@ def _sample(
             )
         return unet(inputs, t, ctx)
 
+    return eps_fn
+
+
+def decode_latents(
+    vae, latents: jax.Array, lq: jax.Array, *, options: _CodecOptions, color_fix: bool,
+    height: int, width: int,
+) -> jax.Array:
+    """Scaled latents [B, h, w, c] -> images [B, height, width, 3] in [0, 1].
+
+    VAE decoding (tiled when large), crop of the padding, and the AdaIN colour fix toward the
+    padded LQ image `lq` [Hp, Wp, 3]. Shared by the Restorer and the weight search.
+    """
+    z = latents / options.scaling
+    f = options.factor
+    tile, overlap = options.tile // f, options.overlap // f
+    if max(z.shape[1:3]) > tile:
+        image = tiled_apply(vae.decode, z, tile, overlap, scale=f)
+    else:
+        image = vae.decode(z)
+    image = jnp.clip((image.astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
+    image = image[:, :height, :width]
+    # AdaIN needs a standard deviation, which a single pixel does not have.
+    if color_fix and height * width > 1:
+        reference = jnp.broadcast_to(lq[:height, :width], image.shape)
+        image = jnp.clip(adain_color_fix(image, reference), 0.0, 1.0)
+    return image
+
+
+@functools.partial(jax.jit, static_argnames=("unet_graph", "options", "start", "stop"))
+def _sample(
+    unet_graph, options, schedule, unet_state, conditions, context, x, weights, pairs, ts, prev,
+    seed, *, start, stop,
+):
+    unet = nnx.merge(unet_graph, unet_state)
     return sampler.combined_ddim(
-        eps_fn,
+        conditioned_eps_fn(unet, options, conditions, context),
         x,
         weights,
         pairs,
@@ -431,16 +465,6 @@ def _sample(
 )
 def _decode_one(vae_graph, vae_state, latent, lq, *, options, color_fix, height, width):
     vae = nnx.merge(vae_graph, vae_state)
-    z = latent[None] / options.scaling
-    f = options.factor
-    tile, overlap = options.tile // f, options.overlap // f
-    if max(z.shape[1:3]) > tile:
-        image = tiled_apply(vae.decode, z, tile, overlap, scale=f)
-    else:
-        image = vae.decode(z)
-    image = jnp.clip((image[0].astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
-    image = image[:height, :width]
-    # AdaIN needs a standard deviation, which a single pixel does not have.
-    if color_fix and height * width > 1:
-        image = jnp.clip(adain_color_fix(image, lq[:height, :width]), 0.0, 1.0)
-    return image
+    return decode_latents(
+        vae, latent[None], lq, options=options, color_fix=color_fix, height=height, width=width
+    )[0]

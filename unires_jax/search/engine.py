@@ -76,6 +76,20 @@ class Batch:
 
 
 @dataclasses.dataclass
+class _QueuedImages:
+    """Decodes queued on the devices: row i of the result is chunks[where[i, 0]][where[i, 1]]."""
+
+    chunks: list[jax.Array]
+    where: np.ndarray  # [n, 2]
+
+    def fetch(self) -> np.ndarray:
+        hosts = [_to_host(c) for c in self.chunks]
+        if not len(self.where):
+            return np.zeros((0,) + hosts[0].shape[1:], np.float32) if hosts else None
+        return np.stack([hosts[c][r] for c, r in self.where])
+
+
+@dataclasses.dataclass
 class _Pending:
     """A dispatched call whose results are still on the devices (see `CandidateSampler.run`)."""
 
@@ -84,12 +98,10 @@ class _Pending:
     xs: jax.Array  # [slots, h, w, c] latents
     x0s: jax.Array  # [slots, h, w, c] x0 predictions
     evals: int
-    images: list[tuple[jax.Array, int]] | None = None  # queued decodes
+    images: _QueuedImages | None = None
 
     def fetch(self) -> Batch:
-        images = None
-        if self.images is not None:
-            images = np.concatenate([_to_host(c)[:n] for c, n in self.images])
+        images = None if self.images is None else self.images.fetch()
         return Batch(
             self.cand,
             _to_host(self.xs)[self.slot],
@@ -464,40 +476,53 @@ class CandidateSampler:
         if not len(latents):
             p = image.prepared
             return np.zeros((0, p.height, p.width, 3), np.float32)
-        chunks = self._decode_device(image, self._put(latents), np.arange(len(latents)))
-        return np.concatenate([_to_host(c)[:n] for c, n in chunks])
+        # Row i on device i // per_device, as `run` lays out candidate slots.
+        per_device = -(-len(latents) // self.devices)
+        padded = np.zeros((self.devices * per_device,) + latents.shape[1:], np.float32)
+        padded[: len(latents)] = latents
+        queued = self._decode_device(image, self._put(padded), np.arange(len(latents)))
+        return queued.fetch()
 
     def _decode_device(
-        self, image: SearchImage, array: jax.Array, rows: np.ndarray
-    ) -> list[tuple[jax.Array, int]]:
-        """Queues the decoding of `array[rows]` on the devices; returns (images, count) chunks
-        (each images array is padded to a whole call; its first `count` rows are real)."""
+        self, image: SearchImage, array: jax.Array, slots: np.ndarray
+    ) -> _QueuedImages:
+        """Queues the decoding of rows `slots` of the sharded `array` (each device decodes the
+        rows it holds, `decode_per_device` per call)."""
         prepared = image.prepared
-        color_fix = (
-            bool(self.restorer.settings.color_fix)
-            and prepared.height * prepared.width > 1
-        )
-        per_call = self.devices * self.decode_per_device
+        color_fix = bool(self.restorer.settings.color_fix)
+        per_shard = array.shape[0] // self.devices
+        slots = np.asarray(slots, np.int64)
+        device_of = slots // per_shard
+        local = [slots[device_of == d] - d * per_shard for d in range(self.devices)]
+        position = {d: np.flatnonzero(device_of == d) for d in range(self.devices)}
+        m = self.decode_per_device
+        calls = -(-max(len(rows) for rows in local) // m)
         lq = self._put(np.asarray(prepared.lq), replicated=True)
-        out = []
-        for i in range(0, len(rows), per_call):
-            chunk = np.asarray(rows[i : i + per_call], np.int32)
-            index = np.concatenate(
-                [chunk, np.full(per_call - len(chunk), chunk[0], np.int32)]
+        chunks, where = [], np.zeros((len(slots), 2), np.int64)
+        for c in range(calls):
+            rows = np.zeros(self.devices * m, np.int32)
+            for d in range(self.devices):
+                part = local[d][c * m : (c + 1) * m]
+                # Padding rows repeat a real row of the device (or row 0): decoded, never read.
+                rows[d * m : (d + 1) * m] = part[0] if len(part) else 0
+                rows[d * m : d * m + len(part)] = part
+                where[position[d][c * m : c * m + len(part)]] = np.stack(
+                    [np.full(len(part), c), d * m + np.arange(len(part))], axis=1
+                )
+            chunks.append(
+                self._programs.decode(
+                    self._vae_graph,
+                    self._static,
+                    self._vae_state,
+                    array,
+                    self._put(rows),
+                    lq,
+                    color_fix=color_fix,
+                    height=prepared.height,
+                    width=prepared.width,
+                )
             )
-            latents = self._programs.take(array, self._put(index, replicated=True))
-            images = self._programs.decode(
-                self._vae_graph,
-                self._static,
-                self._vae_state,
-                latents,
-                lq,
-                color_fix=color_fix,
-                height=prepared.height,
-                width=prepared.width,
-            )
-            out.append((images, len(chunk)))
-        return out
+        return _QueuedImages(chunks, where)
 
     # --- placement ---------------------------------------------------------------------------
 

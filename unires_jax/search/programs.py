@@ -7,8 +7,10 @@ split evenly, so each device runs whole candidates (see engine.py for the layout
 - `advance`: DDIM steps [start, stop) (traced bounds: one compilation for every range) with
   the weighted mixture of the pairs' UNet predictions.
 - `mix_first`: a candidate's first step as the weighted sum of the experts' cached first steps.
-- `decode`: VAE decoding, crop and AdaIN colour fix, as the Restorer decodes.
-- `take`: candidate rows gathered into a compact sharded batch (for decoding).
+- `decode`: VAE decoding, crop and AdaIN colour fix (the Restorer's own `decode_latents`) of
+  chosen rows of each device's own shard.
+
+None of them uses a cross-device collective.
 """
 
 from __future__ import annotations
@@ -19,31 +21,22 @@ import functools
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from unires_jax.diffusion.ddim import ddim_step, final_alpha_cumprod
 from unires_jax.diffusion.schedules import Schedule
-from unires_jax.restore.color import adain_color_fix
-from unires_jax.restore.restorer import Restorer
-from unires_jax.restore.tiling import tiled_apply
+from unires_jax.restore.restorer import Restorer, conditioned_eps_fn, decode_latents
 
 AXIS = "candidates"
 
 
 @dataclasses.dataclass(frozen=True)
 class Static:
-    """Hashable options of the jitted programs (one compilation per distinct value)."""
+    """Hashable options of the jitted programs: the Restorer's own (one compilation each)."""
 
-    expert_condition: tuple[int, ...]
-    latent_tile: int
-    latent_overlap: int
-    eta: float
-    set_alpha_to_one: bool
-    scaling: float
-    tile: int
-    overlap: int
-    factor: int  # pixels per latent cell of the codec (8 for the SD VAE)
+    sample: object  # restorer._SampleOptions
+    codec: object  # restorer._CodecOptions
 
 
 def restorer_parts(restorer: Restorer):
@@ -52,19 +45,7 @@ def restorer_parts(restorer: Restorer):
     Read from the Restorer's attributes in this one place (it has no public accessor for
     them); a Restorer built from the same model and settings gives the same pieces.
     """
-    options = restorer._sample_options
-    codec = restorer._encode_options
-    static = Static(
-        expert_condition=tuple(options.expert_condition),
-        latent_tile=options.latent_tile,
-        latent_overlap=options.latent_overlap,
-        eta=options.eta,
-        set_alpha_to_one=options.set_alpha_to_one,
-        scaling=codec.scaling,
-        tile=codec.tile,
-        overlap=codec.overlap,
-        factor=codec.factor,
-    )
+    static = Static(sample=restorer._sample_options, codec=restorer._encode_options)
     return (
         restorer._unet_graph,
         restorer._unet_state,
@@ -76,30 +57,11 @@ def restorer_parts(restorer: Restorer):
     )
 
 
-def _eps_fn(unet, static: Static, conditions, context):
-    """eps(x_t [P, h, w, c], t [P], k [P]) for (latent, expert) pairs, tiled like the Restorer."""
-    expert_condition = jnp.asarray(static.expert_condition, jnp.int32)
-
-    def eps_fn(x_t, t, k):
-        cond = conditions[expert_condition[k]]
-        inputs = jnp.concatenate([x_t, cond.astype(x_t.dtype)], axis=-1)
-        ctx = context[k]
-        if max(inputs.shape[1:3]) > static.latent_tile:
-            return tiled_apply(
-                lambda tile: unet(tile, t, ctx),
-                inputs,
-                static.latent_tile,
-                static.latent_overlap,
-            )
-        return unet(inputs, t, ctx)
-
-    return eps_fn
-
-
 def _update(static: Static, schedule: Schedule, ts, prev, i, x_t, eps, seed):
     """One DDIM step with the mixed prediction; ancestral noise as `sampler.combined_ddim`."""
+    options = static.sample
     noise = None
-    if static.eta != 0:
+    if options.eta != 0:
         rng = jax.random.key(seed)
         noise = jax.random.normal(
             jax.random.fold_in(rng, i), x_t.shape[1:], jnp.float32
@@ -111,8 +73,8 @@ def _update(static: Static, schedule: Schedule, ts, prev, i, x_t, eps, seed):
         ts[i],
         prev[i],
         x_t,
-        final_alpha_cumprod=final_alpha_cumprod(schedule, static.set_alpha_to_one),
-        eta=static.eta,
+        final_alpha_cumprod=final_alpha_cumprod(schedule, options.set_alpha_to_one),
+        eta=options.eta,
         noise=noise,
         return_x0=True,
     )
@@ -123,7 +85,6 @@ class Programs:
     mix_first: object
     advance: object
     decode: object
-    take: object
 
 
 @functools.cache
@@ -185,7 +146,7 @@ def programs(mesh: Mesh) -> Programs:
             seed,
         ):
             unet = nnx.merge(unet_graph, unet_state)
-            eps_fn = _eps_fn(unet, static, conditions, context)
+            eps_fn = conditioned_eps_fn(unet, static.sample, conditions, context)
             n_loc = x.shape[0]
 
             def body(i, carry):
@@ -244,35 +205,28 @@ def programs(mesh: Mesh) -> Programs:
     @functools.partial(
         jax.jit, static_argnames=("vae_graph", "static", "color_fix", "height", "width")
     )
-    def decode(vae_graph, static, vae_state, latents, lq, *, color_fix, height, width):
-        def local(vae_state, latents, lq):
+    def decode(vae_graph, static, vae_state, latents, rows, lq, *, color_fix, height, width):
+        # Each device decodes rows of its own shard (`rows` are shard-local indices), so no
+        # data crosses devices: a cross-device gather here would be a collective, and XLA's
+        # CPU collectives abort when one of many fake devices sharing few cores is late.
+        def local(vae_state, latents, rows, lq):
             vae = nnx.merge(vae_graph, vae_state)
-            z = latents / static.scaling
-            f = static.factor
-            tile, overlap = static.tile // f, static.overlap // f
-            if max(z.shape[1:3]) > tile:
-                image = tiled_apply(vae.decode, z, tile, overlap, scale=f)
-            else:
-                image = vae.decode(z)
-            image = jnp.clip((image.astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
-            image = image[:, :height, :width]
-            if color_fix:
-                reference = jnp.broadcast_to(lq[:height, :width], image.shape)
-                image = jnp.clip(adain_color_fix(image, reference), 0.0, 1.0)
-            return image
+            return decode_latents(
+                vae,
+                latents[rows],
+                lq,
+                options=static.codec,
+                color_fix=color_fix,
+                height=height,
+                width=width,
+            )
 
         return jax.shard_map(
             local,
             mesh=mesh,
-            in_specs=(rep, shard, rep),
+            in_specs=(rep, shard, shard, rep),
             out_specs=shard,
             check_vma=False,
-        )(vae_state, latents, lq)
+        )(vae_state, latents, rows, lq)
 
-    @functools.partial(jax.jit, out_shardings=NamedSharding(mesh, shard))
-    def take(array, index):
-        # Gathers candidate rows into a compact, evenly sharded batch on the devices (no host
-        # round trip before decoding).
-        return array[index]
-
-    return Programs(mix_first, advance, decode, take)
+    return Programs(mix_first, advance, decode)

@@ -110,6 +110,7 @@ from unires_jax.data.degradations.resize import (
     sample_resize_params,
 )
 from unires_jax.data.degradations.tasks import (
+    DEGRADATION_RECIPES,
     FIXED_DEGRADATIONS,
     TASK_DEGRADATIONS,
     TASK_PROMPTS,
@@ -130,6 +131,7 @@ from unires_jax.data.degradations.weather import (
 )
 
 __all__ = [
+    "DEGRADATION_RECIPES",
     "EXTRA_OPERATORS",
     "FIXED_DEGRADATIONS",
     "GIR_OPERATORS",

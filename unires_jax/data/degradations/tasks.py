@@ -110,6 +110,104 @@ TASK_DEGRADATIONS: dict[
 }
 
 
+# ----------------------------------------------------------------------------------------------
+# Canonical (textbook) degradations: one clean operator per task, as benchmarks and the demo use
+# them. The paper's recipe above models real cameras; a model trained only on it under-serves the
+# textbook cases (e.g. a plain bicubic x4 input looks nothing like a Real-ESRGAN second-order one).
+# Each may add mild Gaussian noise so that blur + noise inputs are not out of distribution.
+
+CANONICAL_SR_SCALE = (2.0, 4.0)
+CANONICAL_MOTION_LENGTH = (3.0, 25.0)  # px
+CANONICAL_DEFOCUS_RADIUS = (1.0, 6.0)  # px
+CANONICAL_NOISE_PROB = 0.3
+CANONICAL_NOISE_SIGMA = (1.0, 25.0)  # 0..255
+MIXED_CANONICAL_PROB = 0.5
+
+
+def _maybe_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.uniform() < CANONICAL_NOISE_PROB:
+        return add_gaussian_noise(image, float(rng.uniform(*CANONICAL_NOISE_SIGMA)), False, rng)
+    return image
+
+
+def canonical_sr(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Antialiased bicubic downscale by U(2, 4), bicubic back up, maybe noise: [H, W, 3] -> same."""
+    hq = check_image(hq, "sr")
+    scale = float(rng.uniform(*CANONICAL_SR_SCALE))
+    return _maybe_noise(clip_unit(apply_resize(hq, ResizeParams(scale=scale), rng)), rng)
+
+
+def canonical_motion(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Straight motion blur, length U(3, 25) px at a uniform angle, maybe noise."""
+    hq = check_image(hq, "motion")
+    kernel = line_kernel(float(rng.uniform(*CANONICAL_MOTION_LENGTH)), float(rng.uniform(0, 180)))
+    return _maybe_noise(clip_unit(convolve(hq, kernel)), rng)
+
+
+def canonical_defocus(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ideal disk blur of radius U(1, 6) px, maybe noise."""
+    hq = check_image(hq, "defocus")
+    params = DefocusParams(radius=float(rng.uniform(*CANONICAL_DEFOCUS_RADIUS)), softness=0.0)
+    return _maybe_noise(apply_defocus(hq, params, rng), rng)
+
+
+def canonical_denoise(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise with sigma ~ U(1, 50)/255."""
+    hq = check_image(hq, "denoise")
+    return add_gaussian_noise(hq, float(rng.uniform(*DENOISE_GAUSSIAN_SIGMA)), False, rng)
+
+
+CANONICAL_DEGRADATIONS: dict[
+    str, Callable[[np.ndarray, np.random.Generator], np.ndarray]
+] = {
+    "sr": canonical_sr,
+    "motion": canonical_motion,
+    "defocus": canonical_defocus,
+    "denoise": canonical_denoise,
+}
+
+
+def _mixed(task: str, hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.uniform() < MIXED_CANONICAL_PROB:
+        return CANONICAL_DEGRADATIONS[task](hq, rng)
+    return TASK_DEGRADATIONS[task](hq, rng)
+
+
+def mixed_sr(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half the time `canonical_sr`, else the paper's `degrade_sr`."""
+    return _mixed("sr", hq, rng)
+
+
+def mixed_motion(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half the time `canonical_motion`, else the paper's `degrade_motion`."""
+    return _mixed("motion", hq, rng)
+
+
+def mixed_defocus(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half the time `canonical_defocus`, else the paper's `degrade_defocus`."""
+    return _mixed("defocus", hq, rng)
+
+
+def mixed_denoise(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Half the time `canonical_denoise`, else the paper's `degrade_denoise`."""
+    return _mixed("denoise", hq, rng)
+
+
+# Named training recipes (data config key `degradation_recipe`).
+DEGRADATION_RECIPES: dict[
+    str, dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]
+] = {
+    "paper": TASK_DEGRADATIONS,
+    "canonical": CANONICAL_DEGRADATIONS,
+    "mixed": {
+        "sr": mixed_sr,
+        "motion": mixed_motion,
+        "defocus": mixed_defocus,
+        "denoise": mixed_denoise,
+    },
+}
+
+
 def degrade_for_task(task: str, hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Synthesises the LQ input of a UniRes training task.
 
