@@ -28,7 +28,7 @@ def test_a_candidate_larger_than_the_capacity_gets_a_shard_alone():
 
 
 def test_bucket_sizes_are_few_and_cover_the_load():
-    assert [_bucket(n, 64) for n in (1, 5, 8, 9, 33, 64)] == [8, 8, 8, 16, 64, 64]
+    assert [_bucket(n, 64) for n in (1, 5, 8, 9, 33, 64)] == [1, 8, 8, 16, 64, 64]
     assert _bucket(3, 4) == 4 and _bucket(6, 4) == 6
 
 

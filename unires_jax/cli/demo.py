@@ -18,9 +18,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", default="unires_demo", help="output folder")
     parser.add_argument("--checkpoint", default=None, help="a UniRes checkpoint (default: embedded)")
-    parser.add_argument("--strategy", default="halving", help="weight-search strategy")
     parser.add_argument(
-        "--budget", default="0.5%", help="search budget: UNet evaluations or a share like '0.5%%'"
+        "--strategy",
+        default="refine",
+        help="weight-search strategy (default: refine from the best single expert)",
+    )
+    parser.add_argument(
+        "--refine-base", default="experts", help="the strategy `refine` starts from"
+    )
+    parser.add_argument(
+        "--budget", default="1%", help="search budget: UNet evaluations or a share of the paper grid's exhaustive cost, like '1%%'"
     )
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     parser.add_argument("--photos", nargs="*", default=None, help="held-out photo names")
@@ -42,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     settings = DemoSettings(
         photos=tuple(args.photos) if args.photos else None,
         strategy=args.strategy,
+        refine_base=args.refine_base,
         budget=budget,
         steps=args.steps,
         seed=args.seed,

@@ -112,9 +112,10 @@ class _Pending:
 
 
 def _bucket(n: int, cap: int) -> int:
-    """Per-shard batch size for n items: a power of two >= n, at least min(cap, 8) and at most
-    cap (but never below n), so a run compiles a handful of shapes at most."""
-    return max(n, min(cap, max(8, 1 << max(0, n - 1).bit_length())))
+    """Per-shard batch size for n items: a power of two >= n and at most cap (but never below
+    n), so a run compiles a handful of shapes at most, and a nearly empty shard (common when
+    few candidates spread over the virtual shards) is not padded to a big batch."""
+    return max(n, min(cap, 1 << max(0, n - 1).bit_length()))
 
 
 def plan_rounds(nnz: np.ndarray, shards: int, capacity: int) -> list[list[list[int]]]:

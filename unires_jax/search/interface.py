@@ -7,8 +7,8 @@
 Budgets are UNet image-evaluations (an int), or a percentage of the exhaustive grid's cost
 ("0.5%"). Strategies: exhaustive (the paper's grid search), frequent (the N most frequent
 optima learned from other images), predict (a random forest from image features), halving
-(successive halving along the DDIM trajectory), refine (a base strategy, then a local search
-on finer steps around its best point).
+(successive halving along the DDIM trajectory), experts (each single expert), refine (a base
+strategy, then a local search on finer steps around its best point).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from unires_jax.search.plots import write_plots
 from unires_jax.search.predict import WeightPredictor, predict
 from unires_jax.search.refine import refine
 
-STRATEGIES = ("exhaustive", "frequent", "predict", "halving", "refine")
+STRATEGIES = ("exhaustive", "frequent", "predict", "halving", "refine", "experts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +135,11 @@ def _run_strategy(
             eta=config.halving_eta,
             rounds=config.halving_rounds,
         )
+    elif strategy == "experts":
+        # Each searched expert alone: the baseline every mixture should beat, and with
+        # `refine` on top a cheap image-adaptive search that cannot end below it.
+        searched = [ev.experts.index(e) for e in (config.experts or ev.experts)]
+        exhaustive(ev, np.eye(len(ev.experts), dtype=np.float64)[searched], budget)
     elif strategy == "frequent":
         frequent(ev, _as_presets(presets), config.presets, budget)
     elif strategy == "predict":
