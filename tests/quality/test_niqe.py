@@ -222,3 +222,8 @@ def test_bad_parameter_file_names_the_missing_keys(tmp_path):
 def test_too_small_image_is_rejected():
     with pytest.raises(ValueError, match="96x96"):
         niqe.load().score(np.zeros((1, 64, 200, 1)))
+    # One block only: no feature covariance, so no score (not a silent NaN).
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="two 96x96 blocks"):
+        niqe.load().score(rng.uniform(size=(1, 128, 160, 3)))
+    assert np.isfinite(niqe.load().score(rng.uniform(size=(1, 192, 96, 3)))).all()

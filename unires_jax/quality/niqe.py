@@ -160,10 +160,12 @@ def niqe_features(
     """
     h, w = img.shape
     nh, nw = h // block_size, w // block_size
-    if nh * nw == 0:
+    if nh * nw < 2:
+        # One block has no feature covariance: the score would silently be NaN.
         raise ValueError(
-            f"NIQE needs images of at least {block_size}x{block_size} pixels after cropping, "
-            f"got {h}x{w}"
+            f"NIQE needs at least two {block_size}x{block_size} blocks (e.g. an image of "
+            f"{2 * block_size}x{block_size} pixels or more) after cropping, got {h}x{w}; "
+            f"score larger images or use another quality model (brisque, piqe)"
         )
     # BasicSR runs this part in float32 (cv2/torch conventions); matching it keeps the local
     # deviation of flat regions, which suffers cancellation in float32, identical.
