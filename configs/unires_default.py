@@ -58,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Both the paper's camera-realistic degradations and textbook ones (plain bicubic x4,
     # straight motion blur, disk defocus, Gaussian noise), half each.
     c.data.update(crop_size=64, batch_size=8, num_workers=0, degradation_recipe="mixed")
-    c.train.update(steps=5000, batch_size=8)
+    c.train.update(steps=12000, batch_size=8)
     c.optim.update(lr=5e-4, schedule="cosine", warmup_steps=100, min_lr_ratio=0.05)
     c.ema.decay = 0.995
     c.checkpoint.every = 250
