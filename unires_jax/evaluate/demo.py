@@ -44,7 +44,7 @@ class DemoSettings:
     strategy: str = "refine"
     refine_base: str = "experts"
     # A share of the paper grid's exhaustive UNet evaluations.
-    budget: int | str | None = "1%"
+    budget: int | str | None = "0.5%"
     steps: int | None = None
     seed: int = 0
 
