@@ -329,3 +329,28 @@ def test_panorama_restores_tiled_within_a_memory_bound(tmp_path, checkpoint):
     assert np.isfinite(restored).all() and restored.std() > 0
     peak_bytes = usage.ru_maxrss * 1024  # kilobytes on Linux
     assert peak_bytes < PANORAMA_RSS_BOUND_BYTES, f"peak RSS {peak_bytes / 1e9:.2f} GB"
+
+
+def test_search_with_the_embedded_model_on_8_devices(tmp_path):
+    # Regression: the sharded search's decode used a cross-device gather, and XLA's CPU
+    # all-gather aborted the process when one of the 8 fake devices (2 cores) came late.
+    from skimage import data
+
+    assert len(jax.devices()) == 8
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()[100:196, 100:292]).save(photo)  # 96 x 192: NIQE's minimum
+    out = tmp_path / "out"
+    code, stdout, stderr = _cli(
+        [photo, "-o", out, "--search", "halving", "--quality", "niqe", "--budget", "0.5%"]
+    )
+    assert code == 0, stderr
+    restored = np.asarray(Image.open(out / "astronaut.png"))
+    assert restored.shape == (96, 192, 3)
+    sidecar = json.loads((out / "astronaut.json").read_text())
+    details = sidecar["weights_details"]
+    assert sidecar["weights_source"] == "search halving (niqe)"
+    assert abs(sum(sidecar["weights"].values()) - 1.0) < 1e-5
+    assert details["candidates_evaluated"] == 1512 and details["candidates_finished"] >= 1
+    assert all(pathlib.Path(p).stat().st_size > 0 for p in details["plots"])
+    logged = pathlib.Path(details["log"]).read_text().splitlines()
+    assert len(logged) > 1512  # an image line and one line per scored candidate stage
