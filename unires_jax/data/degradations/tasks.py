@@ -16,6 +16,7 @@ processes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -173,38 +174,14 @@ def _mixed(task: str, hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return TASK_DEGRADATIONS[task](hq, rng)
 
 
-def mixed_sr(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half the time `canonical_sr`, else the paper's `degrade_sr`."""
-    return _mixed("sr", hq, rng)
-
-
-def mixed_motion(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half the time `canonical_motion`, else the paper's `degrade_motion`."""
-    return _mixed("motion", hq, rng)
-
-
-def mixed_defocus(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half the time `canonical_defocus`, else the paper's `degrade_defocus`."""
-    return _mixed("defocus", hq, rng)
-
-
-def mixed_denoise(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Half the time `canonical_denoise`, else the paper's `degrade_denoise`."""
-    return _mixed("denoise", hq, rng)
-
-
 # Named training recipes (data config key `degradation_recipe`).
 DEGRADATION_RECIPES: dict[
     str, dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]]
 ] = {
     "paper": TASK_DEGRADATIONS,
     "canonical": CANONICAL_DEGRADATIONS,
-    "mixed": {
-        "sr": mixed_sr,
-        "motion": mixed_motion,
-        "defocus": mixed_defocus,
-        "denoise": mixed_denoise,
-    },
+    # Half the time the canonical degradation, else the paper's (partials pickle for grain).
+    "mixed": {task: functools.partial(_mixed, task) for task in TASK_DEGRADATIONS},
 }
 
 
