@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the embedded default UniRes model and installs it into the package
-# (unires_jax/assets/default_model), exactly as shipped. About 90 minutes on 2 CPU cores; with a
-# GPU the same command runs there (add e.g. --config.train.steps=20000 for a longer schedule).
+# (unires_jax/assets/default_model), exactly as shipped. About 35 minutes on an idle 2-core CPU; with a
+# GPU the same command runs there (edit c.train.steps in the config for a longer schedule).
 #
 #   bash scripts/train_default_model.sh [WORKDIR]
 set -euo pipefail
