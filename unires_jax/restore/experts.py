@@ -11,13 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-# Exact training prompts, one per restoration task (paper, Table 1).
-TASK_PROMPTS = {
-    "sr": "Super-resolution",
-    "motion": "Motion-deblur",
-    "defocus": "Defocus-deblur",
-    "denoise": "Denoise",
-}
+from unires_jax.prompts import TASK_PROMPTS
+
 # Appendix A.7 quality words; the negative set is paired with an LQ/HQ swap during training.
 POSITIVE_WORDS = (
     "photorealistic, clean, high-resolution, ultra-high definition, 4k detail, 8k resolution, "

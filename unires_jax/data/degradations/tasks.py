@@ -45,13 +45,7 @@ from unires_jax.data.degradations.realesrgan import (
     sample_realesrgan_params,
 )
 from unires_jax.data.degradations.resize import ResizeParams, apply_resize, resize_image
-
-TASK_PROMPTS: dict[str, str] = {
-    "sr": "Super-resolution",
-    "motion": "Motion-deblur",
-    "defocus": "Defocus-deblur",
-    "denoise": "Denoise",
-}
+from unires_jax.prompts import TASK_PROMPTS  # noqa: F401 (re-exported for the data pipeline)
 
 # OID-Motion extras (UniRes supplement B.2 names them without values; these keep them mild so
 # the camera shake dominates): Gaussian lens-blur sigma (px), shot-noise variance range, JPEG
