@@ -31,12 +31,15 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # configs/
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from PIL import Image
 
+from configs.unires_common import SD_SCHEDULER
 from unires_jax import quality as quality_lib
 from unires_jax.data.degradations import compose
 from unires_jax.data.sample_photos import load_sample_photos
@@ -62,18 +65,6 @@ TOKENIZER = (
     / "assets"
     / "clip_tokenizer"
 )
-SD_SCHEDULER = {
-    "_class_name": "DDIMScheduler",
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "prediction_type": "epsilon",
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "timestep_spacing": "leading",
-}
 
 
 def random_tiny_unires(seed: int = 0) -> LatentDiffusion:

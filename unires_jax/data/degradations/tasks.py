@@ -90,9 +90,7 @@ def degrade_denoise(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     hq = check_image(hq, "denoise")
     if rng.uniform() < DENOISE_CAMERA_PROB:
         return apply_camera_noise(hq, sample_camera_noise_params(rng), rng)
-    return add_gaussian_noise(
-        hq, float(rng.uniform(*DENOISE_GAUSSIAN_SIGMA)), False, rng
-    )
+    return canonical_denoise(hq, rng)
 
 
 TASK_DEGRADATIONS: dict[
