@@ -180,7 +180,7 @@ def niqe_features(
                 .mean(axis=(1, 3))
                 .reshape(-1)
             )
-            half = nss.imresize(img / np.float32(255.0), 0.5).astype(np.float32)
+            half = nss.imresize(img / np.float32(255.0), 0.5, dtype=np.float32)
             img = half * np.float32(255.0)
     return np.concatenate(feats, axis=1), sharp
 

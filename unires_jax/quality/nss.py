@@ -114,60 +114,75 @@ def mscn(
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
+    one = x.dtype.type(1)
     ax = np.abs(x)
     ax2, ax3 = ax * ax, ax * ax * ax
-    return (1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1) + (
-        -0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2
-    ) * ((ax > 1) & (ax <= 2))
+    near = (ax <= one).astype(x.dtype)
+    far = ((ax > one) & (ax <= 2)).astype(x.dtype)
+    c = x.dtype.type
+    return (c(1.5) * ax3 - c(2.5) * ax2 + one) * near + (
+        c(-0.5) * ax3 + c(2.5) * ax2 - c(4) * ax + c(2)
+    ) * far
 
 
 def _resize_taps(
-    in_len: int, out_len: int, scale: float, antialias: bool
+    in_len: int, out_len: int, scale: float, antialias: bool, dtype: type = np.float64
 ) -> tuple[np.ndarray, np.ndarray]:
     """MATLAB bicubic `imresize` along one axis as taps: weights, indices [out_len, p].
 
     The symmetric boundary extension of MATLAB (and BasicSR's `calculate_weights_indices`) is
     applied to the indices, so each output sample is sum_k weights[:, k] * x[indices[:, k]].
+    In float32 every operation is BasicSR's torch one in the same order, so the weights agree
+    bit for bit.
     """
-    kernel_width = 4.0
-    if scale < 1 and antialias:
-        kernel_width /= scale
-    x = np.arange(1, out_len + 1, dtype=np.float64)
-    u = x / scale + 0.5 * (1 - 1 / scale)
-    left = np.floor(u - kernel_width / 2)
+    c = np.dtype(dtype).type
+    kernel_width = 4.0 / scale if (scale < 1 and antialias) else 4.0
+    x = np.arange(1, out_len + 1).astype(dtype)
+    u = x / c(scale) + c(0.5 * (1 - 1 / scale))
+    left = np.floor(u - c(kernel_width / 2))
     p = math.ceil(kernel_width) + 2
-    idx = left[:, None] + np.arange(p)[None, :]  # 1-based input positions
+    idx = left[:, None] + np.arange(p).astype(dtype)[None, :]  # 1-based input positions
     dist = u[:, None] - idx
-    w = scale * _cubic(dist * scale) if (scale < 1 and antialias) else _cubic(dist)
-    w = w / w.sum(axis=1, keepdims=True)
+    w = c(scale) * _cubic(dist * c(scale)) if (scale < 1 and antialias) else _cubic(dist)
+    w = w / w.sum(axis=1, keepdims=True, dtype=dtype)
     i0 = idx.astype(np.int64) - 1
     i0 = np.where(i0 < 0, -i0 - 1, i0)  # mirror with the edge sample repeated
     i0 = np.where(i0 >= in_len, 2 * in_len - 1 - i0, i0)
     return w, i0
 
 
-def _resize_axis0(x: np.ndarray, out_len: int, scale: float, antialias: bool) -> np.ndarray:
-    w, idx = _resize_taps(x.shape[0], out_len, scale, antialias)
-    out = np.zeros((out_len,) + x.shape[1:])
-    for k in range(w.shape[1]):  # a handful of taps; gathers beat a dense matrix product
+def _resize_axis0(
+    x: np.ndarray, out_len: int, scale: float, antialias: bool, dtype: type
+) -> np.ndarray:
+    w, idx = _resize_taps(x.shape[0], out_len, scale, antialias, dtype)
+    out = np.zeros((out_len,) + x.shape[1:], dtype)
+    # Tap by tap, left to right: a handful of gathers beat a dense matrix product, and this is
+    # the summation order of torch's float32 `mv` in BasicSR (each product rounded, no FMA).
+    for k in range(w.shape[1]):
         out += w[:, k, None] * x[idx[:, k]]
     return out
 
 
-def imresize(img: np.ndarray, scale: float, antialias: bool = True) -> np.ndarray:
+def imresize(
+    img: np.ndarray, scale: float, antialias: bool = True, dtype: type = np.float64
+) -> np.ndarray:
     """MATLAB `imresize(img, scale)` (bicubic, antialiased when shrinking), as BasicSR's.
 
     Args:
         img: [H, W] image (any range).
         scale: resize factor; the output is [ceil(H * scale), ceil(W * scale)].
         antialias: widen the kernel when shrinking, as MATLAB does by default.
+        dtype: the arithmetic: float64 (MATLAB's) or float32, which reproduces BasicSR's torch
+            `imresize` bit for bit.
 
     Returns:
-        [H', W'] float64.
+        [H', W'] in `dtype`.
     """
     h, w = img.shape
-    rows = _resize_axis0(np.asarray(img, np.float64), math.ceil(h * scale), scale, antialias)
-    return _resize_axis0(rows.T, math.ceil(w * scale), scale, antialias).T
+    rows = _resize_axis0(np.asarray(img, dtype), math.ceil(h * scale), scale, antialias, dtype)
+    return _resize_axis0(
+        np.ascontiguousarray(rows.T), math.ceil(w * scale), scale, antialias, dtype
+    ).T
 
 
 def nearest_gamma(ratio: np.ndarray) -> np.ndarray:
