@@ -57,3 +57,25 @@ def test_registry_names_and_errors():
         quality.get("piqe", checkpoint="x.npz")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         quality.get("piqe").score(np.full((1, 32, 32, 3), 255.0))
+
+
+MUSIQ_DIR_VARIABLE = "UNIRES_MUSIQ_CHECKPOINTS"
+
+
+@pytest.mark.parametrize("head", ["koniq", "spaq", "paq2piq", "ava"])
+def test_musiq_official_checkpoints_rank_clean_above_noisy_and_blurred(head, triplet):
+    """MUSIQ's ranking needs the official trained weights, which users bring and nothing here
+    may download: set UNIRES_MUSIQ_CHECKPOINTS to the folder holding the release's .npz files.
+    """
+    import os
+    import pathlib
+
+    from unires_jax.quality.musiq import HEADS
+
+    folder = os.environ.get(MUSIQ_DIR_VARIABLE)
+    path = pathlib.Path(folder or ".") / HEADS[head][0]
+    if not folder or not path.exists():
+        pytest.skip(f"set {MUSIQ_DIR_VARIABLE} to a folder with {HEADS[head][0]}")
+    q = quality.get("musiq", checkpoint=str(path), head=head)
+    value = quality.objective(q, q.score(triplet))
+    assert value[0] > value[1] and value[0] > value[2], value
