@@ -170,6 +170,25 @@ def test_refine_tries_finer_steps_and_never_ends_worse_than_its_base(sampler, im
     assert all(set(r["weights"]) <= set(SEARCHED) for r in result.records)
 
 
+def test_keep_images_returns_every_finished_candidate_as_the_restorer_makes_it(
+    restorer, sampler, images
+):
+    # `unires demo` reports the single experts from the `experts` search instead of sampling
+    # them twice, so these images must be the Restorer's own.
+    result = search(
+        images[0], "experts", Sharpness(), sampler=sampler, config=SMALL, keep_images=True
+    )
+    assert len(result.finished_images) == result.candidates_finished == len(SEARCHED)
+    experts = restorer.experts
+    for weights, image in result.finished_images:
+        assert list(weights.values()) == [1.0]
+        vector = np.eye(len(experts))[experts.index(next(iter(weights)))]
+        want = restorer.restore(images[0], vector, steps=STEPS, seed=SMALL.seed)
+        np.testing.assert_allclose(image, want, atol=2e-6)
+    plain = search(images[0], "experts", Sharpness(), sampler=sampler, config=SMALL)
+    assert plain.finished_images is None
+
+
 def test_choose_weights_returns_json_info_and_readable_plots(
     restorer, sampler, images, tmp_path
 ):

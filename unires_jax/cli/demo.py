@@ -27,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--refine-base", default="experts", help="the strategy `refine` starts from"
     )
     parser.add_argument(
-        "--budget", default="0.5%", help="search budget: UNet evaluations or a share of the paper grid's exhaustive cost, like '0.5%%'"
+        "--budget", default="0.35%", help="search budget: UNet evaluations or a share of the paper grid's exhaustive cost, like '0.5%%'"
     )
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     parser.add_argument("--photos", nargs="*", default=None, help="held-out photo names")

@@ -80,6 +80,8 @@ class SearchResult:
       quality: the quality model name.
       records: every score this call saw (logged or new), as log records.
       log_path: the candidate log, if any.
+      finished_images: with `keep_images`, (weights by expert name, `[H, W, 3]` image) of
+        every candidate this call finished (not those whose score came from the log).
     """
 
     weights: dict[str, float]
@@ -94,6 +96,7 @@ class SearchResult:
     quality: str
     records: list[dict[str, Any]]
     log_path: str | None = None
+    finished_images: list[tuple[dict[str, float], np.ndarray]] | None = None
 
 
 class Evaluator:
@@ -108,6 +111,8 @@ class Evaluator:
       log_dir: folder of per-image JSON-lines logs (None: no log, no resume).
       strategy: recorded with every score.
       image_path: recorded in the log's image line (for the record only).
+      keep_images: keep every finished candidate's image for the result (memory grows with
+        the candidates; for callers that report the candidates, such as `unires demo`).
     """
 
     def __init__(
@@ -121,8 +126,12 @@ class Evaluator:
         log_dir: str | pathlib.Path | None = None,
         strategy: str = "",
         image_path: str | None = None,
+        keep_images: bool = False,
     ):
         self.t0 = time.perf_counter()
+        self._kept: list[tuple[dict[str, float], np.ndarray]] | None = (
+            [] if keep_images else None
+        )
         self.sampler = sampler
         self.experts = sampler.experts
         self.quality = quality
@@ -195,6 +204,8 @@ class Evaluator:
         self._seen[key] = record
         if record["stage"] != self.steps:
             return
+        if self._kept is not None and image is not None:
+            self._kept.append((dict(record["weights"]), image))
         if self._best is None or _better(record["objective"], self._best["objective"]):
             self._best, self._best_image = record, image
 
@@ -353,6 +364,7 @@ class Evaluator:
             quality=self.quality.name,
             records=list(self._seen.values()),
             log_path=None if self.log is None else str(self.log.path),
+            finished_images=None if self._kept is None else list(self._kept),
         )
 
 

@@ -187,6 +187,7 @@ def search(
     log_dir: str | pathlib.Path | None = None,
     image_path: str | None = None,
     return_image: bool = True,
+    keep_images: bool = False,
 ) -> SearchResult:
     """Finds mixing weights for one image by maximising a no-reference quality Q.
 
@@ -205,6 +206,7 @@ def search(
       log_dir: folder of resumable per-image candidate logs (None: no log).
       image_path: recorded in the log.
       return_image: also return the restored image of the chosen weights.
+      keep_images: also return every finished candidate's image (`finished_images`).
 
     Returns:
       A `SearchResult`.
@@ -229,6 +231,7 @@ def search(
         log_dir=log_dir,
         strategy=strategy,
         image_path=image_path,
+        keep_images=keep_images,
     )
     grid_vectors = candidates(sampler.experts, config)
     _run_strategy(ev, strategy, budget, grid_vectors, config, presets, predictor)
