@@ -165,7 +165,12 @@ def main() -> None:
     parser.add_argument(
         "--halving-rounds",
         default="3",
-        help="successive-halving rounds after the first-step round, comma-separated variants",
+        help="successive-halving rounds after the first round, comma-separated variants",
+    )
+    parser.add_argument(
+        "--halving-first-round",
+        default="mixture,x0",
+        help="how halving's first round ranks the grid (mixture, x0), comma-separated variants",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="degradation and sampling seed"
@@ -240,9 +245,18 @@ def main() -> None:
         )
 
     rounds = [int(r) for r in args.halving_rounds.split(",")]
-    runs = [(f"halving{r}@{b}", "halving", b, r) for r in rounds for b in budgets]
-    runs += [(f"refine@{b}", "refine", b, rounds[0]) for b in budgets]
-    runs += [("frequent", "frequent", None, 0), ("predict", "predict", None, 0)]
+    firsts = [f.strip() for f in args.halving_first_round.split(",") if f.strip()]
+    runs = [
+        (f"halving{r}-{f}@{b}", "halving", b, dict(halving_rounds=r, halving_first_round=f))
+        for f in firsts
+        for r in rounds
+        for b in budgets
+    ]
+    runs += [
+        (f"refine@{b}", "refine", b, dict(halving_rounds=rounds[0], halving_first_round=firsts[0]))
+        for b in budgets
+    ]
+    runs += [("frequent", "frequent", None, {}), ("predict", "predict", None, {})]
     rows = {label: [] for label in ["exhaustive"] + [r[0] for r in runs]}
     for name, image in images.items():
         ref = exhaustive[name]
@@ -264,7 +278,7 @@ def main() -> None:
         if others:  # leave-one-out learners need another image
             presets = learn_presets(others, quality="niqe")
             predictor = train_predictor(others, config=PredictorConfig(grid=grid))
-        for label, strategy, budget, halving_rounds in runs:
+        for label, strategy, budget, options in runs:
             if strategy in ("frequent", "predict") and not others:
                 continue
             result = search(
@@ -273,7 +287,7 @@ def main() -> None:
                 q,
                 budget,
                 sampler=sampler,
-                config=dataclasses.replace(warm, halving_rounds=halving_rounds or 3),
+                config=dataclasses.replace(warm, **options),
                 presets=presets,
                 predictor=predictor,
                 return_image=False,

@@ -1,6 +1,7 @@
 """The cheaper strategies end to end on the micro model: halving, frequent, predict, refine;
 plus choose_weights (plots, JSON info) and the restore-batch chooser."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -20,6 +21,7 @@ from unires_jax.search import (
     train_predictor,
     weight_chooser,
 )
+from unires_jax.search.evaluator import Evaluator
 from unires_jax.search.interface import candidates
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -43,16 +45,25 @@ def _key(weights):
     return tuple(sorted(weights.items()))
 
 
+@pytest.mark.parametrize("first_round", ["x0", "mixture"])
 def test_halving_keeps_the_best_fraction_and_finishes_few(
-    sampler, images, exhaustive_logs
+    sampler, images, exhaustive_logs, first_round
 ):
     _, results = exhaustive_logs
-    result = search(images[1], "halving", Sharpness(), sampler=sampler, config=SMALL)
+    config = dataclasses.replace(SMALL, halving_first_round=first_round, halving_rounds=3)
+    result = search(images[1], "halving", Sharpness(), sampler=sampler, config=config)
     assert result.candidates_evaluated == 18
-    # Stages 1, 2, 3 with eta 4: 18 scored at step 1, 5 at step 2, 2 finished.
-    assert result.candidates_finished == 2
     stages = sorted({r["stage"] for r in result.records})
-    assert stages == [1, 2, STEPS]
+    if first_round == "x0":
+        # Stages 1, 2, 3 with eta 4: 18 scored at step 1, 5 at step 2, 2 finished.
+        assert result.candidates_finished == 2
+        assert stages == [1, 2, STEPS]
+    else:
+        # 18 mixtures of the 3 finished single experts (stage 0), 5 continued to step 2,
+        # 2 finished besides the single experts (or among them).
+        assert 3 <= result.candidates_finished <= 5
+        assert stages == [0, 2, STEPS]
+        assert sum(r["stage"] == 2 for r in result.records) == 5
     exhaustive_scores = {_key(r["weights"]): r["objective"] for r in results[1].records}
     for r in result.records:
         if r["stage"] == STEPS:  # a continued run ends where a straight run ends
@@ -60,6 +71,26 @@ def test_halving_keeps_the_best_fraction_and_finishes_few(
                 exhaustive_scores[_key(r["weights"])], rel=1e-5
             )
     assert result.objective <= results[1].objective
+
+
+def test_mixture_scores_cost_no_unet_and_are_exact_for_single_experts(sampler, images):
+    quality = Sharpness()
+    ev = Evaluator(sampler, images[0], quality, steps=STEPS)
+    experts = sampler.experts
+    used = np.array([experts.index(e) for e in SEARCHED])
+    singles = np.eye(len(experts))[used]
+    finished, latents = ev.evaluate(singles, final_latents=True)
+    before = sampler.unet_evaluations
+    grid = candidates(experts, SMALL)
+    mixed = ev.score_mixtures(grid, used, latents)
+    assert sampler.unet_evaluations == before
+    assert np.isfinite(mixed).all() and len(mixed) == len(grid)
+    # A one-hot "mixture" is the single expert's own finished image.
+    for row, vector in enumerate(singles):
+        (i,) = np.flatnonzero((grid == vector).all(axis=1))
+        assert mixed[i] == pytest.approx(finished[row], rel=1e-6)
+    with pytest.raises(ValueError, match="without latents"):
+        ev.score_mixtures(np.eye(len(experts))[:1], used[1:], latents[1:])
 
 
 def test_halving_with_eta_near_one_finishes_everything_and_matches_exhaustive(

@@ -103,7 +103,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--search",
-        choices=("exhaustive", "frequent", "predict", "halving", "refine"),
+        choices=("exhaustive", "frequent", "predict", "halving", "refine", "experts"),
         default=None,
         help="choose the weights per image by maximising a quality score (instead of fixed ones)",
     )

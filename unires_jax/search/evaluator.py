@@ -218,6 +218,7 @@ class Evaluator:
         x: np.ndarray | None = None,
         start: int = 0,
         stop: int | None = None,
+        final_latents: bool = False,
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Samples steps [start, stop) for each weight vector and scores the result.
 
@@ -228,10 +229,12 @@ class Evaluator:
           weights: `[N, K]` user weights.
           x: `[N, h, w, c]` latents entering step `start` (when start > 0).
           start, stop: the step range (stop defaults to `steps`).
+          final_latents: also return the latents of finished candidates (logged ones are
+            sampled again for them).
 
         Returns:
           (`[N]` objectives (higher is better), `[N, h, w, c]` latents after step stop - 1,
-          or None when stop == steps).
+          or None when stop == steps and not `final_latents`).
         """
         weights = np.asarray(weights, np.float64)
         stop = self.steps if stop is None else int(stop)
@@ -245,10 +248,10 @@ class Evaluator:
                 self._note(key, record, None)
         latents = (
             None
-            if final
+            if final and not final_latents
             else np.zeros((len(weights),) + self._latent_shape(), np.float32)
         )
-        if not final:
+        if latents is not None:
             # Continuations need the latents even when the score is logged.
             known = np.flatnonzero(~np.isnan(objectives))
             if known.size:
@@ -299,6 +302,51 @@ class Evaluator:
                 if latents is not None:
                     latents[i] = latents[todo_keys[key]]
         return objectives, latents
+
+    def score_mixtures(
+        self, weights: np.ndarray, experts: np.ndarray, expert_latents: np.ndarray
+    ) -> np.ndarray:
+        """Scores each weight vector on the decoded weighted sum of finished expert latents.
+
+        A proxy for the finished candidate that costs no UNet evaluation (decoding and Q only):
+        with the same start noise, a mixture's trajectory stays close to the same mixture of
+        the single experts' trajectories. Recorded (and resumed) as stage 0.
+
+        Args:
+          weights: `[N, K]` user weights, nonzero only on `experts`.
+          experts: `[E]` expert indices whose finished latents are given.
+          expert_latents: `[E, h, w, c]` their finished latents.
+
+        Returns:
+          `[N]` objectives (higher is better).
+        """
+        weights = np.asarray(weights, np.float64)
+        others = np.delete(weights, experts, axis=1)
+        if np.any(others != 0):
+            raise ValueError("score_mixtures: weights are nonzero on experts without latents")
+        keys = [self._key(w, 0) for w in weights]
+        objectives = np.full(len(weights), np.nan)
+        for i, key in enumerate(keys):
+            record = self._lookup(key)
+            if record is not None:
+                objectives[i] = record["objective"]
+                self._seen[key] = record
+        todo = np.flatnonzero(np.isnan(objectives))
+        basis = np.asarray(expert_latents, np.float32)
+        chunk = 8 * self.sampler.devices
+        for lo in range(0, len(todo), chunk):
+            rows = todo[lo : lo + chunk]
+            mixed = np.einsum("ne,e...->n...", weights[rows][:, experts].astype(np.float32), basis)
+            images = self.sampler.decode(self.target, mixed)
+            scores = np.asarray(self.quality.score(images), np.float64)
+            objs = objective(self.quality, scores)
+            records = [self._record(weights[i], 0, q, o) for i, q, o in zip(rows, scores, objs)]
+            if self.log is not None and jax.process_index() == 0:
+                self.log.add_candidates(records)
+            for i, record in zip(rows, records):
+                objectives[i] = record["objective"]
+                self._seen[keys[i]] = record
+        return objectives
 
     def seen(self, vector: np.ndarray) -> bool:
         """Whether this weight vector's finished score is known (this search or the log)."""

@@ -46,7 +46,9 @@ class SearchConfig:
       experts: the experts the grid spans, the others fixed at 0 (None: all).
       presets: N, the number of preset sets `frequent` tries (paper: 8).
       halving_eta: successive halving keeps at most 1/eta of the candidates per round.
-      halving_rounds: rounds after the first-step round.
+      halving_rounds: rounds after the first round.
+      halving_first_round: how halving's first round ranks the whole grid: "mixture" (the
+        finished single experts' latents, mixed) or "x0" (the first step's x0 prediction).
       refine_base: the strategy whose best point `refine` starts from.
       refine_levels: step halvings of the local search.
       refine_base_share: the share of the budget the base strategy gets.
@@ -58,7 +60,10 @@ class SearchConfig:
     experts: tuple[str, ...] | None = None
     presets: int = 8
     halving_eta: float = 4.0
-    halving_rounds: int = 3
+    # Measured on the held-out photos (BENCHMARKS.md): after a mixture first round, scoring
+    # intermediate x0 predictions of the 4-step default model only loses the best candidates.
+    halving_rounds: int = 1
+    halving_first_round: str = "mixture"
     refine_base: str = "halving"
     refine_levels: int = 2
     refine_base_share: float = 0.5
@@ -134,6 +139,7 @@ def _run_strategy(
             budget,
             eta=config.halving_eta,
             rounds=config.halving_rounds,
+            first_round=config.halving_first_round,
         )
     elif strategy == "experts":
         # Each searched expert alone: the baseline every mixture should beat, and with

@@ -10,7 +10,8 @@ Line kinds:
   {"kind": "candidate", "image": HASH, "seed": S, "steps": N, "stage": n, "run": FINGERPRINT,
    "quality": NAME, "strategy": NAME, "weights": {expert: w}, "score": Q, "objective": O}
 `stage` is the number of DDIM steps run before scoring: `steps` for a finished candidate, fewer
-for the decoded x0 prediction that successive halving scores.
+for the decoded x0 prediction that successive halving scores, and 0 for the image decoded from
+the weighted sum of the finished single experts' latents (halving's "mixture" first round).
 """
 
 from __future__ import annotations
