@@ -247,13 +247,13 @@ def main() -> None:
     rounds = [int(r) for r in args.halving_rounds.split(",")]
     firsts = [f.strip() for f in args.halving_first_round.split(",") if f.strip()]
     runs = [
-        (f"halving{r}-{f}@{b}", "halving", b, dict(halving_rounds=r, halving_first_round=f))
+        (f"halving{r}-{f}@{b}", "halving", b, {"halving_rounds": r, "halving_first_round": f})
         for f in firsts
         for r in rounds
         for b in budgets
     ]
     runs += [
-        (f"refine@{b}", "refine", b, dict(halving_rounds=rounds[0], halving_first_round=firsts[0]))
+        (f"refine@{b}", "refine", b, {"halving_rounds": rounds[0], "halving_first_round": firsts[0]})
         for b in budgets
     ]
     runs += [("frequent", "frequent", None, {}), ("predict", "predict", None, {})]

@@ -28,7 +28,6 @@ import numpy as np
 
 from unires_jax.search.evaluator import Evaluator
 
-
 FIRST_ROUNDS = ("mixture", "x0")
 
 
