@@ -34,9 +34,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # configs/
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 from PIL import Image
 
 from configs.unires_common import SD_SCHEDULER
@@ -44,7 +42,7 @@ from unires_jax import quality as quality_lib
 from unires_jax.data.degradations import compose
 from unires_jax.data.sample_photos import load_sample_photos
 from unires_jax.models import configs, text
-from unires_jax.models.ldm import LatentDiffusion, LDMConfig, abstract_ldm_modules
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
 from unires_jax.models.text import Tokenizer
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 from unires_jax.search import (
@@ -76,24 +74,7 @@ def random_tiny_unires(seed: int = 0) -> LatentDiffusion:
         text=text.tiny_text(),
         lq_channels=4,
     )
-    modules = abstract_ldm_modules(cfg)
-    rng = np.random.default_rng(seed)
-
-    def fill(path, x):
-        name = str(path[-2]) if len(path) > 1 else ""
-        if "scale" in name:
-            return jnp.ones(x.shape, x.dtype)
-        if "bias" in name:
-            return jnp.zeros(x.shape, x.dtype)
-        fan_in = int(np.prod(x.shape[:-1])) or 1
-        return jnp.asarray(
-            (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(x.dtype)
-        )
-
-    for module in modules.values():
-        nnx.update(
-            module, jax.tree_util.tree_map_with_path(fill, nnx.state(module, nnx.Param))
-        )
+    modules = random_ldm_modules(cfg, seed)
     return LatentDiffusion(
         **modules,
         tokenizer=Tokenizer.from_folder(TOKENIZER),

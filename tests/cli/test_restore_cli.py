@@ -17,18 +17,16 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from clip_vocab import write_clip_tokenizer
-from flax import nnx
 from PIL import Image, ImageOps
 from unires_fixtures import SD_SCHEDULER
 
 from unires_jax.cli import restore as restore_cli
 from unires_jax.convert.diffusers import save_ldm
 from unires_jax.models import configs, text
-from unires_jax.models.ldm import LatentDiffusion, LDMConfig, abstract_ldm_modules
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
 from unires_jax.models.text import Tokenizer
 from unires_jax.restore import batch
 
@@ -46,16 +44,6 @@ PANORAMA_RSS_BOUND_BYTES = 6e9
 RNG = np.random.default_rng(0)
 
 
-def _random_weights(rng, path, x):
-    name = str(path[-2]) if len(path) > 1 else ""
-    if "scale" in name:
-        return np.ones(x.shape, x.dtype)
-    if "bias" in name:
-        return np.zeros(x.shape, x.dtype)
-    fan_in = int(np.prod(x.shape[:-1])) or 1
-    return (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(x.dtype)
-
-
 def _micro_unires_checkpoint(folder: pathlib.Path) -> pathlib.Path:
     cfg = LDMConfig(
         unet=configs.tiny_unet(in_channels=8, block_out_channels=(16, 32, 32)),
@@ -63,14 +51,7 @@ def _micro_unires_checkpoint(folder: pathlib.Path) -> pathlib.Path:
         text=text.tiny_text(),
         lq_channels=4,
     )
-    modules = abstract_ldm_modules(cfg)
-    rng = np.random.default_rng(0)
-    for module in modules.values():
-        params = nnx.state(module, nnx.Param)
-        filled = jax.tree_util.tree_map_with_path(
-            lambda p, x: jnp.asarray(_random_weights(rng, p, x)), params
-        )
-        nnx.update(module, filled)
+    modules = random_ldm_modules(cfg, seed=0)
     write_clip_tokenizer(folder / "tokenizer")
     ldm = LatentDiffusion(
         **modules,

@@ -41,7 +41,7 @@ def test_one_hot_weights_reproduce_single_prompt_sampling(ldm, image):
     def model_fn(x, t):
         return ldm.unet(jnp.concatenate([x, lq], -1), t, context)
 
-    ts, prev = r._timesteps(STEPS)
+    ts, prev = r.timesteps(STEPS)
     ref = jax.jit(
         lambda x: ddim_sample(
             model_fn, x, r._schedule, ts, prev_timesteps=prev, set_alpha_to_one=False

@@ -9,15 +9,12 @@ per session.
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from clip_vocab import write_clip_tokenizer
-from flax import nnx
 from unires_fixtures import SD_SCHEDULER
 
 from unires_jax.models import configs, text
-from unires_jax.models.ldm import LatentDiffusion, LDMConfig, abstract_ldm_modules
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
 from unires_jax.models.text import Tokenizer
 from unires_jax.search.grid import GridSpec
 from unires_jax.search.interface import SearchConfig
@@ -28,16 +25,6 @@ SEARCHED = ("SR", "DN", "DownLQ")
 # 18 vectors over three experts, one to three nonzero weights each.
 SMALL_GRID = GridSpec(vmin=-0.5, vmax=1.5, step=0.5, max_negative=1)
 SMALL = SearchConfig(grid=SMALL_GRID, experts=SEARCHED)
-
-
-def _random_weights(rng, path, x):
-    name = str(path[-2]) if len(path) > 1 else ""
-    if "scale" in name:
-        return np.ones(x.shape, x.dtype)
-    if "bias" in name:
-        return np.zeros(x.shape, x.dtype)
-    fan_in = int(np.prod(x.shape[:-1])) or 1
-    return (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(x.dtype)
 
 
 def micro_unires_ldm(folder) -> LatentDiffusion:
@@ -53,14 +40,7 @@ def micro_unires_ldm(folder) -> LatentDiffusion:
         text=text.tiny_text(),
         lq_channels=4,
     )
-    modules = abstract_ldm_modules(cfg)
-    rng = np.random.default_rng(0)
-    for module in modules.values():
-        params = nnx.state(module, nnx.Param)
-        filled = jax.tree_util.tree_map_with_path(
-            lambda p, x: jnp.asarray(_random_weights(rng, p, x)), params
-        )
-        nnx.update(module, filled)
+    modules = random_ldm_modules(cfg, seed=0)
     write_clip_tokenizer(folder / "tokenizer")
     return LatentDiffusion(
         **modules,

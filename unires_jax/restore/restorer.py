@@ -203,7 +203,8 @@ class Restorer:
 
     # --- sampling ----------------------------------------------------------------------------
 
-    def _timesteps(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    def timesteps(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """The DDIM timesteps of a `steps`-step run and the timestep each one steps to."""
         n_train = self._schedule.num_train_timesteps
         ts = ddim_timesteps(n_train, steps, self._ddim.timestep_spacing, self._ddim.steps_offset)
         return ts, ddim_prev_timesteps(ts, n_train)
@@ -242,7 +243,7 @@ class Restorer:
         (and the last x0 prediction).
         """
         steps = steps or self.settings.steps
-        ts, prev = self._timesteps(steps)
+        ts, prev = self.timesteps(steps)
         stop = steps if stop is None else stop
         x = self.initial_noise(prepared, seed) if x is None else jnp.asarray(x, jnp.float32)
         weights = np.asarray(weights, np.float32)
@@ -299,6 +300,20 @@ class Restorer:
         ]
         return np.stack([np.asarray(o) for o in out])
 
+    def program_parts(self) -> ProgramParts:
+        """The pieces this Restorer's jitted sampler runs on, for programs that must sample
+        exactly as it does (the weight search's sharded programs)."""
+        return ProgramParts(
+            unet_graph=self._unet_graph,
+            unet_state=self._unet_state,
+            vae_graph=self._vae_graph,
+            vae_state=self._vae_state,
+            context=self._context,
+            schedule=self._schedule,
+            sample_options=self._sample_options,
+            codec_options=self._encode_options,
+        )
+
     # --- the public one-call API --------------------------------------------------------------
 
     def restore(
@@ -351,6 +366,21 @@ class _SampleOptions:
     latent_overlap: int
     eta: float
     set_alpha_to_one: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ProgramParts:
+    """What a Restorer's jitted sampler runs on: the split modules, the encoded expert prompts
+    `[K, L, D]`, the noise schedule, and the hashable static options (one compilation each)."""
+
+    unet_graph: Any
+    unet_state: Any
+    vae_graph: Any
+    vae_state: Any
+    context: jax.Array
+    schedule: Any
+    sample_options: _SampleOptions
+    codec_options: _CodecOptions
 
 
 def _downlq(padded: jax.Array, height: int, width: int, factor: int) -> jax.Array:

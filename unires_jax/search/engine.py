@@ -246,7 +246,7 @@ class CandidateSampler:
     # --- sampling ----------------------------------------------------------------------------
 
     def _timesteps(self, steps: int):
-        ts, prev = self.restorer._timesteps(steps)
+        ts, prev = self.restorer.timesteps(steps)
         return np.asarray(ts, np.int32), np.asarray(prev, np.int32)
 
     def _first_step(

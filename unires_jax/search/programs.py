@@ -35,24 +35,21 @@ AXIS = "candidates"
 class Static:
     """Hashable options of the jitted programs: the Restorer's own (one compilation each)."""
 
-    sample: object  # restorer._SampleOptions
-    codec: object  # restorer._CodecOptions
+    sample: object  # the Restorer's sample options
+    codec: object  # the Restorer's codec options
 
 
 def restorer_parts(restorer: Restorer):
-    """The model pieces a Restorer keeps for its own jitted sampler.
-
-    Read from the Restorer's attributes in this one place (it has no public accessor for
-    them); a Restorer built from the same model and settings gives the same pieces.
-    """
-    static = Static(sample=restorer._sample_options, codec=restorer._encode_options)
+    """The model pieces a Restorer's own jitted sampler runs on, in the programs' order."""
+    parts = restorer.program_parts()
+    static = Static(sample=parts.sample_options, codec=parts.codec_options)
     return (
-        restorer._unet_graph,
-        restorer._unet_state,
-        restorer._vae_graph,
-        restorer._vae_state,
-        restorer._context,
-        restorer._schedule,
+        parts.unet_graph,
+        parts.unet_state,
+        parts.vae_graph,
+        parts.vae_state,
+        parts.context,
+        parts.schedule,
         static,
     )
 
