@@ -154,6 +154,11 @@ def main() -> None:
         help="how halving's first round ranks the grid (mixture, x0), comma-separated variants",
     )
     parser.add_argument(
+        "--refine-base-share",
+        default="0.5",
+        help="share(s) of refine's budget its base strategy gets, comma-separated variants",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="degradation and sampling seed"
     )
     parser.add_argument(
@@ -233,8 +238,19 @@ def main() -> None:
         for r in rounds
         for b in budgets
     ]
+    shares = [float(x) for x in args.refine_base_share.split(",")]
     runs += [
-        (f"refine@{b}", "refine", b, {"halving_rounds": rounds[0], "halving_first_round": firsts[0]})
+        (
+            f"refine{share:g}@{b}",
+            "refine",
+            b,
+            {
+                "halving_rounds": rounds[0],
+                "halving_first_round": firsts[0],
+                "refine_base_share": share,
+            },
+        )
+        for share in shares
         for b in budgets
     ]
     runs += [("frequent", "frequent", None, {}), ("predict", "predict", None, {})]

@@ -220,6 +220,26 @@ def test_keep_images_returns_every_finished_candidate_as_the_restorer_makes_it(
     assert plain.finished_images is None
 
 
+def test_refine_finishes_neighbours_in_mixture_proxy_order(sampler, images):
+    """With the single experts finished, refine ranks its neighbours by the mixture proxy and
+    finishes the best-ranked first, `chunk` at a time."""
+    from unires_jax.search.refine import neighbours, refine
+
+    ev = Evaluator(sampler, images[2], Sharpness(), steps=STEPS)
+    experts = sampler.experts
+    searched = [experts.index(e) for e in SEARCHED]
+    ev.finish_experts(np.array(searched))
+    start = np.eye(len(experts))[searched[0]]
+    around = neighbours(start, searched, SMALL_GRID.step / 2, SMALL_GRID)
+    proxy = ev.mixture_proxy(around)
+    top_two = {_key(dict(zip(experts, v))) for v in around[np.argsort(-proxy)[:2]]}
+    refine(ev, start, list(SEARCHED), SMALL_GRID, levels=1, chunk=2)
+    mixtures = [r for r in ev.finished() if sum(w != 0 for w in r["weights"].values()) > 1]
+    first_batch = {_key(r["weights"]) for r in mixtures[:2]}
+    top_two = {tuple((e, w) for e, w in k if w != 0) for k in top_two}
+    assert first_batch == top_two
+
+
 def test_choose_weights_returns_json_info_and_readable_plots(
     restorer, sampler, images, tmp_path
 ):

@@ -161,6 +161,8 @@ class Evaluator:
                     }
                 )
         self._seen: dict[tuple, dict[str, Any]] = {}
+        # Finished latents of single experts (by expert index), for `score_mixtures`.
+        self.expert_latents: dict[int, np.ndarray] = {}
         self._best: dict[str, Any] | None = None
         self._best_image: np.ndarray | None = None
         self._evals_before = sampler.unet_evaluations
@@ -302,6 +304,25 @@ class Evaluator:
                 if latents is not None:
                     latents[i] = latents[todo_keys[key]]
         return objectives, latents
+
+    def finish_experts(self, experts: np.ndarray) -> np.ndarray:
+        """Finishes and scores each expert alone, keeping its final latents in
+        `expert_latents` (the basis of `score_mixtures`); returns their `[E]` objectives."""
+        experts = np.asarray(experts, np.int64)
+        singles = np.eye(len(self.experts))[experts]
+        objectives, latents = self.evaluate(singles, final_latents=True)
+        self.expert_latents.update(zip(experts.tolist(), latents))
+        return objectives
+
+    def mixture_proxy(self, weights: np.ndarray) -> np.ndarray | None:
+        """`score_mixtures` over the finished experts, or None when `weights` use an expert
+        that has not been finished alone."""
+        weights = np.asarray(weights, np.float64)
+        used = np.flatnonzero(np.any(weights != 0, axis=0))
+        if not set(used.tolist()) <= set(self.expert_latents):
+            return None
+        basis = np.stack([self.expert_latents[int(k)] for k in used])
+        return self.score_mixtures(weights, used, basis)
 
     def score_mixtures(
         self, weights: np.ndarray, experts: np.ndarray, expert_latents: np.ndarray

@@ -128,8 +128,8 @@ def halving(
         )
 
     if first_round == "mixture":
-        _, finished = ev.evaluate(singles, final_latents=True)
-        objectives, latents = ev.score_mixtures(candidates, used, finished), None
+        ev.finish_experts(used)
+        objectives, latents = ev.mixture_proxy(candidates), None
     else:
         objectives, latents = ev.evaluate(candidates, start=0, stop=stages[0])
     alive = np.arange(len(candidates))

@@ -145,7 +145,10 @@ def _run_strategy(
         # Each searched expert alone: the baseline every mixture should beat, and with
         # `refine` on top a cheap image-adaptive search that cannot end below it.
         searched = [ev.experts.index(e) for e in (config.experts or ev.experts)]
-        exhaustive(ev, np.eye(len(ev.experts), dtype=np.float64)[searched], budget)
+        singles = np.eye(len(ev.experts), dtype=np.float64)[searched]
+        if budget is not None and ev.cost(singles) > budget:
+            exhaustive(ev, singles, budget)  # raises with the costs
+        ev.finish_experts(np.array(searched))
     elif strategy == "frequent":
         frequent(ev, _as_presets(presets), config.presets, budget)
     elif strategy == "predict":

@@ -4,10 +4,15 @@ From a starting vector (the best of a coarse strategy), try every move of h weig
 searched expert to another (K (K - 1) neighbours, all still summing to one), with h half the
 grid step; move to the best neighbour while it improves Q, then halve h, for `levels` levels.
 Neighbours must stay in [vmin, vmax] with at most `max_negative` negative weights, and are
-sampled in batches like any other candidates (already-scored ones are free).
+sampled in batches like any other candidates (already-scored ones are free). When the single
+experts have been finished (the `experts` and `halving` strategies do), the neighbours are
+ranked by the mixture proxy (`Evaluator.mixture_proxy`, no UNet evaluation) and finished best
+first, a few at a time, so a small budget goes to the promising moves.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -52,6 +57,7 @@ def refine(
     *,
     levels: int = 2,
     budget: int | None = None,
+    chunk: int = 4,
 ) -> None:
     """Hill-climbs from `start` with steps spec.step / 2, / 4, ... (`levels` of them).
 
@@ -63,6 +69,8 @@ def refine(
       levels: number of step halvings.
       budget: UNet evaluations for the refinement (None: no limit); neighbours that do not fit
         are not tried.
+      chunk: when the mixture proxy ranks the neighbours, how many are finished before the
+        search moves to the best of them if it improves.
     """
     movable = [ev.experts.index(e) for e in searched]
     spent_before = ev.unet_evaluations
@@ -81,17 +89,40 @@ def refine(
         h /= 2
         while True:
             around = neighbours(center, movable, h, spec)
-            known = [v for v in around if ev.seen(v)]  # scored already: free
-            fitting: list[np.ndarray] = []
-            for v in (v for v in around if not ev.seen(v)):
-                if ev.cost(np.array(fitting + [v])) > left():
+            moved = False
+            for tried in _batches(ev, around, chunk, left):
+                objectives, _ = ev.evaluate(tried)
+                best = int(np.argmax(np.nan_to_num(objectives, nan=-np.inf)))
+                if objectives[best] > center_objective:
+                    center, center_objective = tried[best], objectives[best]
+                    moved = True
                     break
-                fitting.append(v)
-            tried = np.array(known + fitting).reshape(-1, len(center))
-            if not len(tried):
+            if not moved:
                 break
-            objectives, _ = ev.evaluate(tried)
-            best = int(np.argmax(np.nan_to_num(objectives, nan=-np.inf)))
-            if not objectives[best] > center_objective:
+
+
+def _batches(ev: Evaluator, around: np.ndarray, chunk: int, left) -> Iterator[np.ndarray]:
+    """The neighbours to try, in batches: the already-scored ones (free) with the first batch;
+    the others most promising first when the mixture proxy can rank them (the single experts
+    were finished), `chunk` at a time, while the budget pays for them."""
+    known = [v for v in around if ev.seen(v)]
+    unseen = [v for v in around if not ev.seen(v)]
+    proxy = ev.mixture_proxy(np.array(unseen)) if unseen else None
+    if proxy is None:
+        chunk = max(1, len(unseen))  # no ranking: everything that fits, in one batch
+    else:
+        order = np.argsort(-np.nan_to_num(proxy, nan=-np.inf), kind="stable")
+        unseen = [unseen[i] for i in order]
+    first = True
+    while first or unseen:
+        fitting: list[np.ndarray] = []
+        while unseen and len(fitting) < chunk:
+            if ev.cost(np.array(fitting + [unseen[0]])) > left():
+                unseen = []  # the budget is spent: no later batch fits either
                 break
-            center, center_objective = tried[best], objectives[best]
+            fitting.append(unseen.pop(0))
+        tried = np.array((known if first else []) + fitting).reshape(-1, around.shape[1])
+        first = False
+        if not len(tried):
+            return
+        yield tried
