@@ -66,7 +66,7 @@ class SearchConfig:
     halving_first_round: str = "mixture"
     refine_base: str = "halving"
     refine_levels: int = 2
-    refine_base_share: float = 0.5
+    refine_base_share: float = 0.75
 
 
 def candidates(experts: list[str], config: SearchConfig) -> np.ndarray:
