@@ -220,6 +220,34 @@ def test_keep_images_returns_every_finished_candidate_as_the_restorer_makes_it(
     assert plain.finished_images is None
 
 
+def test_halving_rerun_reads_mixture_and_finished_scores_from_its_log(sampler, images, tmp_path):
+    from unires_jax.search.log import CandidateLog
+
+    config = dataclasses.replace(SMALL, halving_first_round="mixture")
+    first = search(
+        images[0], "halving", Sharpness(), sampler=sampler, config=config, log_dir=tmp_path
+    )
+    (path,) = tmp_path.glob("*.jsonl")
+    lines = len(CandidateLog(path).candidates())
+    assert sum(r["stage"] == 0 for r in CandidateLog(path).candidates()) == 18
+    again = search(
+        images[0],
+        "halving",
+        Sharpness(),
+        sampler=sampler,
+        config=config,
+        log_dir=tmp_path,
+        return_image=False,  # the best image would be sampled again from the log
+    )
+    # Nothing is scored twice; only the single experts are sampled again (their latents are
+    # the basis of the mixtures and are not logged).
+    assert len(CandidateLog(path).candidates()) == lines
+    assert again.weights == first.weights and again.score == first.score
+    one_hot = np.eye(len(sampler.experts))[[sampler.experts.index(e) for e in SEARCHED]]
+    singles = sampler.cost(one_hot, start=0, stop=STEPS)
+    assert again.unet_evaluations == singles < first.unet_evaluations
+
+
 def test_refine_finishes_neighbours_in_mixture_proxy_order(sampler, images):
     """With the single experts finished, refine ranks its neighbours by the mixture proxy and
     finishes the best-ranked first, `chunk` at a time."""
