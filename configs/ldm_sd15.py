@@ -5,7 +5,7 @@ Weights normally come from a diffusers folder: `unires convert diffusers SRC DST
 
 import ml_collections
 
-from unires_jax.convert.config_io import config_to_dict
+from unires_jax.convert.config_io import config_fields
 from unires_jax.models import configs, text
 
 
@@ -14,9 +14,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = ml_collections.ConfigDict(
         dict(
-            unet=config_to_dict(configs.sd15_unet()),
-            vae=config_to_dict(configs.sd_vae()),
-            text=config_to_dict(text.sd15_text()),
+            unet=config_fields(configs.sd15_unet()),
+            vae=config_fields(configs.sd_vae()),
+            text=config_fields(text.sd15_text()),
             lq_channels=0,
         )
     )

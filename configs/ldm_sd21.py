@@ -4,7 +4,7 @@ channels: linear projections, per-level head counts, upcast attention; OpenCLIP-
 
 import ml_collections
 
-from unires_jax.convert.config_io import config_to_dict
+from unires_jax.convert.config_io import config_fields
 from unires_jax.models import configs, text
 
 
@@ -13,9 +13,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = ml_collections.ConfigDict(
         dict(
-            unet=config_to_dict(configs.sd21_unet()),
-            vae=config_to_dict(configs.sd_vae()),
-            text=config_to_dict(text.sd21_text()),
+            unet=config_fields(configs.sd21_unet()),
+            vae=config_fields(configs.sd_vae()),
+            text=config_fields(text.sd21_text()),
             lq_channels=0,
         )
     )

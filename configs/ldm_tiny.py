@@ -3,7 +3,7 @@ default UniRes model (trained from scratch on CPU)."""
 
 import ml_collections
 
-from unires_jax.convert.config_io import config_to_dict
+from unires_jax.convert.config_io import config_fields
 from unires_jax.models import configs, text
 
 
@@ -12,9 +12,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = ml_collections.ConfigDict(
         dict(
-            unet=config_to_dict(configs.tiny_unet()),
-            vae=config_to_dict(configs.tiny_vae()),
-            text=config_to_dict(text.tiny_text()),
+            unet=config_fields(configs.tiny_unet()),
+            vae=config_fields(configs.tiny_vae()),
+            text=config_fields(text.tiny_text()),
             lq_channels=0,
         )
     )

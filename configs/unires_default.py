@@ -14,7 +14,7 @@ Run: scripts/train_default_model.sh   (12000 steps, about 35 minutes on an idle 
 import ml_collections
 
 from configs import unires_common
-from unires_jax.convert.config_io import config_to_dict
+from unires_jax.convert.config_io import config_fields
 from unires_jax.data.pipeline import sample_photos_config
 from unires_jax.models import configs, pixel_codec, text
 
@@ -40,10 +40,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     model = ml_collections.ConfigDict(
         dict(
-            unet=config_to_dict(unet),
-            vae=config_to_dict(codec),
+            unet=config_fields(unet),
+            vae=config_fields(codec),
             vae_kind="space_to_depth",
-            text=config_to_dict(text.tiny_text()),
+            text=config_fields(text.tiny_text()),
             lq_channels=latent,
         )
     )

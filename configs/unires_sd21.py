@@ -13,16 +13,16 @@ Expected: ~2.3 s/step at batch 256 on v5e-32 (about 5 days for 200K steps).
 import ml_collections
 
 from configs import unires_common
-from unires_jax.convert.config_io import config_to_dict
+from unires_jax.convert.config_io import config_fields
 from unires_jax.models import configs, text
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model = ml_collections.ConfigDict(
         dict(
-            unet=config_to_dict(configs.sd21_unet(in_channels=8, remat=True)),
-            vae=config_to_dict(configs.sd_vae()),
-            text=config_to_dict(text.sd21_text()),
+            unet=config_fields(configs.sd21_unet(in_channels=8, remat=True)),
+            vae=config_fields(configs.sd_vae()),
+            text=config_fields(text.sd21_text()),
             lq_channels=4,
         )
     )

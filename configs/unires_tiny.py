@@ -8,7 +8,7 @@ Expected: a few seconds per step on 2 CPU cores.
 import ml_collections
 
 from configs import unires_common
-from unires_jax.convert.config_io import config_to_dict
+from unires_jax.convert.config_io import config_fields
 from unires_jax.data.pipeline import sample_photos_config
 from unires_jax.models import configs, text
 
@@ -16,9 +16,9 @@ from unires_jax.models import configs, text
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model = ml_collections.ConfigDict(
         dict(
-            unet=config_to_dict(configs.tiny_unet(in_channels=8)),
-            vae=config_to_dict(configs.tiny_vae()),
-            text=config_to_dict(text.tiny_text()),
+            unet=config_fields(configs.tiny_unet(in_channels=8)),
+            vae=config_fields(configs.tiny_vae()),
+            text=config_fields(text.tiny_text()),
             lq_channels=4,
         )
     )

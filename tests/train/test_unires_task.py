@@ -71,3 +71,23 @@ def test_training_loss_decreases_on_sample_photos(tmp_path):
     losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 8
     assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
+
+
+def test_model_shape_fields_can_be_overridden_on_the_command_line():
+    """Config files hold sequences as tuples, which ml_collections can override from a flag
+    (`--config.model.unet.block_out_channels='(96, 96, 96)'`); lists it refuses."""
+    from unires_jax.cli.train import _define_flags
+    from unires_jax.convert.config_io import config_from_dict
+    from unires_jax.models.configs import UNetConfig
+
+    argv = [
+        "unires",
+        "--config=configs/unires_default.py",
+        "--config.model.unet.block_out_channels=(96, 96, 96)",
+    ]
+    holder = _define_flags(argv)
+    holder(argv)
+    config = holder.config
+    assert tuple(config.model.unet.block_out_channels) == (96, 96, 96)
+    unet = config_from_dict(UNetConfig, dict(config.model.unet))
+    assert unet.block_out_channels == (96, 96, 96)

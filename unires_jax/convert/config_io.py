@@ -19,6 +19,21 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return out
 
 
+def config_fields(cfg: Any) -> dict[str, Any]:
+    """`config_to_dict` with sequences as tuples, for ml_collections config files: a tuple
+    field can be overridden on the command line (`--config.model.unet.block_out_channels=
+    '(96, 96, 96)'`), a list field cannot."""
+    return _tuples(config_to_dict(cfg))
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
 def _to_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return config_to_dict(value)
