@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from unires_fixtures import tiny_unires_ldm
-from unires_jax.diffusion.ddim import ddim_sample, final_alpha_cumprod
+
+from unires_jax.diffusion.ddim import ddim_sample
 from unires_jax.restore.experts import WeightError
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 

@@ -4,7 +4,6 @@ import importlib.util
 import pathlib
 import sys
 
-import jax
 import numpy as np
 import pytest
 
