@@ -75,7 +75,10 @@ def test_musiq_official_checkpoints_rank_clean_above_noisy_and_blurred(head, tri
     folder = os.environ.get(MUSIQ_DIR_VARIABLE)
     path = pathlib.Path(folder or ".") / HEADS[head][0]
     if not folder or not path.exists():
-        pytest.skip(f"set {MUSIQ_DIR_VARIABLE} to a folder with {HEADS[head][0]}")
+        pytest.skip(
+            f"needs the official MUSIQ weights, which are not shipped and may not be "
+            f"downloaded: set {MUSIQ_DIR_VARIABLE} to a folder with {HEADS[head][0]}"
+        )
     q = quality.get("musiq", checkpoint=str(path), head=head)
     value = quality.objective(q, q.score(triplet))
     assert value[0] > value[1] and value[0] > value[2], value

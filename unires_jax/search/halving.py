@@ -106,9 +106,9 @@ def halving(
     candidates = np.asarray(candidates, np.float64)
     nnz = np.count_nonzero(ev.sampler.full_weights(candidates), axis=1)
     spent_before = ev.unet_evaluations
-    used = np.flatnonzero(np.any(candidates != 0, axis=0))
-    singles = np.eye(candidates.shape[1])[used]
+    used = np.flatnonzero(np.any(candidates != 0, axis=0))  # experts the grid spans
     if first_round == "mixture":
+        singles = np.eye(candidates.shape[1])[used]
         first, what = ev.cost(singles), f"finishing the {len(used)} single experts"
     else:
         first, what = ev.cost(candidates, start=0, stop=1), "the shared first step"

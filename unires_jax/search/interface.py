@@ -146,8 +146,12 @@ def _run_strategy(
         # `refine` on top a cheap image-adaptive search that cannot end below it.
         searched = [ev.experts.index(e) for e in (config.experts or ev.experts)]
         singles = np.eye(len(ev.experts), dtype=np.float64)[searched]
-        if budget is not None and ev.cost(singles) > budget:
-            exhaustive(ev, singles, budget)  # raises with the costs
+        cost = ev.cost(singles)
+        if budget is not None and cost > budget:
+            raise ValueError(
+                f"the experts strategy finishes {len(searched)} single experts for {cost} UNet "
+                f"evaluations, more than the budget of {budget}; raise the budget"
+            )
         ev.finish_experts(np.array(searched))
     elif strategy == "frequent":
         frequent(ev, _as_presets(presets), config.presets, budget)
