@@ -170,7 +170,7 @@ def test_sidecar_holds_weights_steps_seed_settings_and_checkpoint(good_run, chec
     assert sidecar["weights_source"] == "--weights"
     assert sidecar["steps"] == 1 and sidecar["seed"] == 3
     assert (
-        sidecar["settings"]["tile"] == 128 and sidecar["settings"]["color_fix"] is True
+        sidecar["settings"]["tile"] == 128 and sidecar["settings"]["color_fix"] == "adain"
     )
     assert sidecar["checkpoint"] == str(checkpoint.resolve())
     assert sidecar["unet_evaluations"] == 2  # two active experts, one step

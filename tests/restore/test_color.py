@@ -107,3 +107,41 @@ def test_wavelet_matches_stablesr_formula():
     np.testing.assert_allclose(got, want.permute(0, 2, 3, 1).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="same shape"):
         wavelet_color_fix(image, reference[:, :5])
+
+
+def test_color_fix_methods_dispatch_and_clip():
+    image, reference = _images((2, 9, 11, 3), (2, 9, 11, 3), seed=5)
+    image = image * 1.4 - 0.2  # outside [0, 1], so clipping shows
+    np.testing.assert_array_equal(color.apply_color_fix(image, reference, "none"), image)
+    np.testing.assert_allclose(
+        color.apply_color_fix(image, reference, "wavelet"),
+        np.clip(wavelet_color_fix(image, reference), 0, 1),
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        color.apply_color_fix(image, reference, "adain"),
+        np.clip(color.adain_color_fix(image, reference), 0, 1),
+        atol=1e-6,
+    )
+    # A single pixel has no standard deviation: AdaIN leaves it alone.
+    pixel = jnp.full((1, 1, 3), 0.3)
+    np.testing.assert_array_equal(color.apply_color_fix(pixel, pixel * 2, "adain"), pixel)
+
+
+@pytest.mark.parametrize(
+    "value, want",
+    [(True, "adain"), (False, "none"), (None, "none"), ("Wavelet", "wavelet"), ("adain", "adain")],
+)
+def test_color_fix_setting_is_normalised(value, want):
+    assert color.color_fix_method(value) == want
+
+
+def test_unknown_color_fix_names_the_choices():
+    with pytest.raises(ValueError, match="color_fix='blur'.*adain, wavelet, none"):
+        color.color_fix_method("blur")
+
+
+def test_cli_choices_are_the_library_methods():
+    from unires_jax.cli.restore import COLOR_FIX_CHOICES
+
+    assert COLOR_FIX_CHOICES == color.COLOR_FIXES

@@ -87,7 +87,9 @@ def test_batched_weights_equal_separate_runs_with_eta(ldm, image):
     batched = r.sample_latents(prepared, weights, seed=1)
     for i in range(2):
         np.testing.assert_allclose(
-            batched[i], r.sample_latents(prepared, weights[i : i + 1], seed=1)[0], atol=1e-5
+            batched[i],
+            r.sample_latents(prepared, weights[i : i + 1], seed=1)[0],
+            atol=1e-5,
         )
 
 
@@ -99,7 +101,9 @@ def test_zero_weight_experts_cost_no_unet_evaluations(ldm, image):
     assert r.unet_evaluations == STEPS + 2 * STEPS
     # Two vectors share the first step: 3 active experts once, then 4 pairs per step.
     before = r.unet_evaluations
-    r.restore(image, np.array([[0, 0.5, 0, 0, 0, 0.5], [0.5, 0, 0, 0, 0, 0.5]], np.float32))
+    r.restore(
+        image, np.array([[0, 0.5, 0, 0, 0, 0.5], [0.5, 0, 0, 0, 0, 0.5]], np.float32)
+    )
     assert r.unet_evaluations - before == 3 + 4 * (STEPS - 1)
 
 
@@ -135,6 +139,31 @@ def test_output_range_shape_and_color_fix(ldm, image):
     np.testing.assert_allclose(out.mean(axis=(0, 1)), lq.mean(axis=(0, 1)), atol=0.02)
     raw = r.restore(image, {"BR": 1.0}, color_fix=False)
     assert not np.allclose(raw, out)
+
+
+def test_wavelet_color_fix_setting_corrects_the_raw_output_toward_the_input(ldm, image):
+    from unires_jax.restore.color import wavelet_color_fix
+
+    r = _restorer(ldm, color_fix="wavelet")
+    assert r.settings.color_fix == "wavelet"
+    out = r.restore(image, {"SR": 0.7, "DownLQ": 0.3})
+    raw = r.restore(image, {"SR": 0.7, "DownLQ": 0.3}, color_fix="none")
+    lq = image.astype(np.float32) / 255
+    want = np.clip(np.asarray(wavelet_color_fix(raw, lq)), 0, 1)
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert not np.allclose(out, raw, atol=1e-3)
+    # Per call, the other methods too; True / False are the paper's AdaIN and none.
+    np.testing.assert_array_equal(
+        r.restore(image, {"SR": 1.0}, color_fix=False),
+        r.restore(image, {"SR": 1.0}, color_fix="none"),
+    )
+    adain = _restorer(ldm, color_fix=True)
+    assert adain.settings.color_fix == "adain"
+
+
+def test_unknown_color_fix_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="adain, wavelet, none"):
+        RestoreSettings(color_fix="sharpen")
 
 
 def _constant_eps_ldm(ldm):

@@ -12,6 +12,8 @@ import pathlib
 import sys
 
 PRESET_CHOICES = ("most-popular", "average")
+# unires_jax.restore.color.COLOR_FIXES, spelled out so `--help` does not import JAX.
+COLOR_FIX_CHOICES = ("adain", "wavelet", "none")
 DEFAULT_PRESET = "most-popular"
 
 
@@ -71,11 +73,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="tile overlap (default: 64)",
     )
     parser.add_argument(
+        "--color-fix",
+        choices=COLOR_FIX_CHOICES,
+        default=None,
+        help="colour correction toward the input: adain (per-channel mean/std, the paper's), "
+        "wavelet (StableSR's: the input's low frequencies) or none (default: the model's)",
+    )
+    parser.add_argument(
         "--no-color-fix",
         dest="color_fix",
-        action="store_false",
-        default=None,
-        help="skip the AdaIN colour correction toward the input",
+        action="store_const",
+        const="none",
+        help="same as --color-fix none",
     )
     parser.add_argument(
         "--max-negative",

@@ -120,3 +120,33 @@ def wavelet_color_fix(
     high, _ = _wavelet_decomposition(image.astype(dtype), levels)
     _, low = _wavelet_decomposition(reference.astype(dtype), levels)
     return high + low
+
+
+COLOR_FIXES = ("adain", "wavelet", "none")
+
+
+def color_fix_method(value: bool | str | None) -> str:
+    """Normalises a colour-fix setting: True -> "adain" (the paper's), False/None -> "none"."""
+    if value is True:
+        return "adain"
+    if value is False or value is None:
+        return "none"
+    if isinstance(value, str) and value.lower() in COLOR_FIXES:
+        return value.lower()
+    raise ValueError(
+        f"color_fix={value!r}: expected one of {', '.join(COLOR_FIXES)} (or true/false for "
+        "adain/none)"
+    )
+
+
+def apply_color_fix(image: jax.Array, reference: jax.Array, method: str) -> jax.Array:
+    """Corrects `image` toward `reference` (same shape) by `method`, clipped to [0, 1].
+
+    AdaIN needs a standard deviation, which a single pixel does not have: 1x1 images are
+    returned unchanged by it.
+    """
+    method = color_fix_method(method)
+    if method == "none" or (method == "adain" and image.shape[-3] * image.shape[-2] <= 1):
+        return image
+    fix = adain_color_fix if method == "adain" else wavelet_color_fix
+    return jnp.clip(fix(image, reference), 0.0, 1.0)

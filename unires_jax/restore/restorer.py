@@ -31,7 +31,7 @@ from unires_jax.diffusion.ddim import (
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
 from unires_jax.restore import experts as experts_lib
 from unires_jax.restore import sampler
-from unires_jax.restore.color import adain_color_fix
+from unires_jax.restore.color import apply_color_fix, color_fix_method
 from unires_jax.restore.tiling import tiled_apply
 
 DEFAULT_MODEL_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "default_model"
@@ -46,7 +46,9 @@ class RestoreSettings:
       eta: DDIM eta.
       downlq_factor: the DownLQ condition is the LQ image downscaled by this factor and
         bicubic-upscaled back.
-      color_fix: AdaIN colour correction of the output toward the LQ image.
+      color_fix: colour correction of the output toward the LQ image: "adain" (the paper's
+        per-channel mean/std), "wavelet" (StableSR's: the LQ's low frequencies, which also
+        fixes local colour) or "none"; True / False mean "adain" / "none".
       tile: images with a side longer than this many pixels run as overlapping tiles.
       tile_overlap: overlap of neighbouring tiles in pixels.
       max_negative: at most this many negative weights per vector (None: no limit).
@@ -58,12 +60,15 @@ class RestoreSettings:
     steps: int = 50
     eta: float = 0.0
     downlq_factor: int = 4
-    color_fix: bool = True
+    color_fix: bool | str = True
     tile: int = 512
     tile_overlap: int = 64
     max_negative: int | None = None
     quality_words: bool = False
     max_pairs_per_call: int = 64
+
+    def __post_init__(self):
+        object.__setattr__(self, "color_fix", color_fix_method(self.color_fix))
 
 
 @dataclasses.dataclass
@@ -282,9 +287,12 @@ class Restorer:
 
     # --- decoding ----------------------------------------------------------------------------
 
-    def decode(self, prepared: PreparedImage, latents: jax.Array, *, color_fix: bool | None = None) -> np.ndarray:
-        """Latents `[N, h, w, c]` -> images `[N, H, W, 3]` float32 in [0, 1], colour-corrected."""
-        color_fix = self.settings.color_fix if color_fix is None else color_fix
+    def decode(
+        self, prepared: PreparedImage, latents: jax.Array, *, color_fix: bool | str | None = None
+    ) -> np.ndarray:
+        """Latents `[N, h, w, c]` -> images `[N, H, W, 3]` float32 in [0, 1], colour-corrected
+        (`color_fix`: as RestoreSettings.color_fix; None: the settings')."""
+        color_fix = color_fix_method(self.settings.color_fix if color_fix is None else color_fix)
         out = [
             _decode_one(
                 self._vae_graph,
@@ -323,7 +331,7 @@ class Restorer:
         *,
         steps: int | None = None,
         seed: int = 0,
-        color_fix: bool | None = None,
+        color_fix: bool | str | None = None,
     ) -> np.ndarray:
         """Restores one image with one (`[K]` or dict) or many (`[N, K]`) weight vectors.
 
@@ -443,13 +451,14 @@ def conditioned_eps_fn(unet, options: _SampleOptions, conditions: jax.Array, con
 
 
 def decode_latents(
-    vae, latents: jax.Array, lq: jax.Array, *, options: _CodecOptions, color_fix: bool,
+    vae, latents: jax.Array, lq: jax.Array, *, options: _CodecOptions, color_fix: str,
     height: int, width: int,
 ) -> jax.Array:
     """Scaled latents [B, h, w, c] -> images [B, height, width, 3] in [0, 1].
 
-    VAE decoding (tiled when large), crop of the padding, and the AdaIN colour fix toward the
-    padded LQ image `lq` [Hp, Wp, 3]. Shared by the Restorer and the weight search.
+    VAE decoding (tiled when large), crop of the padding, and the colour fix `color_fix`
+    ("adain", "wavelet" or "none") toward the padded LQ image `lq` [Hp, Wp, 3]. Shared by the
+    Restorer and the weight search.
     """
     z = latents / options.scaling
     f = options.factor
@@ -460,11 +469,8 @@ def decode_latents(
         image = vae.decode(z)
     image = jnp.clip((image.astype(jnp.float32) + 1.0) / 2.0, 0.0, 1.0)
     image = image[:, :height, :width]
-    # AdaIN needs a standard deviation, which a single pixel does not have.
-    if color_fix and height * width > 1:
-        reference = jnp.broadcast_to(lq[:height, :width], image.shape)
-        image = jnp.clip(adain_color_fix(image, reference), 0.0, 1.0)
-    return image
+    reference = jnp.broadcast_to(lq[:height, :width], image.shape)
+    return apply_color_fix(image, reference, color_fix)
 
 
 @functools.partial(jax.jit, static_argnames=("unet_graph", "options", "start", "stop"))

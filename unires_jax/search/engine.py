@@ -490,7 +490,7 @@ class CandidateSampler:
         """Queues the decoding of rows `slots` of the sharded `array` (each device decodes the
         rows it holds, `decode_per_device` per call)."""
         prepared = image.prepared
-        color_fix = bool(self.restorer.settings.color_fix)
+        color_fix = self.restorer.settings.color_fix
         per_shard = array.shape[0] // self.devices
         slots = np.asarray(slots, np.int64)
         device_of = slots // per_shard
