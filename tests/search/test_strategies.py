@@ -216,8 +216,10 @@ def test_keep_images_returns_every_finished_candidate_as_the_restorer_makes_it(
         vector = np.eye(len(experts))[experts.index(next(iter(weights)))]
         want = restorer.restore(images[0], vector, steps=STEPS, seed=SMALL.seed)
         np.testing.assert_allclose(image, want, atol=2e-6)
+    singles = result.single_expert_images()
+    assert sorted(singles) == sorted(next(iter(w)) for w, _ in result.finished_images)
     plain = search(images[0], "experts", Sharpness(), sampler=sampler, config=SMALL)
-    assert plain.finished_images is None
+    assert plain.finished_images is None and plain.single_expert_images() == {}
 
 
 def test_halving_rerun_reads_mixture_and_finished_scores_from_its_log(sampler, images, tmp_path):

@@ -177,11 +177,7 @@ def _single_expert_images(found, experts, restorer, lq, settings) -> np.ndarray:
     The `experts` base of the search samples each one-hot vector with the same seed and steps
     as `Restorer.restore`; only the ones it did not finish are restored here.
     """
-    by_expert: dict[str, np.ndarray] = {}
-    for weights, image in found.finished_images or []:
-        nonzero = {e: w for e, w in weights.items() if w}
-        if len(nonzero) == 1 and next(iter(nonzero.values())) == 1.0:
-            by_expert[next(iter(nonzero))] = image
+    by_expert = found.single_expert_images()
     missing = [e for e in experts if e not in by_expert]
     if missing:
         vectors = np.stack([np.eye(len(experts), dtype=np.float32)[experts.index(e)] for e in missing])

@@ -187,23 +187,17 @@ class CandidateSampler:
             raise ValueError(
                 f"shards={self.shards} must be a multiple of the {self.devices} devices"
             )
-        (
-            self._unet_graph,
-            unet_state,
-            self._vae_graph,
-            vae_state,
-            context,
-            schedule,
-            self._static,
-        ) = programs_lib.restorer_parts(restorer)
+        parts = restorer.program_parts()
+        self._unet_graph, self._vae_graph = parts.unet_graph, parts.vae_graph
+        self._static = programs_lib.static_options(parts)
         self._replicated = NamedSharding(self.mesh, P())
         self._sharded = NamedSharding(self.mesh, P(AXIS))
         # Placed on every device once, not per call.
-        self._unet_state = _replicate(unet_state, self._replicated)
-        self._vae_state = _replicate(vae_state, self._replicated)
-        self._context = _replicate(context, self._replicated)
-        self._total_experts = int(context.shape[0])  # user experts + quality words
-        self._schedule = _replicate(schedule, self._replicated)
+        self._unet_state = _replicate(parts.unet_state, self._replicated)
+        self._vae_state = _replicate(parts.vae_state, self._replicated)
+        self._context = _replicate(parts.context, self._replicated)
+        self._total_experts = int(parts.context.shape[0])  # user experts + quality words
+        self._schedule = _replicate(parts.schedule, self._replicated)
         self.unet_evaluations = 0  # real (unpadded) UNet image-evaluations, all calls
         self.unet_evaluations_padded = 0  # including padding pairs
         self._programs = programs_lib.programs(self.mesh)

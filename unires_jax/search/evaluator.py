@@ -98,6 +98,15 @@ class SearchResult:
     log_path: str | None = None
     finished_images: list[tuple[dict[str, float], np.ndarray]] | None = None
 
+    def single_expert_images(self) -> dict[str, np.ndarray]:
+        """The finished images of one-hot candidates (weight 1 on one expert), by expert name."""
+        out: dict[str, np.ndarray] = {}
+        for weights, image in self.finished_images or []:
+            nonzero = {e: w for e, w in weights.items() if w}
+            if len(nonzero) == 1 and next(iter(nonzero.values())) == 1.0:
+                out[next(iter(nonzero))] = image
+        return out
+
 
 class Evaluator:
     """Scores candidates for one image with one sampler, quality model, seed and step count.

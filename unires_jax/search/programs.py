@@ -7,7 +7,7 @@ split evenly, so each device runs whole candidates (see engine.py for the layout
 - `advance`: DDIM steps [start, stop) (traced bounds: one compilation for every range) with
   the weighted mixture of the pairs' UNet predictions.
 - `mix_first`: a candidate's first step as the weighted sum of the experts' cached first steps.
-- `decode`: VAE decoding, crop and AdaIN colour fix (the Restorer's own `decode_latents`) of
+- `decode`: VAE decoding, crop and colour fix (the Restorer's own `decode_latents`) of
   chosen rows of each device's own shard.
 
 None of them uses a cross-device collective.
@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 
 from unires_jax.diffusion.ddim import ddim_step, final_alpha_cumprod
 from unires_jax.diffusion.schedules import Schedule
-from unires_jax.restore.restorer import Restorer, conditioned_eps_fn, decode_latents
+from unires_jax.restore.restorer import ProgramParts, conditioned_eps_fn, decode_latents
 
 AXIS = "candidates"
 
@@ -39,19 +39,9 @@ class Static:
     codec: object  # the Restorer's codec options
 
 
-def restorer_parts(restorer: Restorer):
-    """The model pieces a Restorer's own jitted sampler runs on, in the programs' order."""
-    parts = restorer.program_parts()
-    static = Static(sample=parts.sample_options, codec=parts.codec_options)
-    return (
-        parts.unet_graph,
-        parts.unet_state,
-        parts.vae_graph,
-        parts.vae_state,
-        parts.context,
-        parts.schedule,
-        static,
-    )
+def static_options(parts: ProgramParts) -> Static:
+    """The programs' static options for a Restorer's `program_parts()`."""
+    return Static(sample=parts.sample_options, codec=parts.codec_options)
 
 
 def _update(static: Static, schedule: Schedule, ts, prev, i, x_t, eps, seed):
