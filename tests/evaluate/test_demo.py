@@ -56,3 +56,25 @@ def test_search_is_never_worse_than_the_best_single_expert_by_niqe(demo):
     for row in report["cases"]:
         best = row["experts"][row["best_single_by_niqe"]]["niqe"]
         assert row["search"]["niqe"] <= best + 1e-9
+
+
+def test_summary_counts_only_strict_niqe_wins_for_the_search():
+    from unires_jax.evaluate.demo import summarize
+
+    def row(photo, search_niqe):
+        experts = {e: {"psnr": 20.0, "ssim": 0.5, "niqe": 10.0 + i} for i, e in enumerate(("DD", "DN"))}
+        return {
+            "photo": photo,
+            "case": "mixed_defocus_noise",
+            "task_expert": None,
+            "input": {"psnr": 18.0},
+            "experts": experts,
+            "search": {"psnr": 21.0, "niqe": search_niqe},
+            "best_single_by_niqe": "DD",
+        }
+
+    # One photo where the search found something better, one where its best is the single
+    # expert itself (a tie, not a win).
+    summary = summarize([row("a", 9.5), row("b", 10.0)])["mixed_defocus_noise"]
+    assert summary["search_beats_best_single_niqe"] == 0.5
+    assert summary["best_single_niqe"] == 10.0 and summary["search_niqe"] == 9.75

@@ -90,3 +90,28 @@ def test_model_shape_fields_can_be_overridden_on_the_command_line():
     assert tuple(config.model.unet.block_out_channels) == (96, 96, 96)
     unet = config_from_dict(UNetConfig, dict(config.model.unet))
     assert unet.block_out_channels == (96, 96, 96)
+
+
+def test_shipped_default_model_is_what_its_config_exports():
+    """scripts/train_default_model.sh must reproduce the embedded model: its stored shapes,
+    scheduler and inference settings are the ones configs/unires_default.py exports."""
+    import json
+
+    from unires_jax.convert.config_io import config_from_dict
+    from unires_jax.models.configs import UNetConfig
+    from unires_jax.restore.restorer import DEFAULT_MODEL_DIR
+
+    spec = importlib.util.spec_from_file_location(
+        "unires_default", ROOT / "configs" / "unires_default.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(ROOT))
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    shipped = json.loads((DEFAULT_MODEL_DIR / "unires_ldm.json").read_text())
+    assert config_from_dict(UNetConfig, shipped["unet"]) == config_from_dict(
+        UNetConfig, dict(config.model.unet)
+    )
+    assert shipped["scheduler"] == dict(config.task.scheduler)
+    assert shipped["extra"]["unires"]["settings"] == dict(config.task.restore)
+    assert shipped["vae_kind"] == config.model.vae_kind
