@@ -82,8 +82,9 @@ def test_adain_rejects_mismatched_inputs():
         adain_color_fix(jnp.zeros((4, 4, 3)), jnp.zeros((1, 4, 4, 3)))
 
 
-def test_wavelet_matches_stablesr_formula():
-    image, reference = _images((1, 13, 21, 3), (1, 13, 21, 3), seed=3)
+@pytest.mark.parametrize("shape, levels", [((1, 13, 21, 3), 5), ((2, 64, 40, 3), 3), ((1, 96, 80, 3), 5)])
+def test_wavelet_matches_stablesr_formula(shape, levels):
+    image, reference = _images(shape, shape, seed=3)
     kernel = torch.tensor(
         [[0.0625, 0.125, 0.0625], [0.125, 0.25, 0.125], [0.0625, 0.125, 0.0625]]
     )
@@ -102,8 +103,8 @@ def test_wavelet_matches_stablesr_formula():
         return high, x
 
     to_t = lambda a: torch.from_numpy(np.array(a)).permute(0, 3, 1, 2)
-    want = decompose(to_t(image))[0] + decompose(to_t(reference))[1]
-    got = wavelet_color_fix(image, reference)
+    want = decompose(to_t(image), levels)[0] + decompose(to_t(reference), levels)[1]
+    got = wavelet_color_fix(image, reference, levels=levels)
     np.testing.assert_allclose(got, want.permute(0, 2, 3, 1).numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="same shape"):
         wavelet_color_fix(image, reference[:, :5])
