@@ -14,20 +14,21 @@ from unires_jax.train.tasks import FAMILIES
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _config(arg):
+def _config_file(name, arg=None):
+    """`get_config(arg)` of configs/<name>.py."""
     sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location("unires_tiny", ROOT / "configs" / "unires_tiny.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.get_config(arg)
 
 
+def _config(arg):
+    return _config_file("unires_tiny", arg)
+
+
 def test_unires_sd21_config_builds():
-    spec = importlib.util.spec_from_file_location("unires_sd21", ROOT / "configs" / "unires_sd21.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT))
-    spec.loader.exec_module(module)
-    c = module.get_config()
+    c = _config_file("unires_sd21")
     assert (c.train.batch_size, c.optim.lr, c.train.steps, c.data.crop_size) == (256, 8e-5, 200_000, 512)
     assert dict(c.data.weights) == {"sr": 0.32, "motion": 0.28, "defocus": 0.18, "denoise": 0.22}
     assert c.model.unet.in_channels == 8 and c.model.lq_channels == 4
@@ -56,13 +57,7 @@ def test_training_loss_decreases_on_sample_photos(tmp_path):
     """A few hundred CPU steps of the default-model recipe on the sample photos' train split."""
     import json
 
-    spec = importlib.util.spec_from_file_location(
-        "unires_default", ROOT / "configs" / "unires_default.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT))
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = _config_file("unires_default")
     config.train.steps = 200
     config.log.update(every=25, progress_bar=False)
     config.checkpoint.every = 1000
@@ -101,13 +96,7 @@ def test_shipped_default_model_is_what_its_config_exports():
     from unires_jax.models.configs import UNetConfig
     from unires_jax.restore.restorer import DEFAULT_MODEL_DIR
 
-    spec = importlib.util.spec_from_file_location(
-        "unires_default", ROOT / "configs" / "unires_default.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(ROOT))
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    config = _config_file("unires_default")
     shipped = json.loads((DEFAULT_MODEL_DIR / "unires_ldm.json").read_text())
     assert config_from_dict(UNetConfig, shipped["unet"]) == config_from_dict(
         UNetConfig, dict(config.model.unet)
