@@ -105,8 +105,10 @@ def _batches(ev: Evaluator, around: np.ndarray, chunk: int, left) -> Iterator[np
     """The neighbours to try, in batches: the already-scored ones (free) with the first batch;
     the others most promising first when the mixture proxy can rank them (the single experts
     were finished), `chunk` at a time, while the budget pays for them."""
-    known = [v for v in around if ev.seen(v)]
-    unseen = [v for v in around if not ev.seen(v)]
+    known: list[np.ndarray] = []
+    unseen: list[np.ndarray] = []
+    for v in around:
+        (known if ev.seen(v) else unseen).append(v)
     proxy = ev.mixture_proxy(np.array(unseen)) if unseen else None
     if proxy is None:
         chunk = max(1, len(unseen))  # no ranking: everything that fits, in one batch
