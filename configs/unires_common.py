@@ -29,7 +29,10 @@ def unires_base(model: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
             pretrained="",  # diffusers SD folder or unires-jax checkpoint; "" = random init
             tokenizer_dir="",  # "" = the pretrained folder's tokenizer/ (or the bundled CLIP one)
             scheduler=SD_SCHEDULER,
-            objective=dict(lq_dropout=0.1, text_dropout=0.1, positive_words=0.0, negative_words=0.0),
+            objective=dict(
+                lq_dropout=0.1, text_dropout=0.1, positive_words=0.0, negative_words=0.0,
+                timestep_skew=0.0,
+            ),
             restore=dict(steps=50, downlq_factor=4),  # inference defaults stored at export
         )
     )
