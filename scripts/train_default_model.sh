@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the embedded default UniRes model and installs it into the package
-# (unires_jax/assets/default_model), exactly as shipped. About 35 minutes on an idle 2-core CPU; with a
+# (unires_jax/assets/default_model), exactly as shipped. About 55 minutes on an idle 2-core CPU; with a
 # GPU the same command runs there (edit c.train.steps in the config for a longer schedule).
 #
 #   bash scripts/train_default_model.sh [WORKDIR]
