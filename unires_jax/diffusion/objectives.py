@@ -30,9 +30,10 @@ class ObjectiveSettings:
       positive_words: probability that the prompt is replaced by the positive-quality words.
       negative_words: probability that the prompt is replaced by the negative-quality words
         and LQ / HQ are swapped (appendix A.7).
-      timestep_skew: training timesteps are drawn with density proportional to
-        (t + 1) ** timestep_skew: 0 is the usual uniform draw; > 0 spends more of training on
-        the noisiest steps, where an x0-predicting model's estimate rests on the LQ alone.
+      timestep_skew: training timesteps follow the density x ** timestep_skew on [0, T),
+        floored (see `sample_timesteps`): 0 is the usual uniform draw; > 0 spends more of
+        training on the noisiest steps, where an x0-predicting model's estimate rests on the
+        LQ alone.
     """
 
     lq_dropout: float = 0.1
@@ -47,10 +48,11 @@ class ObjectiveSettings:
 
 
 def sample_timesteps(rng: jax.Array, batch: int, num_train_timesteps: int, skew: float) -> jax.Array:
-    """[batch] int32 timesteps in [0, T) with P(t) proportional to (t + 1) ** skew.
+    """[batch] int32 timesteps in [0, T): the continuous density x ** skew on [0, T], floored.
 
-    Inverse-CDF sampling of the continuous density (x ** skew on [0, T]), floored: exact for
-    skew 0 (uniform) and within 1/T of the discrete density otherwise.
+    So P(t) = ((t + 1) ** (skew + 1) - t ** (skew + 1)) / T ** (skew + 1), close to
+    (t + 1/2) ** skew up to normalisation; skew 0 is jax.random.randint's uniform draw itself.
+    Inverse-CDF sampling: t = floor(T * u ** (1 / (skew + 1))).
     """
     if skew == 0:
         return jax.random.randint(rng, (batch,), 0, num_train_timesteps, jnp.int32)
