@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import pathlib
+import tempfile
 
 import numpy as np
 import PIL.Image
 import pytest
 
 from unires_jax.data import builders, sources
-from unires_jax.data.builders import diverse_photos, oid_motion
+from unires_jax.data.builders import diverse_photos, folders, oid_motion
 
 SIZE = 32
 
@@ -340,6 +341,18 @@ def test_unknown_dataset_names_the_known_ones(tmp_path):
 def test_open_built_explains_how_to_build(tmp_path):
     with pytest.raises(FileNotFoundError, match="unires data build lol"):
         builders.open_built("lol", "train", data_dir=tmp_path)
+
+
+def test_constructing_builders_leaves_no_stray_temporary_folders(tmp_path, monkeypatch):
+    # TFDS's DatasetInfo.initialize_from_bucket makes a temp folder for GCS metadata that our
+    # datasets never have; every builder goes through LocalDatasetInfo, which skips it.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    for name, cls in builders.BUILDERS.items():
+        builder = cls(data_dir=tmp_path / "data")
+        assert isinstance(builder.info, folders.LocalDatasetInfo), name
+    assert list(scratch.iterdir()) == []
 
 
 def test_every_manual_builder_documents_its_layout():

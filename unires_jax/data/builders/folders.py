@@ -269,6 +269,18 @@ def image_features(*, paired: bool, **extra: Any) -> tfds.features.FeaturesDict:
     return tfds.features.FeaturesDict(features)
 
 
+class LocalDatasetInfo(tfds.core.DatasetInfo):
+    """DatasetInfo of a dataset that is never in TFDS's public GCS bucket (all of ours).
+
+    A builder not yet prepared asks the bucket for precomputed info, and TFDS makes a temporary
+    directory before it finds there is none: one stray /tmp/tmp*tfds folder per builder
+    constructed. There is nothing to fetch, so nothing is asked.
+    """
+
+    def initialize_from_bucket(self) -> None:
+        return None
+
+
 class ImageBuilder(tfds.core.GeneratorBasedBuilder):
     """Base of every unires-jax builder: array_record output, no global TFDS registration.
 
@@ -309,7 +321,7 @@ class ImageBuilder(tfds.core.GeneratorBasedBuilder):
         del manual_dir
 
     def _make_info(self, features: tfds.features.FeaturesDict) -> tfds.core.DatasetInfo:
-        return tfds.core.DatasetInfo(
+        return LocalDatasetInfo(
             builder=self,
             description=self.DESCRIPTION,
             features=features,
