@@ -44,7 +44,7 @@ class DemoSettings:
     strategy: str = "refine"
     refine_base: str = "experts"
     # A share of the paper grid's exhaustive UNet evaluations: about 60 for a 256 px photo,
-    # which keeps all 24 cases under 3 minutes on 2 CPU cores (measured: 169 s, BENCHMARKS.md).
+    # which keeps all 24 cases under 3 minutes on 2 CPU cores (the measured time is in BENCHMARKS.md).
     budget: int | str | None = "0.35%"
     steps: int | None = None
     seed: int = 0
