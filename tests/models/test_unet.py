@@ -171,3 +171,40 @@ def test_wrong_sample_channels_are_refused():
     x, t, ctx = _inputs(_micro())
     with pytest.raises(ValueError, match=r"\[B, H, W, 8\]"):
         model(x, t, ctx)
+
+
+def test_condition_skip_adds_the_gained_condition_to_the_plain_output():
+    plain_cfg = _micro(in_channels=6, out_channels=3)
+    skip_cfg = dataclasses.replace(plain_cfg, condition_skip=True)
+    plain = _random(plain_cfg, seed=3)
+    skip = _random(skip_cfg, seed=3)
+    state = nnx.state(plain, nnx.Param).to_pure_dict()
+    gained = nnx.state(skip, nnx.Param).to_pure_dict()
+    assert set(gained) - set(state) == {"condition_skip_gain"}
+    assert gained["condition_skip_gain"].shape == (3,)
+    gained.update(state)
+    x, t, ctx = _inputs(plain_cfg)
+    base = np.asarray(_forward(plain, x, t, ctx))
+    # A fresh gain is zero: the skip model starts as the plain UNet.
+    fresh = UNet(skip_cfg, rngs=nnx.Rngs(0))
+    assert np.all(np.asarray(fresh.condition_skip_gain[...]) == 0)
+    gain = np.array([0.5, -1.0, 2.0], np.float32)
+    gained["condition_skip_gain"] = gain
+    nnx.update(skip, gained)
+    out = np.asarray(_forward(skip, x, t, ctx))
+    # The condition is the last out_channels input channels, not the noisy latent in front.
+    np.testing.assert_allclose(out, base + gain * np.asarray(x[..., 3:]), rtol=1e-5, atol=1e-5)
+
+
+def test_condition_skip_needs_a_condition_as_wide_as_the_output():
+    with pytest.raises(ValueError, match="condition_skip.*in_channels=5 < 2 \\* out_channels"):
+        _micro(in_channels=5, out_channels=3, condition_skip=True)
+
+
+def test_condition_skip_gain_is_annotated_and_round_trips_through_the_config():
+    from unires_jax.convert.config_io import config_from_dict, config_to_dict
+
+    cfg = configs.tiny_unet(in_channels=8, condition_skip=True)
+    assert config_from_dict(configs.UNetConfig, config_to_dict(cfg)) == cfg
+    var = nnx.state(_abstract(cfg), nnx.Param)["condition_skip_gain"]
+    assert var.get_metadata().get("out_sharding") == ("norm",)
