@@ -14,7 +14,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from clip_vocab import write_clip_tokenizer  # noqa: E402
+from clip_vocab import write_clip_tokenizer
 
 if __name__ == "__main__":
     dst = ROOT / "unires_jax" / "assets" / "clip_tokenizer"

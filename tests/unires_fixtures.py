@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pathlib
 
+from clip_vocab import write_clip_tokenizer
 from flax import nnx
 
-from clip_vocab import write_clip_tokenizer
 from unires_jax.models import configs, text
-from unires_jax.models.ldm import LDMConfig, LatentDiffusion, new_ldm
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, new_ldm
 
 SD_SCHEDULER = {
     "_class_name": "DDIMScheduler",

@@ -321,7 +321,7 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
     photo = tmp_path / "astronaut.png"
     Image.fromarray(data.astronaut()[100:196, 100:292]).save(photo)  # 96 x 192: NIQE's minimum
     out = tmp_path / "out"
-    code, stdout, stderr = _cli(
+    code, _stdout, stderr = _cli(
         [photo, "-o", out, "--search", "halving", "--quality", "niqe", "--budget", "0.5%"]
     )
     assert code == 0, stderr

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-
 from clip_vocab import write_clip_tokenizer
+
 from unires_jax.cli.main import main as cli_main
 from unires_jax.convert.diffusers import load_ldm
 

@@ -24,13 +24,12 @@ import numpy as np
 from flax import nnx
 
 from unires_jax.convert import clip as clip_convert
-from unires_jax.convert import config_io
+from unires_jax.convert import config_io, weight_files
 from unires_jax.convert import unet as unet_convert
 from unires_jax.convert import vae as vae_convert
-from unires_jax.convert import weight_files
 from unires_jax.models import configs as model_configs
-from unires_jax.models import text as text_models
 from unires_jax.models import ldm as ldm_lib
+from unires_jax.models import text as text_models
 from unires_jax.models.ldm import LatentDiffusion
 from unires_jax.models.text import Tokenizer
 from unires_jax.models.unet import UNet
