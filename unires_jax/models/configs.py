@@ -84,25 +84,11 @@ class UNetConfig:
     attention_chunk: int = 1024
     # jax.checkpoint per down/mid/up block: recompute activations in the backward pass.
     remat: bool = False
-    # Not in diffusers. For a UNet that predicts x0 ("sample") from a noisy latent concatenated
-    # with a condition latent in the same space (UniRes' LQ latent, the last out_channels input
-    # channels): adds the condition, times a learned per-channel gain that starts at zero, to the
-    # output. A GroupNorm/SiLU UNet reproduces its input only approximately, and a restored
-    # image is mostly its input; the zero start keeps early training that of the plain UNet
-    # (a fixed gain of 1 stalls: the output layer first learns to cancel its own random start,
-    # after which the residual's gradient is too faint to grow it).
-    condition_skip: bool = False
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
         levels = len(self.block_out_channels)
-        if self.condition_skip and self.in_channels < 2 * self.out_channels:
-            raise ValueError(
-                f"condition_skip needs the condition latent (out_channels={self.out_channels} "
-                f"channels) after the noisy latent in the input, but in_channels="
-                f"{self.in_channels} < 2 * out_channels"
-            )
         object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
         object.__setattr__(self, "down_block_types", tuple(self.down_block_types))
         object.__setattr__(self, "up_block_types", tuple(self.up_block_types))

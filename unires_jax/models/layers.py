@@ -86,8 +86,7 @@ def linear(
     )
 
 
-def replicated_vector(init, size: int, param_dtype) -> nnx.Param:
-    """A small per-channel parameter (norm scale/bias, gains), replicated on every device."""
+def _norm_param(init, size: int, param_dtype) -> nnx.Param:
     return nnx.Param(_annotated(init, P.NORM)(None, (size,), param_dtype))
 
 
@@ -110,8 +109,8 @@ class GroupNorm(nnx.Module):
         self.num_groups = num_groups
         self.eps = eps
         self.dtype = dtype
-        self.scale = replicated_vector(nnx.initializers.ones_init(), channels, param_dtype)
-        self.bias = replicated_vector(nnx.initializers.zeros_init(), channels, param_dtype)
+        self.scale = _norm_param(nnx.initializers.ones_init(), channels, param_dtype)
+        self.bias = _norm_param(nnx.initializers.zeros_init(), channels, param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [B, ..., C] -> same shape, compute dtype."""
@@ -132,8 +131,8 @@ class LayerNorm(nnx.Module):
     def __init__(self, features: int, *, eps: float, dtype, param_dtype):
         self.eps = eps
         self.dtype = dtype
-        self.scale = replicated_vector(nnx.initializers.ones_init(), features, param_dtype)
-        self.bias = replicated_vector(nnx.initializers.zeros_init(), features, param_dtype)
+        self.scale = _norm_param(nnx.initializers.ones_init(), features, param_dtype)
+        self.bias = _norm_param(nnx.initializers.zeros_init(), features, param_dtype)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [..., D] -> same shape, compute dtype."""

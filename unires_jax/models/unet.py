@@ -25,7 +25,6 @@ from unires_jax.models.layers import (
     Upsample2D,
     conv,
     linear,
-    replicated_vector,
     timestep_embedding,
 )
 
@@ -295,10 +294,6 @@ class UNet(nnx.Module):
             param_dtype=cfg.param_dtype,
         )
         self.conv_out = conv(ch0, cfg.out_channels, 3, padding=1, **kw)
-        if cfg.condition_skip:
-            self.condition_skip_gain = replicated_vector(
-                nnx.initializers.zeros_init(), cfg.out_channels, cfg.param_dtype
-            )
 
     def _run(self, fn: Callable, *args):
         # Rematerialise block by block when training big models: activations inside a block are
@@ -353,8 +348,4 @@ class UNet(nnx.Module):
             size = tuple(skips[-1].shape[1:3]) if block.upsampler is not None else None
             x = self._run(_up_call(size), block, x, block_skips, temb, context)
         x = jax.nn.silu(self.conv_norm_out(x))
-        out = self.conv_out(x)
-        if cfg.condition_skip:
-            condition = sample[..., -cfg.out_channels :].astype(out.dtype)
-            out = out + self.condition_skip_gain[...].astype(out.dtype) * condition
-        return out
+        return self.conv_out(x)
