@@ -37,7 +37,9 @@ def native_crop(image: np.ndarray, size: int = SIZE) -> np.ndarray:
     return image[top : top + size, left : left + size].astype(np.float32) / 255.0
 
 
-def expert_gains(restorer, photos: dict, steps: int, native: bool) -> dict[str, dict[str, float]]:
+def expert_gains(
+    restorer, photos: dict, steps: int, native: bool
+) -> dict[str, dict[str, float]]:
     """{case: {photo: PSNR(expert) - PSNR(input)}} for one step count."""
     from unires_jax.evaluate.demo import CASES as DEMO_CASES
     from unires_jax.evaluate.demo import center_square, degrade
@@ -59,11 +61,21 @@ def expert_gains(restorer, photos: dict, steps: int, native: bool) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=None, help="UniRes checkpoint (default: embedded)")
-    parser.add_argument("--split", default="heldout", choices=("heldout", "train", "all"))
-    parser.add_argument("--steps", default="1,4", help="comma-separated DDIM step counts")
-    parser.add_argument("--native", action="store_true", help="crops at the photos' own scale")
-    parser.add_argument("--json", type=pathlib.Path, default=None, help="write all gains here")
+    parser.add_argument(
+        "--checkpoint", default=None, help="UniRes checkpoint (default: embedded)"
+    )
+    parser.add_argument(
+        "--split", default="heldout", choices=("heldout", "train", "all")
+    )
+    parser.add_argument(
+        "--steps", default="1,4", help="comma-separated DDIM step counts"
+    )
+    parser.add_argument(
+        "--native", action="store_true", help="crops at the photos' own scale"
+    )
+    parser.add_argument(
+        "--json", type=pathlib.Path, default=None, help="write all gains here"
+    )
     args = parser.parse_args(argv)
 
     from unires_jax.data.sample_photos import load_sample_photos
@@ -71,8 +83,13 @@ def main(argv: list[str] | None = None) -> None:
 
     restorer = Restorer.load(args.checkpoint)
     photos = load_sample_photos(args.split)
-    report = {"checkpoint": args.checkpoint or "embedded default", "split": args.split,
-              "native": args.native, "photos": sorted(photos), "steps": {}}
+    report = {
+        "checkpoint": args.checkpoint or "embedded default",
+        "split": args.split,
+        "native": args.native,
+        "photos": sorted(photos),
+        "steps": {},
+    }
     for steps in (int(s) for s in args.steps.split(",")):
         gains = expert_gains(restorer, photos, steps, args.native)
         means = {case: float(np.mean(list(v.values()))) for case, v in gains.items()}

@@ -122,14 +122,45 @@ CASES = [
 ]
 
 
+def _our_score(npz, im: np.ndarray, crop: int) -> float:
+    x = (im[..., None] if im.ndim == 2 else im) / 255.0
+    return niqe.score(x[None], niqe.load_niqe_model(npz), crop_border=crop)[0]
+
+
+@pytest.mark.parametrize("name,size,crop", CASES)
+def test_niqe_matches_basicsr_given_the_same_half_scale_image(
+    basicsr, name, size, crop, monkeypatch
+):
+    # BasicSR's float32 half-scale resize sums its taps with torch's `mv`, i.e. the BLAS sgemv
+    # of the machine (MKL), whose summation order depends on the CPU: on an AVX2 machine it
+    # equals ours bit for bit, on an AVX-512 one 60% of the pixels differ by an ulp. The
+    # textures' scores move by ~3e-3 per ulp, so the exact comparison feeds both the same
+    # half-scale image; the resize itself is compared on its own below.
+    module, npz = basicsr
+    monkeypatch.setattr(
+        nss,
+        "imresize",
+        lambda img, scale, dtype=None: np.asarray(
+            module.imresize(img, scale, antialiasing=True)
+        ),
+    )
+    im = _photo(name, size)
+    want = _basicsr_score(module, im, crop)
+    got = _our_score(npz, im, crop)
+    # Measured: at most 1.6e-13 (float64 rounding in the features and the distance).
+    assert abs(got - want) < 1e-9, (name, size, crop, got, want)
+
+
 @pytest.mark.parametrize("name,size,crop", CASES)
 def test_niqe_matches_basicsr_with_standard_parameters(basicsr, name, size, crop):
+    # End to end, each with its own resize: within 1.3e-5 on an AVX2 machine; on an AVX-512
+    # one the ulps of the BLAS-dependent half-scale image (see above) move astronaut by 1.1e-3
+    # and the nearly singular brick covariance by 2.1e-3, hence the wider bound.
     module, npz = basicsr
     im = _photo(name, size)
     want = _basicsr_score(module, im, crop)
-    x = (im[..., None] if im.ndim == 2 else im) / 255.0
-    got = niqe.score(x[None], niqe.load_niqe_model(npz), crop_border=crop)[0]
-    assert abs(got - want) < 1e-3, (name, size, crop, got, want)
+    got = _our_score(npz, im, crop)
+    assert abs(got - want) < 5e-3, (name, size, crop, got, want)
 
 
 def test_matlab_imresize_matches_basicsr(basicsr):
@@ -152,7 +183,9 @@ def test_float32_resize_weights_are_basicsrs_bit_for_bit(basicsr):
     pixels can differ by an ulp; the weights are where a float64 computation drifted.
     """
     module, _ = basicsr
-    weights_indices = inspect.unwrap(module.imresize).__globals__["calculate_weights_indices"]
+    weights_indices = inspect.unwrap(module.imresize).__globals__[
+        "calculate_weights_indices"
+    ]
     for n in (250, 301, 512):
         want, _, _, _ = weights_indices(n, (n + 1) // 2, 0.5, "cubic", 4, True)
         got, _ = nss._resize_taps(n, (n + 1) // 2, 0.5, True, np.float32)
