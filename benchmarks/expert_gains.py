@@ -3,7 +3,8 @@
 The four single-task cases of `unires demo` (Gaussian noise sigma 25, 15 px motion blur at 45
 degrees, disk defocus of radius 4, bicubic x4), each restored with its own expert alone (DN, MD,
 DD, SR) by `Restorer.restore`, as the demo does; the baseline is the degraded input itself
-(for x4 SR: bicubic upsampling). Photos are a split of the sample photos, as 256x256 centred
+(for x4 SR: bicubic upsampling). The noise draw is seeded per case, not as in the demo, so
+denoise figures can differ from the demo's in the second decimal. Photos are a split of the sample photos, as 256x256 centred
 squares (the demo's preparation) or, with --native, 256x256 centre crops at the photo's own
 scale (the training crops' scale).
 
