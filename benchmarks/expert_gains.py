@@ -4,9 +4,9 @@ The four single-task cases of `unires demo` (Gaussian noise sigma 25, 15 px moti
 degrees, disk defocus of radius 4, bicubic x4), each restored with its own expert alone (DN, MD,
 DD, SR) by `Restorer.restore`, as the demo does; the baseline is the degraded input itself
 (for x4 SR: bicubic upsampling). The noise draw is seeded per case, not as in the demo, so
-denoise figures can differ from the demo's in the second decimal. Photos are a split of the sample photos, as 256x256 centred
-squares (the demo's preparation) or, with --native, 256x256 centre crops at the photo's own
-scale (the training crops' scale).
+denoise figures can differ from the demo's in the second decimal. Photos are a split of the
+sample photos, as 256x256 centred squares (the demo's preparation) or, with --native, 256x256
+centre crops at the photo's own scale (the training crops' scale).
 
 Use "--split train" to compare training recipes without looking at the held-out photos: the
 training photos were seen in training, so their gains are higher than held-out ones, but they
