@@ -35,8 +35,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         num_attention_heads=4,
         norm_num_groups=16,
         # Cache-sized attention blocks: several times faster than XLA's unfused attention on CPU.
+        # One block per 32x32 sequence (a 256 px tile's attention level) ran the whole UNet 9%
+        # faster than blocks of 256 query rows on a 2-core Xeon (BENCHMARKS.md, #9).
         attention="chunked",
-        attention_chunk=256,
+        attention_chunk=1024,
     )
     model = ml_collections.ConfigDict(
         dict(

@@ -124,7 +124,9 @@ def test_a_killed_search_resumes_without_rescoring_finished_candidates(
         images[1], "exhaustive", q, sampler=sampler, config=SMALL, log_dir=tmp_path
     )
     assert again.weights == reference.weights
-    np.testing.assert_array_equal(again.image, reference.image)
+    # Re-sampled alone, in a smaller UNet batch than the one it was first packed into: XLA's
+    # CPU kernels may round differently per batch size (measured up to 8e-7), not more.
+    np.testing.assert_allclose(again.image, reference.image, rtol=0, atol=1e-5)
     assert q.scored == 0
     assert (
         again.unet_evaluations <= STEPS * 3

@@ -28,8 +28,12 @@ def test_a_candidate_larger_than_the_capacity_gets_a_shard_alone():
 
 
 def test_bucket_sizes_are_few_and_cover_the_load():
-    assert [_bucket(n, 64) for n in (1, 5, 8, 9, 33, 64)] == [1, 8, 8, 16, 64, 64]
-    assert _bucket(3, 4) == 4 and _bucket(6, 4) == 6
+    assert [_bucket(n, 64) for n in (1, 2, 3, 5, 7, 8, 9, 33, 64)] == [1, 2, 3, 6, 8, 8, 12, 48, 64]
+    assert _bucket(3, 4) == 3 and _bucket(6, 4) == 6 and _bucket(13, 12) == 13
+    sizes = {_bucket(n, 64) for n in range(1, 65)}
+    assert sizes == {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64}
+    # Padding never wastes more than a third of a call (pure powers of two: up to half).
+    assert all(_bucket(n, 64) - n < _bucket(n, 64) / 3 + 1e-9 for n in range(1, 65))
 
 
 def test_stage_schedules_grow_geometrically_from_one_to_steps():

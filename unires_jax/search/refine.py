@@ -109,6 +109,9 @@ def _batches(ev: Evaluator, around: np.ndarray, chunk: int, left) -> Iterator[np
     unseen: list[np.ndarray] = []
     for v in around:
         (known if ev.seen(v) else unseen).append(v)
+    if unseen and min(ev.cost(v[None]) for v in unseen) > left():
+        # None of them can be finished: ranking them would decode and score each for nothing.
+        unseen = []
     proxy = ev.mixture_proxy(np.array(unseen)) if unseen else None
     if proxy is None:
         chunk = max(1, len(unseen))  # no ranking: everything that fits, in one batch
