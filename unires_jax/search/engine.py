@@ -475,12 +475,16 @@ class CandidateSampler:
         if not len(latents):
             p = image.prepared
             return np.zeros((0, p.height, p.width, 3), np.float32)
-        # Row i on device i // per_device, as `run` lays out candidate slots.
-        per_device = -(-len(latents) // self.devices)
-        padded = np.zeros((self.devices * per_device,) + latents.shape[1:], np.float32)
-        padded[: len(latents)] = latents
-        queued = self._decode_device(image, self._put(padded), np.arange(len(latents)))
-        return queued.fetch()
+        # One fixed shape per call (a few rows on each device, row i on device i // rows), so
+        # the decode program compiles once however many latents come.
+        step = self.devices * self.decode_per_device
+        queued = []
+        for lo in range(0, len(latents), step):
+            part = latents[lo : lo + step]
+            padded = np.zeros((step,) + latents.shape[1:], np.float32)
+            padded[: len(part)] = part
+            queued.append(self._decode_device(image, self._put(padded), np.arange(len(part))))
+        return np.concatenate([q.fetch() for q in queued])
 
     def _decode_device(
         self, image: SearchImage, array: jax.Array, slots: np.ndarray
