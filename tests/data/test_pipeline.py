@@ -188,6 +188,45 @@ def test_paired_records_keep_their_lq_aligned_and_unpaired_ones_are_degraded():
     assert not np.allclose(batch["lq"][~motion], batch["hq"][~motion])
 
 
+def _shift_right(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Like a blur kernel reaching one pixel left: column j takes column j - 1 (edge repeated)."""
+    return np.concatenate([image[:, :1], image[:, :-1]], axis=1)
+
+
+@pytest.mark.parametrize("margin", [0, 2])
+def test_degradation_margin_lets_the_degradation_see_the_crops_surroundings(margin):
+    # Every pixel holds 10 x its column, so a crop's left neighbour is its first column - 10.
+    hq = np.broadcast_to((np.arange(20) * 10).astype(np.uint8)[None, :, None], (20, 20, 3))
+    source = sources.InMemorySource([{"hq": np.array(hq), "name": "x"}] * N_RECORDS)
+    config = _config(
+        tasks=("motion",),
+        weights={"motion": 1.0},
+        sources={},
+        crop_size=6,
+        batch_size=50,
+        degradation_margin=margin,
+        flip=False,
+    )
+    batch = next(
+        pipeline.make_train_iterator(
+            config,
+            process_index=0,
+            process_count=1,
+            sources={"motion": source},
+            degradations={"motion": _shift_right},
+        )
+    )
+    first = np.rint(batch["hq"][:, 0, 0, 0] * 255)
+    lq_first = np.rint(batch["lq"][:, 0, 0, 0] * 255)
+    inside = first > 0  # crops not at the photo's left edge
+    assert inside.sum() > 10 and (~inside).any()
+    np.testing.assert_array_equal(batch["lq"][:, :, 1:], batch["hq"][:, :, :-1])
+    # At the photo's own edge there is nothing to see, with or without a margin.
+    np.testing.assert_array_equal(lq_first[~inside], first[~inside])
+    expected = first[inside] - 10 if margin else first[inside]
+    np.testing.assert_array_equal(lq_first[inside], expected)
+
+
 def test_real_pairs_with_a_smaller_lq_are_upsampled_to_the_hq_size():
     hq = np.full((16, 16, 3), 200, np.uint8)
     lq = np.full((4, 4, 3), 100, np.uint8)

@@ -26,6 +26,9 @@ Config keys (an ml_collections.ConfigDict section; `default_config()` gives ever
                 "sample_photos[:split]" (packaged photos, no build step).
   data_dir:     where the datasets were built ("" = the TFDS default, ~/tensorflow_datasets).
   crop_size:    side of the square random crop, in pixels.
+  degradation_margin: pixels of the photo around the crop (as far as the photo reaches) that
+                are degraded with it and then cut away, so blur kernels and resampling see the
+                crop's real surroundings instead of its padded edge (0: degrade the crop alone).
   flip:         random horizontal flips.
   batch_size:   GLOBAL batch size; each host yields batch_size // process_count.
   degradation_recipe: how clean images are degraded per task, a key of
@@ -71,6 +74,7 @@ def default_config() -> ml_collections.ConfigDict:
     }
     c.data_dir = ""
     c.crop_size = 512
+    c.degradation_margin = 0
     c.flip = True
     c.degradation_recipe = "paper"
     c.batch_size = 256
@@ -175,6 +179,7 @@ def make_train_dataset(
     pairs = mixed.random_map(
         _PairMaker(
             crop_size=int(config.crop_size),
+            margin=int(config.get("degradation_margin", 0)),
             flip=bool(config.flip),
             degradations=degrade,
         ),
@@ -288,6 +293,7 @@ class _PairMaker:
     crop_size: int
     flip: bool
     degradations: tuple[Degradation | None, ...]
+    margin: int = 0
 
     def __call__(
         self, element: tuple[int, dict[str, Any]], rng: np.random.Generator
@@ -304,12 +310,17 @@ class _PairMaker:
         top, left = self._crop_offsets(hq.shape, rng, record.get("name"))
         flip = self.flip and rng.random() < 0.5
         degrade_seed = int(rng.integers(2**63))
-        window = (slice(top, top + self.crop_size), slice(left, left + self.crop_size))
-        hq = hq[window].astype(np.float32) / 255.0
+        size = self.crop_size
+        window = (slice(top, top + size), slice(left, left + size))
         if lq is None:
-            lq = self._degrade(task_id, hq, np.random.default_rng(degrade_seed))
+            m = self.margin
+            t0, l0 = max(0, top - m), max(0, left - m)
+            context = hq[t0 : top + size + m, l0 : left + size + m].astype(np.float32) / 255.0
+            lq = self._degrade(task_id, context, np.random.default_rng(degrade_seed))
+            lq = lq[top - t0 : top - t0 + size, left - l0 : left - l0 + size]
         else:
             lq = lq[window].astype(np.float32) / 255.0
+        hq = hq[window].astype(np.float32) / 255.0
         if flip:
             hq, lq = hq[:, ::-1], lq[:, ::-1]
         return {
