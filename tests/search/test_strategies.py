@@ -70,7 +70,8 @@ def test_halving_keeps_the_best_fraction_and_finishes_few(
             assert r["objective"] == pytest.approx(
                 exhaustive_scores[_key(r["weights"])], rel=1e-5
             )
-    assert result.objective <= results[1].objective
+    # Same candidate may be sampled in a different UNet batch size: float rounding only.
+    assert result.objective <= results[1].objective + 1e-6
 
 
 def test_mixture_scores_cost_no_unet_and_are_exact_for_single_experts(sampler, images):
