@@ -171,3 +171,42 @@ def test_wrong_sample_channels_are_refused():
     x, t, ctx = _inputs(_micro())
     with pytest.raises(ValueError, match=r"\[B, H, W, 8\]"):
         model(x, t, ctx)
+
+
+def _binomial_lowpass(x: np.ndarray, levels: int) -> np.ndarray:
+    """StableSR's cascade of dilated [1, 2, 1] / 4 blurs with replicate padding, via scipy."""
+    from scipy import ndimage
+
+    for i in range(levels):
+        r = 2**i
+        weights = np.zeros(2 * r + 1)
+        weights[[0, r, 2 * r]] = (0.25, 0.5, 0.25)
+        for axis in (-3, -2):
+            x = ndimage.correlate1d(x, weights, axis=axis, mode="nearest")
+    return x
+
+
+def test_lq_lowpass_takes_the_low_frequencies_from_the_lq_latent():
+    cfg = _micro(in_channels=6, out_channels=3)
+    x, t, ctx = _inputs(cfg, h=12, w=12)
+    plain = np.asarray(_forward(_random(cfg), x, t, ctx), np.float64)
+    skip_cfg = dataclasses.replace(cfg, lq_lowpass_levels=2)
+    skipped = np.asarray(_forward(_random(skip_cfg), x, t, ctx), np.float64)
+    lq = np.asarray(x[..., 3:], np.float64)
+    expected = plain + _binomial_lowpass(lq - plain, 2)
+    np.testing.assert_allclose(skipped, expected, rtol=0, atol=2e-5)
+    # The output's low band is the LQ's up to the low band's own leak into the high band.
+    lowpass_gap = np.abs(_binomial_lowpass(skipped - lq, 2)).mean()
+    assert lowpass_gap < 0.5 * np.abs(_binomial_lowpass(plain - lq, 2)).mean()
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        ({"in_channels": 9, "out_channels": 4, "lq_lowpass_levels": 3}, "in_channels = 2 * out"),
+        ({"in_channels": 8, "out_channels": 4, "lq_lowpass_levels": -1}, "must be >= 0"),
+    ],
+)
+def test_lq_lowpass_refuses_configs_without_a_matching_lq_latent(overrides, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("*", r"\*")):
+        configs.tiny_unet(**overrides)

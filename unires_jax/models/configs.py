@@ -84,11 +84,25 @@ class UNetConfig:
     attention_chunk: int = 1024
     # jax.checkpoint per down/mid/up block: recompute activations in the backward pass.
     remat: bool = False
+    # Not in diffusers; 0 = off. For an x0-predicting ("sample") UNet whose input ends with an
+    # LQ latent of out_channels channels: the output's low frequencies (`wavelet_lowpass`
+    # with this many levels, in latent pixels) are replaced by the LQ latent's,
+    # out + lowpass(lq - out). The network then spends itself on the detail that blur, noise
+    # and downscaling destroy, and no parameter can pull it toward returning the LQ unchanged.
+    lq_lowpass_levels: int = 0
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
 
     def __post_init__(self):
         levels = len(self.block_out_channels)
+        if self.lq_lowpass_levels < 0:
+            raise ValueError(f"lq_lowpass_levels={self.lq_lowpass_levels}: must be >= 0")
+        if self.lq_lowpass_levels and self.in_channels != 2 * self.out_channels:
+            raise ValueError(
+                f"lq_lowpass_levels={self.lq_lowpass_levels} needs an LQ latent as large as the "
+                f"output after the noisy latent: in_channels = 2 * out_channels, got "
+                f"in_channels={self.in_channels}, out_channels={self.out_channels}"
+            )
         object.__setattr__(self, "block_out_channels", tuple(self.block_out_channels))
         object.__setattr__(self, "down_block_types", tuple(self.down_block_types))
         object.__setattr__(self, "up_block_types", tuple(self.up_block_types))

@@ -27,6 +27,7 @@ from unires_jax.models.layers import (
     linear,
     timestep_embedding,
 )
+from unires_jax.models.wavelet import wavelet_lowpass
 
 # Fixed by diffusers for every SD UNet (not config keys).
 _TRANSFORMER_GROUPNORM_EPS = 1e-6
@@ -348,4 +349,8 @@ class UNet(nnx.Module):
             size = tuple(skips[-1].shape[1:3]) if block.upsampler is not None else None
             x = self._run(_up_call(size), block, x, block_skips, temb, context)
         x = jax.nn.silu(self.conv_norm_out(x))
-        return self.conv_out(x)
+        out = self.conv_out(x)
+        if cfg.lq_lowpass_levels:
+            lq = sample[..., cfg.out_channels :].astype(out.dtype)
+            out = out + wavelet_lowpass(lq - out, cfg.lq_lowpass_levels)
+        return out

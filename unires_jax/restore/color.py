@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from unires_jax.models.wavelet import wavelet_lowpass
+
 
 def _check(image: jax.Array, reference: jax.Array) -> None:
     if image.ndim not in (3, 4) or image.ndim != reference.ndim:
@@ -65,32 +67,6 @@ def adain_color_fix(
     return (image - mean_i) / std_i * std_r + mean_r
 
 
-def _blur_axis(x: jax.Array, radius: int, axis: int) -> jax.Array:
-    """[1/4, 1/2, 1/4] filter with taps `radius` apart along `axis`, edge-replicated."""
-    n = x.shape[axis]
-    pad = [(0, 0)] * x.ndim
-    pad[axis] = (radius, radius)
-    padded = jnp.pad(x, pad, mode="edge")
-    take = lambda start: jax.lax.slice_in_dim(padded, start, start + n, axis=axis)
-    return 0.25 * take(0) + 0.5 * take(radius) + 0.25 * take(2 * radius)
-
-
-def _wavelet_blur(x: jax.Array, radius: int) -> jax.Array:
-    """StableSR's wavelet_blur: 3x3 binomial kernel dilated by `radius`, replicate padding.
-
-    The kernel is separable and replicate padding clamps each coordinate independently, so
-    two 1-D passes give exactly the 2-D result.
-    """
-    return _blur_axis(_blur_axis(x, radius, x.ndim - 3), radius, x.ndim - 2)
-
-
-def _wavelet_lowpass(x: jax.Array, levels: int) -> jax.Array:
-    """The low-frequency band left after `levels` dilated blurs (radii 1, 2, ..., 2**(levels-1))."""
-    for i in range(levels):
-        x = _wavelet_blur(x, 2**i)
-    return x
-
-
 def wavelet_color_fix(
     image: jax.Array, reference: jax.Array, levels: int = 5
 ) -> jax.Array:
@@ -120,7 +96,7 @@ def wavelet_color_fix(
         )
     dtype = jnp.promote_types(image.dtype, jnp.float32)
     image = image.astype(dtype)
-    return image + _wavelet_lowpass(reference.astype(dtype) - image, levels)
+    return image + wavelet_lowpass(reference.astype(dtype) - image, levels)
 
 
 COLOR_FIXES = ("adain", "wavelet", "none")
