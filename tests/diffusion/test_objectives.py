@@ -32,11 +32,19 @@ def test_skewed_draw_follows_its_density(skew):
 def test_the_loss_draws_its_timesteps_with_the_configured_skew():
     s = schedules.make_schedule(prediction_type="sample")
     hq = jnp.zeros((512, 2, 2, 4))
-    kwargs = dict(context=jnp.zeros((512, 3, 8)), rng=jax.random.key(1), empty_context=jnp.zeros((3, 8)))
+    kwargs = {
+        "context": jnp.zeros((512, 3, 8)),
+        "rng": jax.random.key(1),
+        "empty_context": jnp.zeros((3, 8)),
+    }
 
     def mean_t(skew):
         _, aux = objectives.unires_loss(
-            lambda x, t, c: x[..., :4], s, hq, hq, **kwargs,
+            lambda x, t, c: x[..., :4],
+            s,
+            hq,
+            hq,
+            **kwargs,
             settings=objectives.ObjectiveSettings(timestep_skew=skew),
         )
         return float(jnp.mean(aux["timesteps"]))

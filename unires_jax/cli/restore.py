@@ -14,6 +14,8 @@ import sys
 PRESET_CHOICES = ("most-popular", "average")
 # unires_jax.restore.color.COLOR_FIXES, spelled out so `--help` does not import JAX.
 COLOR_FIX_CHOICES = ("adain", "wavelet", "none")
+# unires_jax.search.STRATEGIES, spelled out for the same reason.
+SEARCH_CHOICES = ("exhaustive", "frequent", "predict", "halving", "remix", "refine", "experts")
 DEFAULT_PRESET = "most-popular"
 
 
@@ -112,7 +114,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--search",
-        choices=("exhaustive", "frequent", "predict", "halving", "refine", "experts"),
+        choices=SEARCH_CHOICES,
         default=None,
         help="choose the weights per image by maximising a quality score (instead of fixed ones)",
     )

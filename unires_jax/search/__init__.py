@@ -5,7 +5,7 @@
 - programs.py   its jitted shard_map programs (advance, first-step mix, decode)
 - evaluator.py  sample + decode + score + resumable log + best tracking for one image
 - log.py        the JSON-lines candidate log
-- exhaustive.py, frequent.py, predict.py, halving.py, refine.py   the strategies
+- exhaustive.py, frequent.py, predict.py, halving.py, remix.py, refine.py   the strategies
 - features.py   degradation statistics (the predictor's input)
 - plots.py      Q-landscape PNGs
 - interface.py  `search(image, strategy, quality, budget)` and `choose_weights` for the CLI

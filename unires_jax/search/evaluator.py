@@ -353,7 +353,9 @@ class Evaluator:
         weights = np.asarray(weights, np.float64)
         others = np.delete(weights, experts, axis=1)
         if np.any(others != 0):
-            raise ValueError("score_mixtures: weights are nonzero on experts without latents")
+            raise ValueError(
+                "score_mixtures: weights are nonzero on experts without latents"
+            )
         keys = [self._key(w, 0) for w in weights]
         objectives = np.full(len(weights), np.nan)
         for i, key in enumerate(keys):
@@ -362,21 +364,125 @@ class Evaluator:
                 objectives[i] = record["objective"]
                 self._seen[key] = record
         todo = np.flatnonzero(np.isnan(objectives))
-        basis = np.asarray(expert_latents, np.float32)
-        chunk = 8 * self.sampler.devices
-        for lo in range(0, len(todo), chunk):
-            rows = todo[lo : lo + chunk]
-            mixed = np.einsum("ne,e...->n...", weights[rows][:, experts].astype(np.float32), basis)
-            images = self.sampler.decode(self.target, mixed)
-            scores = np.asarray(self.quality.score(images), np.float64)
-            objs = objective(self.quality, scores)
-            records = [self._record(weights[i], 0, q, o) for i, q, o in zip(rows, scores, objs)]
+        for rows, scores, objs in self._mixture_scores(
+            weights[todo], experts, expert_latents
+        ):
+            rows = todo[rows]
+            records = [
+                self._record(weights[i], 0, q, o) for i, q, o in zip(rows, scores, objs)
+            ]
             if self.log is not None and jax.process_index() == 0:
                 self.log.add_candidates(records)
             for i, record in zip(rows, records):
                 objectives[i] = record["objective"]
                 self._seen[keys[i]] = record
         return objectives
+
+    def _mixture_scores(self, weights, experts, basis):
+        """Yields (rows, raw scores, objectives) for chunks of `weights`, each scored on the
+        decoded weighted sum of `basis` ([E, h, w, c], one latent per entry of `experts`)."""
+        basis = np.asarray(basis, np.float32)
+        chunk = 8 * self.sampler.devices
+        for lo in range(0, len(weights), chunk):
+            rows = np.arange(lo, min(lo + chunk, len(weights)))
+            mixed = np.einsum(
+                "ne,e...->n...", weights[rows][:, experts].astype(np.float32), basis
+            )
+            images = self.sampler.decode(self.target, mixed)
+            scores = np.asarray(self.quality.score(images), np.float64)
+            yield rows, scores, objective(self.quality, scores)
+
+    # --- local linearisation around a finished candidate ---------------------------------------
+
+    def last_step_basis_cost(self, vector: np.ndarray, experts: np.ndarray) -> int:
+        """UNet evaluations `last_step_basis` would spend."""
+        vector = np.asarray(vector, np.float64)[None]
+        singles = np.eye(len(self.experts))[np.asarray(experts, np.int64)]
+        last = self.steps - 1
+        if last == 0:
+            return self.cost(singles, start=0, stop=1)
+        return self.cost(vector, start=0, stop=last) + self.cost(singles, start=last)
+
+    def last_step_basis(self, vector: np.ndarray, experts: np.ndarray) -> np.ndarray:
+        """Samples one candidate up to its last DDIM step, then takes that step once per expert
+        in `experts` (weight 1 on it) from the same latent: `[E, h, w, c]` final latents.
+
+        The DDIM step is affine in the noise prediction, so any weight vector w (summing to 1,
+        nonzero only on `experts`) stepped from this latent ends at sum_e w_e basis_e: exactly
+        the candidate itself, and for its neighbours the finished sample with the last step's
+        input frozen at the candidate's (`local_proxy`). Costs the candidate's own steps but
+        the last, plus one evaluation per expert.
+        """
+        vector = np.asarray(vector, np.float64)
+        experts = np.asarray(experts, np.int64)
+        outside = np.delete(vector, experts)
+        if np.any(outside != 0):
+            raise ValueError(
+                "last_step_basis: the vector is nonzero on experts outside `experts`"
+            )
+        last = self.steps - 1
+        x = None
+        if last > 0:
+            x = self.sampler.sample(
+                self.target,
+                vector[None],
+                steps=self.steps,
+                seed=self.seed,
+                start=0,
+                stop=last,
+                decode=None,
+            ).latents
+            x = np.broadcast_to(x, (len(experts),) + x.shape[1:])
+        singles = np.eye(len(self.experts))[experts]
+        return self.sampler.sample(
+            self.target,
+            singles,
+            steps=self.steps,
+            seed=self.seed,
+            x=x,
+            start=last,
+            stop=self.steps,
+            decode=None,
+        ).latents
+
+    def finish_from_basis(
+        self, vector: np.ndarray, experts: np.ndarray, basis: np.ndarray
+    ) -> float:
+        """Scores and records a candidate as finished from its own `last_step_basis` (no UNet
+        evaluation; equal to sampling it outright up to float rounding); returns its objective."""
+        vector = np.asarray(vector, np.float64)
+        key = self._key(vector, self.steps)
+        record = self._lookup(key)
+        if record is not None:
+            self._note(key, record, None)
+            return record["objective"]
+        experts = np.asarray(experts, np.int64)
+        latent = np.einsum("e,e...->...", vector[experts].astype(np.float32), basis)
+        image = self.sampler.decode(self.target, latent[None])
+        score = float(np.asarray(self.quality.score(image), np.float64)[0])
+        obj = float(objective(self.quality, np.array([score]))[0])
+        record = self._record(vector, self.steps, score, obj)
+        if self.log is not None and jax.process_index() == 0:
+            self.log.add_candidates([record])
+        self._note(key, record, image[0])
+        return obj
+
+    def local_proxy(
+        self, weights: np.ndarray, experts: np.ndarray, basis: np.ndarray
+    ) -> np.ndarray:
+        """`[N]` objectives of the candidates' images predicted from one finished candidate's
+        `last_step_basis` (exact for that candidate, first-order close for its neighbours).
+        Not logged: the prediction depends on which candidate the basis came from."""
+        weights = np.asarray(weights, np.float64)
+        experts = np.asarray(experts, np.int64)
+        if np.any(np.delete(weights, experts, axis=1) != 0):
+            raise ValueError(
+                "local_proxy: weights are nonzero on experts without a basis"
+            )
+        out = np.full(len(weights), np.nan)
+        for rows, _, objs in self._mixture_scores(weights, experts, basis):
+            out[rows] = objs
+        return out
 
     def seen(self, vector: np.ndarray) -> bool:
         """Whether this weight vector's finished score is known (this search or the log)."""

@@ -7,7 +7,8 @@
 Budgets are UNet image-evaluations (an int), or a percentage of the exhaustive grid's cost
 ("0.5%"). Strategies: exhaustive (the paper's grid search), frequent (the N most frequent
 optima learned from other images), predict (a random forest from image features), halving
-(successive halving along the DDIM trajectory), experts (each single expert), refine (a base
+(successive halving along the DDIM trajectory), remix (a climb over the grid guided by each
+finished candidate's last step remixed), experts (each single expert), refine (a base
 strategy, then a local search on finer steps around its best point).
 """
 
@@ -31,8 +32,17 @@ from unires_jax.search.halving import halving
 from unires_jax.search.plots import write_plots
 from unires_jax.search.predict import WeightPredictor, predict
 from unires_jax.search.refine import refine
+from unires_jax.search.remix import remix
 
-STRATEGIES = ("exhaustive", "frequent", "predict", "halving", "refine", "experts")
+STRATEGIES = (
+    "exhaustive",
+    "frequent",
+    "predict",
+    "halving",
+    "remix",
+    "refine",
+    "experts",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +62,10 @@ class SearchConfig:
       refine_base: the strategy whose best point `refine` starts from.
       refine_levels: step halvings of the local search.
       refine_base_share: the share of the budget the base strategy gets.
+      remix_radius: L1 distance of the weights within which `remix` trusts a finished
+        candidate's remixed last step to rank the grid.
+      remix_start: "mixture" (finish the mixture proxy's best first) or "expert" (climb from
+        the best single expert).
     """
 
     steps: int | None = None
@@ -67,6 +81,8 @@ class SearchConfig:
     refine_base: str = "halving"
     refine_levels: int = 2
     refine_base_share: float = 0.75
+    remix_radius: float = 0.8
+    remix_start: str = "mixture"
 
 
 def candidates(experts: list[str], config: SearchConfig) -> np.ndarray:
@@ -140,6 +156,14 @@ def _run_strategy(
             eta=config.halving_eta,
             rounds=config.halving_rounds,
             first_round=config.halving_first_round,
+        )
+    elif strategy == "remix":
+        remix(
+            ev,
+            grid_vectors,
+            budget,
+            radius=config.remix_radius,
+            start=config.remix_start,
         )
     elif strategy == "experts":
         # Each searched expert alone: the baseline every mixture should beat, and with
