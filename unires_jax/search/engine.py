@@ -200,7 +200,9 @@ class CandidateSampler:
         self._unet_state = _replicate(parts.unet_state, self._replicated)
         self._vae_state = _replicate(parts.vae_state, self._replicated)
         self._context = _replicate(parts.context, self._replicated)
-        self._total_experts = int(parts.context.shape[0])  # user experts + quality words
+        self._total_experts = int(
+            parts.context.shape[0]
+        )  # user experts + quality words
         self._schedule = _replicate(parts.schedule, self._replicated)
         self.unet_evaluations = 0  # real (unpadded) UNet image-evaluations, all calls
         self.unet_evaluations_padded = 0  # including padding pairs
@@ -483,7 +485,9 @@ class CandidateSampler:
             part = latents[lo : lo + step]
             padded = np.zeros((step,) + latents.shape[1:], np.float32)
             padded[: len(part)] = part
-            queued.append(self._decode_device(image, self._put(padded), np.arange(len(part))))
+            queued.append(
+                self._decode_device(image, self._put(padded), np.arange(len(part)))
+            )
         return np.concatenate([q.fetch() for q in queued])
 
     def _decode_device(

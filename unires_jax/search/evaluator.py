@@ -510,6 +510,18 @@ class Evaluator:
 
     # --- results -----------------------------------------------------------------------------
 
+    def allowance(self, budget: int | None):
+        """A callable returning how many UNet evaluations of `budget` are left, counting from
+        now (infinity for no budget): each strategy's spending limit."""
+        spent_before = self.unet_evaluations
+
+        def left() -> float:
+            if budget is None:
+                return math.inf
+            return budget - (self.unet_evaluations - spent_before)
+
+        return left
+
     @property
     def unet_evaluations(self) -> int:
         return self.sampler.unet_evaluations - self._evals_before

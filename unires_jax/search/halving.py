@@ -102,10 +102,12 @@ def halving(
     if eta <= 1:
         raise ValueError(f"eta must be > 1, got {eta}")
     if first_round not in FIRST_ROUNDS:
-        raise ValueError(f"first_round must be one of {FIRST_ROUNDS}, got {first_round!r}")
+        raise ValueError(
+            f"first_round must be one of {FIRST_ROUNDS}, got {first_round!r}"
+        )
     candidates = np.asarray(candidates, np.float64)
     nnz = np.count_nonzero(ev.sampler.full_weights(candidates), axis=1)
-    spent_before = ev.unet_evaluations
+    left = ev.allowance(budget)
     used = np.flatnonzero(np.any(candidates != 0, axis=0))  # experts the grid spans
     if first_round == "mixture":
         singles = np.eye(candidates.shape[1])[used]
@@ -119,13 +121,6 @@ def halving(
                 f"a budget of {budget} UNet evaluations cannot finish one candidate: {what} "
                 f"costs {first} and finishing a candidate up to {need - first} more"
             )
-
-    def left() -> float:
-        return (
-            math.inf
-            if budget is None
-            else budget - (ev.unet_evaluations - spent_before)
-        )
 
     if first_round == "mixture":
         ev.finish_experts(used)

@@ -192,7 +192,9 @@ def programs(mesh: Mesh) -> Programs:
     @functools.partial(
         jax.jit, static_argnames=("vae_graph", "static", "color_fix", "height", "width")
     )
-    def decode(vae_graph, static, vae_state, latents, rows, lq, *, color_fix, height, width):
+    def decode(
+        vae_graph, static, vae_state, latents, rows, lq, *, color_fix, height, width
+    ):
         # Each device decodes rows of its own shard (`rows` are shard-local indices), so no
         # data crosses devices: a cross-device gather here would be a collective, and XLA's
         # CPU collectives abort when one of many fake devices sharing few cores is late.

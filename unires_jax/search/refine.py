@@ -73,12 +73,7 @@ def refine(
         search moves to the best of them if it improves.
     """
     movable = [ev.experts.index(e) for e in searched]
-    spent_before = ev.unet_evaluations
-
-    def left() -> float:
-        return (
-            np.inf if budget is None else budget - (ev.unet_evaluations - spent_before)
-        )
+    left = ev.allowance(budget)
 
     center = np.asarray(start, np.float64)
     if ev.cost(center[None]) > left() and not ev.seen(center):
@@ -101,7 +96,9 @@ def refine(
                 break
 
 
-def _batches(ev: Evaluator, around: np.ndarray, chunk: int, left) -> Iterator[np.ndarray]:
+def _batches(
+    ev: Evaluator, around: np.ndarray, chunk: int, left
+) -> Iterator[np.ndarray]:
     """The neighbours to try, in batches: the already-scored ones (free) with the first batch;
     the others most promising first when the mixture proxy can rank them (the single experts
     were finished), `chunk` at a time, while the budget pays for them."""
@@ -126,7 +123,9 @@ def _batches(ev: Evaluator, around: np.ndarray, chunk: int, left) -> Iterator[np
                 unseen = []  # the budget is spent: no later batch fits either
                 break
             fitting.append(unseen.pop(0))
-        tried = np.array((known if first else []) + fitting).reshape(-1, around.shape[1])
+        tried = np.array((known if first else []) + fitting).reshape(
+            -1, around.shape[1]
+        )
         first = False
         if not len(tried):
             return

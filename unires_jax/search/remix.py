@@ -23,8 +23,6 @@ The result is the best finished candidate, as for every strategy.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from unires_jax.search.evaluator import Evaluator
@@ -67,19 +65,12 @@ def remix(
     candidates = np.asarray(candidates, np.float64)
     used = np.flatnonzero(np.any(candidates != 0, axis=0))
     singles = np.eye(candidates.shape[1])[used]
-    spent_before = ev.unet_evaluations
+    left = ev.allowance(budget)
     first = ev.cost(singles)
     if budget is not None and first > budget:
         raise ValueError(
             f"a budget of {budget} UNet evaluations cannot finish the {len(used)} single "
             f"experts remix starts from ({first} evaluations)"
-        )
-
-    def left() -> float:
-        return (
-            math.inf
-            if budget is None
-            else budget - (ev.unet_evaluations - spent_before)
         )
 
     single_objectives = ev.finish_experts(used)
