@@ -76,8 +76,9 @@ def remix(
     single_objectives = ev.finish_experts(used)
     mixture = np.nan_to_num(ev.mixture_proxy(candidates), nan=-np.inf)
     finished = np.array([ev.seen(v) for v in candidates])
-    center = singles[int(np.argmax(np.nan_to_num(single_objectives, nan=-np.inf)))]
-    center_objective = float(np.nanmax(single_objectives))
+    ranked_singles = np.nan_to_num(single_objectives, nan=-np.inf)  # failed scores last
+    center = singles[int(np.argmax(ranked_singles))]
+    center_objective = float(np.max(ranked_singles))
     bases: dict[tuple, np.ndarray] = {}
     predictions: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     finishes = 0
