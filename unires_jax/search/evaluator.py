@@ -364,7 +364,7 @@ class Evaluator:
                 objectives[i] = record["objective"]
                 self._seen[key] = record
         todo = np.flatnonzero(np.isnan(objectives))
-        for rows, scores, objs in self._mixture_scores(
+        for rows, _, scores, objs in self._mixture_scores(
             weights[todo], experts, expert_latents
         ):
             rows = todo[rows]
@@ -379,7 +379,7 @@ class Evaluator:
         return objectives
 
     def _mixture_scores(self, weights, experts, basis):
-        """Yields (rows, raw scores, objectives) for chunks of `weights`, each scored on the
+        """Yields (rows, images, raw scores, objectives) for chunks of `weights`, each scored on the
         decoded weighted sum of `basis` ([E, h, w, c], one latent per entry of `experts`)."""
         basis = np.asarray(basis, np.float32)
         chunk = 8 * self.sampler.devices
@@ -390,7 +390,7 @@ class Evaluator:
             )
             images = self.sampler.decode(self.target, mixed)
             scores = np.asarray(self.quality.score(images), np.float64)
-            yield rows, scores, objective(self.quality, scores)
+            yield rows, images, scores, objective(self.quality, scores)
 
     # --- local linearisation around a finished candidate ---------------------------------------
 
@@ -457,15 +457,14 @@ class Evaluator:
             self._note(key, record, None)
             return record["objective"]
         experts = np.asarray(experts, np.int64)
-        latent = np.einsum("e,e...->...", vector[experts].astype(np.float32), basis)
-        image = self.sampler.decode(self.target, latent[None])
-        score = float(np.asarray(self.quality.score(image), np.float64)[0])
-        obj = float(objective(self.quality, np.array([score]))[0])
-        record = self._record(vector, self.steps, score, obj)
+        ((_, images, scores, objs),) = self._mixture_scores(
+            vector[None], experts, basis
+        )
+        record = self._record(vector, self.steps, scores[0], objs[0])
         if self.log is not None and jax.process_index() == 0:
             self.log.add_candidates([record])
-        self._note(key, record, image[0])
-        return obj
+        self._note(key, record, images[0])
+        return record["objective"]
 
     def local_proxy(
         self, weights: np.ndarray, experts: np.ndarray, basis: np.ndarray
@@ -480,7 +479,7 @@ class Evaluator:
                 "local_proxy: weights are nonzero on experts without a basis"
             )
         out = np.full(len(weights), np.nan)
-        for rows, _, objs in self._mixture_scores(weights, experts, basis):
+        for rows, _, _, objs in self._mixture_scores(weights, experts, basis):
             out[rows] = objs
         return out
 
