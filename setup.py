@@ -45,6 +45,7 @@ EXTRAS = {
         "transformers==5.23.0",
         "pytest>=8",
         "pytest-timeout>=2.3",
+        "pytest-xdist>=3.5",  # the README runs the suite in two processes (-n 2)
         "tensorboard==2.21.0",  # reads our TensorBoard event files back (no TensorFlow needed)
         "chex>=0.1.90",
         "nbclient>=0.10",
