@@ -60,7 +60,7 @@ def test_training_loss_decreases_on_sample_photos(tmp_path):
     config = _config_file("unires_default")
     config.train.steps = 200
     # One device: the recipe's learning is what is tested here (sharding is tested elsewhere),
-    # and batch 8 split over 8 fake CPU devices runs 4x slower than on one.
+    # and batch 8 split over 8 fake CPU devices runs 2x slower than on one.
     config.mesh.data = 1
     config.log.update(every=25, progress_bar=False)
     config.checkpoint.every = 1000
