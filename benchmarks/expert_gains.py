@@ -12,8 +12,12 @@ Use "--split train" to compare training recipes without looking at the held-out 
 training photos were seen in training, so their gains are higher than held-out ones, but they
 rank recipes without spending the held-out split.
 
+With --ensemble 1,8 each step count is also measured with the geometric self-ensemble
+(`RestoreSettings.ensemble`), and --niqe adds the mean NIQE of the restored images (lower is
+more natural), the texture side of the fidelity trade-off.
+
 Run:  python benchmarks/expert_gains.py [--checkpoint DIR] [--split heldout] [--steps 1,4]
-      [--native] [--json out.json]
+      [--ensemble 1] [--niqe] [--native] [--json out.json]
 """
 
 from __future__ import annotations
@@ -39,14 +43,17 @@ def native_crop(image: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 
 def expert_gains(
-    restorer, photos: dict, steps: int, native: bool
+    restorer, photos: dict, steps: int, native: bool, niqe=None
 ) -> dict[str, dict[str, float]]:
-    """{case: {photo: PSNR(expert) - PSNR(input)}} for one step count."""
+    """{case: {photo: PSNR(expert) - PSNR(input)}} for one step count; with a NIQE model
+    `niqe`, also {"niqe/" + case: {photo: NIQE(expert)}}."""
     from unires_jax.evaluate.demo import CASES as DEMO_CASES
     from unires_jax.evaluate.demo import center_square, degrade
     from unires_jax.quality import fidelity
 
     gains: dict[str, dict[str, float]] = {case: {} for case in CASES}
+    if niqe is not None:
+        gains.update({f"niqe/{case}": {} for case in CASES})
     for name, photo in photos.items():
         hq = native_crop(photo) if native else center_square(photo)
         for seed, case in enumerate(CASES):
@@ -57,6 +64,8 @@ def expert_gains(
                 float(fidelity.psnr(hq[None], x[None])[0]) for x in (lq, restored)
             )
             gains[case][name] = psnr_out - psnr_in
+            if niqe is not None:
+                gains[f"niqe/{case}"][name] = float(np.asarray(niqe.score(restored[None]))[0])
     return gains
 
 
@@ -72,6 +81,12 @@ def main(argv: list[str] | None = None) -> None:
         "--steps", default="1,4", help="comma-separated DDIM step counts"
     )
     parser.add_argument(
+        "--ensemble", default="1", help="comma-separated self-ensemble sizes (1, 2, 4, 8)"
+    )
+    parser.add_argument(
+        "--niqe", action="store_true", help="also report the NIQE of the restored images"
+    )
+    parser.add_argument(
         "--native", action="store_true", help="crops at the photos' own scale"
     )
     parser.add_argument(
@@ -82,7 +97,11 @@ def main(argv: list[str] | None = None) -> None:
     from unires_jax.data.sample_photos import load_sample_photos
     from unires_jax.restore.restorer import Restorer
 
-    restorer = Restorer.load(args.checkpoint)
+    niqe = None
+    if args.niqe:
+        from unires_jax import quality
+
+        niqe = quality.get("niqe")
     photos = load_sample_photos(args.split)
     report = {
         "checkpoint": args.checkpoint or "embedded default",
@@ -91,15 +110,22 @@ def main(argv: list[str] | None = None) -> None:
         "photos": sorted(photos),
         "steps": {},
     }
-    for steps in (int(s) for s in args.steps.split(",")):
-        gains = expert_gains(restorer, photos, steps, args.native)
-        means = {case: float(np.mean(list(v.values()))) for case, v in gains.items()}
-        report["steps"][str(steps)] = {"mean": means, "per_photo": gains}
-        print(
-            f"{args.split}{' native' if args.native else ''} steps={steps}: mean PSNR gain (dB) "
-            + " / ".join(f"{case} {means[case]:+.2f}" for case in CASES),
-            flush=True,
-        )
+    for size in (int(s) for s in args.ensemble.split(",")):
+        restorer = Restorer.load(args.checkpoint, ensemble=size)
+        for steps in (int(s) for s in args.steps.split(",")):
+            gains = expert_gains(restorer, photos, steps, args.native, niqe)
+            means = {case: float(np.mean(list(v.values()))) for case, v in gains.items()}
+            # Keys stay the step count alone for ensemble 1, as before the option existed.
+            key = str(steps) if size == 1 else f"{steps}/ensemble{size}"
+            report["steps"][key] = {"mean": means, "per_photo": gains}
+            line = " / ".join(f"{case} {means[case]:+.2f}" for case in CASES)
+            if niqe is not None:
+                line += " | NIQE " + " / ".join(f"{means['niqe/' + c]:.2f}" for c in CASES)
+            print(
+                f"{args.split}{' native' if args.native else ''} steps={steps} "
+                f"ensemble={size}: mean PSNR gain (dB) {line}",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
 

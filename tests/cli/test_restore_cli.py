@@ -335,3 +335,17 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
     assert all(pathlib.Path(p).stat().st_size > 0 for p in details["plots"])
     logged = pathlib.Path(details["log"]).read_text().splitlines()
     assert len(logged) > 1512  # an image line and one line per scored candidate stage
+
+
+def test_ensemble_option_averages_copies_and_is_recorded(tmp_path, checkpoint):
+    Image.fromarray(_rgb(16, 24)).save(tmp_path / "a.png")
+    weights = ["--weights", "SR=0.5,DownLQ=0.5", "--seed", "3", "--ensemble", "2"]
+    out = tmp_path / "out"
+    code, _, err = _cli([tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS])
+    assert code == 0, err
+    sidecar = json.loads((out / "a.json").read_text())
+    assert sidecar["settings"]["ensemble"] == 2
+    assert sidecar["unet_evaluations"] == 4  # two copies x two active experts x one step
+    assert "ensemble" not in restore_cli.restore_settings(_parse(["x", "-o", "y"]))
+    with pytest.raises(SystemExit):  # argparse names the sizes it takes
+        _parse(["x", "-o", "y", "--ensemble", "3"])

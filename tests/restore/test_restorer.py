@@ -198,3 +198,67 @@ def test_odd_sizes_and_tiny_images_restore(ldm):
         image = np.random.default_rng(0).uniform(size=shape).astype(np.float32)
         out = r.restore(image, {"SR": 1.0})
         assert out.shape == shape and np.isfinite(out).all()
+
+
+def test_ensemble_transforms_are_the_eight_symmetries_and_invert():
+    from unires_jax.restore import ensemble
+
+    x = np.arange(3 * 5 * 2).reshape(3, 5, 2)
+    # The dihedral group built independently: four quarter turns, each with and without a flip.
+    expected = {
+        np.rot90(f, k).tobytes() + bytes(np.rot90(f, k).shape)
+        for f in (x, x[:, ::-1])
+        for k in range(4)
+    }
+    got = [ensemble.transform(x, i) for i in range(8)]
+    assert {g.tobytes() + bytes(g.shape) for g in got} == expected
+    np.testing.assert_array_equal(got[0], x)
+    # Ensembles of 2 and 4 keep the image's shape (no transposes).
+    assert all(g.shape == x.shape for g in got[:4])
+    for i, g in enumerate(got):
+        np.testing.assert_array_equal(ensemble.inverse_transform(g, i), x)
+
+
+@pytest.mark.parametrize("size", [0, 3, 16, 2.0, True])
+def test_invalid_ensemble_sizes_are_refused(size):
+    with pytest.raises(ValueError, match=r"use one of \(1, 2, 4, 8\)"):
+        RestoreSettings(ensemble=size)
+
+
+def test_ensemble_is_the_mean_of_the_mapped_back_restorations(ldm, image):
+    from unires_jax.restore import ensemble
+
+    plain = _restorer(ldm, color_fix="wavelet")
+    w = {"DD": 0.7, "DN": 0.5, "DownLQ": -0.2}
+    one = plain.restore(image, w, seed=5)
+    # Ensemble 1 is the plain restoration.
+    np.testing.assert_array_equal(
+        one, _restorer(ldm, color_fix="wavelet").restore(image, w, seed=5)
+    )
+    copies = [
+        ensemble.inverse_transform(
+            plain.restore(
+                np.ascontiguousarray(ensemble.transform(image, i)), w, seed=5 + i
+            ),
+            i,
+        )
+        for i in range(8)
+    ]
+    for size in (2, 8):
+        r = _restorer(ldm, color_fix="wavelet", ensemble=size)
+        before = r.unet_evaluations
+        out = r.restore(image, w, seed=5)
+        assert out.shape == image.shape and out.dtype == np.float32
+        np.testing.assert_allclose(out, np.mean(copies[:size], axis=0), atol=1e-6)
+        assert r.unet_evaluations - before == size * 3 * STEPS
+    # The copies differ (own seeds, own orientation), so the mean is not any one of them.
+    assert np.abs(copies[1] - copies[0]).max() > 1e-3
+
+
+def test_ensemble_with_batched_weights(ldm, image):
+    r = _restorer(ldm, ensemble=4)
+    w = np.array([[0, 0, 1, 0, 0, 0], [0, 0, 0, 0.5, 0.5, 0]], np.float32)
+    both = r.restore(image, w)
+    assert both.shape == (2, *image.shape)
+    for row, out in zip(w, both):
+        np.testing.assert_allclose(out, r.restore(image, row), atol=1e-6)
