@@ -11,6 +11,8 @@ import argparse
 import pathlib
 import sys
 
+from unires_jax.restore.ensemble import ENSEMBLE_SIZES
+
 PRESET_CHOICES = ("most-popular", "average")
 # unires_jax.restore.color.COLOR_FIXES, spelled out so `--help` does not import JAX.
 COLOR_FIX_CHOICES = ("adain", "wavelet", "none")
@@ -95,7 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--ensemble",
         type=int,
-        choices=(1, 2, 4, 8),
+        choices=ENSEMBLE_SIZES,
         default=None,
         metavar="N",
         help="geometric self-ensemble: average N (2, 4 or 8) flipped / rotated restorations, "
