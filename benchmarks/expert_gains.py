@@ -3,7 +3,9 @@
 The four single-task cases of `unires demo` (Gaussian noise sigma 25, 15 px motion blur at 45
 degrees, disk defocus of radius 4, bicubic x4), each restored with its own expert alone (DN, MD,
 DD, SR) by `Restorer.restore`, as the demo does; the baseline is the degraded input itself
-(for x4 SR: bicubic upsampling). The noise draw is seeded per case, not as in the demo, so
+(for x4 SR: bicubic upsampling). x4 SR is given as the 64x64 image and restored with
+`RestoreSettings.upscale=4` (upscale, restore, project onto the input) as the demo does; with
+--no-consistency the projection is left out, for comparison. The noise draw is seeded per case, not as in the demo, so
 denoise figures can differ from the demo's in the second decimal. Photos are a split of the
 sample photos, as 256x256 centred squares (the demo's preparation) or, with --native, 256x256
 centre crops at the photo's own scale (the training crops' scale).
@@ -48,18 +50,22 @@ def expert_gains(
     """{case: {photo: PSNR(expert) - PSNR(input)}} for one step count; with a NIQE model
     `niqe`, also {"niqe/" + case: {photo: NIQE(expert)}}."""
     from unires_jax.evaluate.demo import CASES as DEMO_CASES
-    from unires_jax.evaluate.demo import center_square, degrade
+    from unires_jax.evaluate.demo import UPSCALE_CASES, case_input, center_square
     from unires_jax.quality import fidelity
 
     gains: dict[str, dict[str, float]] = {case: {} for case in CASES}
+    restorers = {1: restorer}
     if niqe is not None:
         gains.update({f"niqe/{case}": {} for case in CASES})
     for name, photo in photos.items():
         hq = native_crop(photo) if native else center_square(photo)
         for seed, case in enumerate(CASES):
-            degradations, expert = DEMO_CASES[case]
-            lq = degrade(hq, degradations, seed=seed)
-            restored = restorer.restore(lq, {expert: 1.0}, steps=steps)
+            expert = DEMO_CASES[case][1]
+            given, lq = case_input(hq, case, seed=seed)
+            factor = UPSCALE_CASES.get(case, 1)
+            if factor not in restorers:
+                restorers[factor] = restorer.with_settings(upscale=factor)
+            restored = restorers[factor].restore(given, {expert: 1.0}, steps=steps)
             psnr_in, psnr_out = (
                 float(fidelity.psnr(hq[None], x[None])[0]) for x in (lq, restored)
             )
@@ -90,6 +96,11 @@ def main(argv: list[str] | None = None) -> None:
         "--native", action="store_true", help="crops at the photos' own scale"
     )
     parser.add_argument(
+        "--no-consistency",
+        action="store_true",
+        help="x4 SR without the projection onto the small input",
+    )
+    parser.add_argument(
         "--json", type=pathlib.Path, default=None, help="write all gains here"
     )
     args = parser.parse_args(argv)
@@ -107,11 +118,14 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoint": args.checkpoint or "embedded default",
         "split": args.split,
         "native": args.native,
+        "consistency": not args.no_consistency,
         "photos": sorted(photos),
         "steps": {},
     }
     for size in (int(s) for s in args.ensemble.split(",")):
-        restorer = Restorer.load(args.checkpoint, ensemble=size)
+        restorer = Restorer.load(
+            args.checkpoint, ensemble=size, consistency=not args.no_consistency
+        )
         for steps in (int(s) for s in args.steps.split(",")):
             gains = expert_gains(restorer, photos, steps, args.native, niqe)
             means = {case: float(np.mean(list(v.values()))) for case, v in gains.items()}

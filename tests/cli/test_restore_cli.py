@@ -349,3 +349,34 @@ def test_ensemble_option_averages_copies_and_is_recorded(tmp_path, checkpoint):
     assert "ensemble" not in restore_cli.restore_settings(_parse(["x", "-o", "y"]))
     with pytest.raises(SystemExit):  # argparse names the sizes it takes
         _parse(["x", "-o", "y", "--ensemble", "3"])
+
+
+def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(tmp_path, checkpoint):
+    # A smooth RGBA input, so the projection onto it stays inside [0, 1] almost everywhere.
+    y, x = np.mgrid[0:12, 0:16]
+    rgb = np.stack([40 + 8 * x, 60 + 10 * y, 120 + 4 * (x + y)], axis=-1).astype(np.uint8)
+    alpha = (255 - 10 * x).astype(np.uint8)
+    Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "small.png")
+    weights = ["--weights", "SR=1", "--upscale", "2"]
+    out = tmp_path / "out"
+    code, _, err = _cli([tmp_path / "small.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS])
+    assert code == 0, err
+    written = np.asarray(Image.open(out / "small.png"))
+    assert written.shape == (24, 32, 4)
+    from unires_jax.restore.upscale import InputConsistency, upscale_input
+
+    expected_alpha = np.round(upscale_input(alpha[..., None] / 255.0, 2)[..., 0] * 255)
+    np.testing.assert_array_equal(written[..., 3], expected_alpha)
+    # The random model's output is far from the input; projected, its downscale is the input
+    # up to the 8-bit rounding of the written file.
+    down = InputConsistency.of(rgb / 255.0, 2).downscale(written[..., :3] / 255.0)
+    assert np.abs(down - rgb / 255.0).max() < 2.5 / 255
+    sidecar = json.loads((out / "small.json").read_text())
+    assert sidecar["settings"]["upscale"] == 2 and sidecar["settings"]["consistency"] is True
+    given = restore_cli.restore_settings(_parse(["x", "-o", "y", "--upscale", "3", "--no-consistency"]))
+    assert given["upscale"] == 3 and given["consistency"] is False
+    with pytest.raises(SystemExit):
+        _parse(["x", "-o", "y", "--upscale", "9"])
+    from unires_jax.restore import upscale
+
+    assert restore_cli.MAX_UPSCALE == upscale.MAX_UPSCALE

@@ -16,7 +16,7 @@ from unires_jax.evaluate.demo import CASES, DemoSettings, run_demo
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    settings = DemoSettings(photos=("coffee",), cases=("denoise", "mixed_defocus_noise"))
+    settings = DemoSettings(photos=("coffee",), cases=("denoise", "sr_x4", "mixed_defocus_noise"))
     return out, run_demo(out, settings=settings, progress=False)
 
 
@@ -25,7 +25,11 @@ def test_demo_writes_report_figure_and_jsonl(demo):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["summary"] == report["summary"]
     lines = (out / "report.jsonl").read_text().splitlines()
-    assert [json.loads(line)["case"] for line in lines] == ["denoise", "mixed_defocus_noise"]
+    assert [json.loads(line)["case"] for line in lines] == [
+        "denoise",
+        "sr_x4",
+        "mixed_defocus_noise",
+    ]
     figure = np.asarray(Image.open(out / "coffee.png"))
     assert figure.ndim == 3 and figure.shape[0] > 200 and figure.std() > 10
     assert not list(out.glob("*.tmp"))
@@ -78,3 +82,22 @@ def test_summary_counts_only_strict_niqe_wins_for_the_search():
     summary = summarize([row("a", 9.5), row("b", 10.0)])["mixed_defocus_noise"]
     assert summary["search_beats_best_single_niqe"] == 0.5
     assert summary["best_single_niqe"] == 10.0 and summary["search_niqe"] == 9.75
+
+
+def test_sr_case_is_the_upscaling_flow_measured_against_bicubic(demo):
+    # x4 SR is given as the 64x64 photo (as `unires restore --upscale 4` takes it); its input
+    # figures are those of the bicubic upscale, computed here independently.
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from unires_jax.data.sample_photos import load_sample_photos
+    from unires_jax.evaluate.demo import case_input, center_square
+
+    _, report = demo
+    row = next(r for r in report["cases"] if r["case"] == "sr_x4")
+    assert row["upscale"] == 4
+    hq = center_square(load_sample_photos("heldout")["coffee"])
+    small, bicubic = case_input(hq, "sr_x4", seed=0)
+    assert small.shape == (64, 64, 3) and bicubic.shape == (256, 256, 3)
+    expected = peak_signal_noise_ratio(hq.astype(np.float64), bicubic.astype(np.float64), data_range=1.0)
+    assert row["input"]["psnr"] == pytest.approx(expected, abs=1e-3)
+    assert all(r["upscale"] == 1 for r in report["cases"] if r["case"] != "sr_x4")

@@ -175,3 +175,27 @@ def test_the_sharded_programs_use_no_cross_device_collective(sampler, images):
         text = real[name].lower(*args, **kwargs).compile().as_text()
         for op in ("all-gather", "all-reduce", "all-to-all", "collective-permute"):
             assert op not in text, f"{name} compiles to a {op}"
+
+
+def test_upscaling_search_scores_the_projected_restorations(restorer):
+    # With RestoreSettings.upscale the engine's decoded candidates are projected onto the
+    # small input exactly as Restorer.restore's outputs are, so the search ranks (and returns)
+    # what the user gets.
+    up = restorer.with_settings(upscale=2)
+    sampler = CandidateSampler(up, pairs_per_device=PAIRS_PER_DEVICE)
+    yy, xx = np.mgrid[0:16, 0:16] / 15.0
+    small = np.stack([0.3 + 0.4 * xx, 0.3 + 0.4 * yy, 0.5 + 0.1 * np.sin(5 * xx)], axis=-1)
+    result = search(small, "exhaustive", Sharpness(), sampler=sampler, config=SMALL)
+    grid = candidates(up.experts, SMALL)
+    q = Sharpness()
+    restored = [up.restore(small, w) for w in grid]
+    assert restored[0].shape == (32, 32, 3)
+    one_by_one = np.array([q.score(x[None])[0] for x in restored])
+    np.testing.assert_allclose(
+        sorted(_objectives(result).values()), sorted(one_by_one), rtol=1e-5
+    )
+    best = grid[np.argmax(one_by_one)]
+    np.testing.assert_allclose(result.image, up.restore(small, best), atol=1e-5)
+    # ... and those differ from the unprojected ones.
+    raw = restorer.with_settings(upscale=2, consistency=False).restore(small, best)
+    assert np.abs(raw - result.image).max() > 1e-3

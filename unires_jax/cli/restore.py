@@ -18,6 +18,8 @@ PRESET_CHOICES = ("most-popular", "average")
 COLOR_FIX_CHOICES = ("adain", "wavelet", "none")
 # unires_jax.search.STRATEGIES, spelled out for the same reason.
 SEARCH_CHOICES = ("exhaustive", "frequent", "predict", "halving", "remix", "refine", "experts")
+# unires_jax.restore.upscale.MAX_UPSCALE (that module loads the degradation library).
+MAX_UPSCALE = 8
 DEFAULT_PRESET = "most-popular"
 
 
@@ -105,6 +107,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "(default: 1, none). With --search the weights are chosen on the plain restoration",
     )
     parser.add_argument(
+        "--upscale",
+        type=int,
+        choices=range(1, MAX_UPSCALE + 1),
+        default=None,
+        metavar="N",
+        help=f"super-resolution: restore at N times the input's size (2 to {MAX_UPSCALE}); the "
+        "input is upscaled by bicubic interpolation, and the output is made consistent with "
+        "it (its antialiased bicubic downscale equals the input; default: 1, same size)",
+    )
+    parser.add_argument(
+        "--no-consistency",
+        dest="consistency",
+        action="store_false",
+        default=None,
+        help="with --upscale: skip the consistency projection (for noisy or compressed small "
+        "inputs, whose noise it would keep)",
+    )
+    parser.add_argument(
         "--max-negative",
         type=int,
         default=None,
@@ -158,6 +178,8 @@ def restore_settings(args: argparse.Namespace) -> dict:
         "max_negative": args.max_negative,
         "quality_words": args.quality_words,
         "ensemble": args.ensemble,
+        "upscale": args.upscale,
+        "consistency": args.consistency,
     }
     return {k: v for k, v in given.items() if v is not None}
 

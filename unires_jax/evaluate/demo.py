@@ -1,7 +1,9 @@
 """`unires demo`: held-out sample photos, synthetic degradations, each expert and the weight search.
 
 For every held-out photo (never seen in training) at 256x256: each task's degradation and two
-mixed ones are made with fixed parameters, restored with each single expert (one batched call)
+mixed ones are made with fixed parameters (x4 SR as `unires restore --upscale 4` runs it: the
+64x64 image is given, upscaled and projected back onto; its baseline is the bicubic upscale),
+restored with each single expert (one batched call)
 and with weights chosen by a cheap search (NIQE as Q), and scored with PSNR / SSIM against the
 clean photo and NIQE without it. Writes a side-by-side PNG per photo, `report.json` (and
 `report.jsonl`, one line per case) and prints a table.
@@ -30,6 +32,9 @@ CASES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "mixed_sr_noise": (("sr_x4_bicubic", "noise25"), None),
 }
 SIZE = 256
+# Cases given to the restorer as the small image, restored with `RestoreSettings.upscale` (the
+# x`factor` SR flow of `unires restore --upscale`); their "input" is the bicubic upscale.
+UPSCALE_CASES: dict[str, int] = {"sr_x4": 4}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +74,25 @@ def degrade(hq: np.ndarray, names: tuple[str, ...], seed: int) -> np.ndarray:
     for name in names:
         x = fixed_degradation(name, x, rng)
     return np.round(np.clip(x, 0, 1) * 255) / 255
+
+
+def case_input(hq: np.ndarray, case: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the image the restorer is given, the input it is measured against) for a demo case.
+
+    Both are the degraded photo, except for `UPSCALE_CASES`: the photo downscaled by the
+    benchmark bicubic (8-bit, like a saved file) and its bicubic upscale back to full size.
+    """
+    factor = UPSCALE_CASES.get(case)
+    if factor is None:
+        lq = degrade(hq, CASES[case][0], seed=seed)
+        return lq, lq
+    from unires_jax.data.degradations.resize import resize_image
+    from unires_jax.restore.upscale import DOWNSCALE_METHOD, upscale_input
+
+    h, w = hq.shape[:2]
+    small = resize_image(hq, (h // factor, w // factor), DOWNSCALE_METHOD)
+    small = np.round(np.clip(small, 0, 1) * 255) / 255
+    return small.astype(np.float32), upscale_input(small, factor)
 
 
 def _metrics(images: np.ndarray, reference: np.ndarray, niqe) -> list[dict[str, float]]:
@@ -111,7 +135,11 @@ def run_demo(
     if unknown:
         raise ValueError(f"unknown held-out photo(s) {unknown}; available: {sorted(photos)}")
     experts = restorer.experts
-    sampler = CandidateSampler(restorer)
+    restorers = {1: restorer}
+    samplers = {1: CandidateSampler(restorer)}
+    for factor in sorted({UPSCALE_CASES.get(c, 1) for c in settings.cases} - {1}):
+        restorers[factor] = restorer.with_settings(upscale=factor)
+        samplers[factor] = CandidateSampler(restorers[factor])
     search_config = SearchConfig(
         steps=settings.steps, seed=settings.seed, refine_base=settings.refine_base
     )
@@ -122,22 +150,24 @@ def run_demo(
     for index, (photo, case) in enumerate(bar):
         hq = center_square(photos[photo])
         chain, expert = CASES[case]
-        lq = degrade(hq, chain, seed=settings.seed + index)
+        factor = UPSCALE_CASES.get(case, 1)
+        given, lq = case_input(hq, case, seed=settings.seed + index)
         found = search(
-            lq,
+            given,
             strategy=settings.strategy,
             quality=niqe,
             budget=settings.budget,
-            sampler=sampler,
+            sampler=samplers[factor],
             config=search_config,
             keep_images=True,
         )
-        singles = _single_expert_images(found, experts, restorer, lq, settings)
+        singles = _single_expert_images(found, experts, restorers[factor], given, settings)
         scored = _metrics(np.concatenate([lq[None], singles, found.image[None]]), hq, niqe)
         row = {
             "photo": photo,
             "case": case,
             "degradations": list(chain),
+            "upscale": factor,
             "task_expert": expert,
             "input": scored[0],
             "experts": dict(zip(experts, scored[1:-1])),

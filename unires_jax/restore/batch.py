@@ -266,7 +266,9 @@ def _restore_one(
         weights = _weights_by_name(restorer, choice.weights)
         restored, timing = restorer.timed_restore(image.pixels, weights, seed=seed)
         t_restored = time.perf_counter()
-        encoded = image_io.encode_output(restored, image, output_format)
+        encoded = image_io.encode_output(
+            restored, image, output_format, upscale=restorer.settings.upscale
+        )
         sidecar_path = out_path.with_suffix(".json")
         sidecar = _sidecar(
             restorer,

@@ -333,21 +333,23 @@ def sniff_format(path: str | os.PathLike) -> str | None:
 
 
 def encode_output(
-    restored: np.ndarray, source: LoadedImage, output_format: str = "png"
+    restored: np.ndarray, source: LoadedImage, output_format: str = "png", upscale: int = 1
 ) -> EncodedImage:
     """Encodes the restorer's output in the input's layout (grey/RGB, alpha, bit depth).
 
     Args:
-      restored: `[H, W, 3]` float in [0, 1] with the input's display size.
-      source: the input as read (its alpha, grey flag and bit depth are reproduced).
+      restored: `[H, W, 3]` float in [0, 1], `upscale` times the input's display size.
+      source: the input as read (its alpha, grey flag and bit depth are reproduced; the alpha
+        channel is upscaled like the image).
       output_format: "png" or "same" (the input's format).
+      upscale: the restorer's `RestoreSettings.upscale`.
     """
     info = source.info
     restored = np.asarray(restored, np.float64)
-    if restored.shape != (info.height, info.width, 3):
+    expected = (info.height * upscale, info.width * upscale, 3)
+    if restored.shape != expected:
         raise ValueError(
-            f"{info.path}: restored image has shape {restored.shape}, expected "
-            f"{(info.height, info.width, 3)}"
+            f"{info.path}: restored image has shape {restored.shape}, expected {expected}"
         )
     output_suffix(info.format, output_format)  # validates output_format
     fmt = "PNG" if output_format == "png" else info.format
@@ -366,9 +368,13 @@ def encode_output(
     if samples.ndim == 2:
         samples = samples[..., None]
     if info.has_alpha:
-        samples = np.concatenate(
-            [samples, _alpha_as(source.alpha, dtype)[..., None]], axis=-1
-        )
+        alpha = _alpha_as(source.alpha, dtype)
+        if upscale > 1:
+            from unires_jax.restore.upscale import upscale_input
+
+            scaled = upscale_input(alpha[..., None].astype(np.float32) / peak, upscale)
+            alpha = np.round(scaled[..., 0] * peak).astype(dtype)
+        samples = np.concatenate([samples, alpha[..., None]], axis=-1)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[samples.shape[-1]]
     if fmt == "JPEG" and info.has_alpha:
         raise ValueError(

@@ -32,6 +32,7 @@ from unires_jax.diffusion.schedules import schedule_from_diffusers_config
 from unires_jax.restore import ensemble as ensemble_lib
 from unires_jax.restore import experts as experts_lib
 from unires_jax.restore import sampler
+from unires_jax.restore import upscale as upscale_lib
 from unires_jax.restore.color import apply_color_fix, color_fix_method
 from unires_jax.restore.tiling import tiled_apply
 
@@ -59,6 +60,10 @@ class RestoreSettings:
       ensemble: geometric self-ensemble size (1, 2, 4 or 8): `restore` averages this many
         flipped / rotated restorations, each with its own seed (see `restore/ensemble.py`);
         higher PSNR, smoother texture, `ensemble` times the cost.
+      upscale: restore at this many times the input's size (1 to 8): the input is upscaled
+        by bicubic interpolation first (see `restore/upscale.py`).
+      consistency: with `upscale` > 1, project every output onto the input (its antialiased
+        bicubic downscale is exactly the input); off for noisy or compressed small inputs.
     """
 
     steps: int = 50
@@ -71,20 +76,30 @@ class RestoreSettings:
     quality_words: bool = False
     max_pairs_per_call: int = 64
     ensemble: int = 1
+    upscale: int = 1
+    consistency: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "color_fix", color_fix_method(self.color_fix))
         object.__setattr__(self, "ensemble", ensemble_lib.check_ensemble_size(self.ensemble))
+        object.__setattr__(self, "upscale", upscale_lib.check_upscale(self.upscale))
 
 
 @dataclasses.dataclass
 class PreparedImage:
-    """One image's cached conditions: padded pixels and the LQ / DownLQ latents."""
+    """One image's cached conditions: padded pixels and the LQ / DownLQ latents, and with
+    `RestoreSettings.upscale` the small input every decoded image is projected onto."""
 
     lq: jax.Array  # [Hp, Wp, 3] in [0, 1], padded
     height: int
     width: int
     conditions: jax.Array  # [C, h, w, c] scaled latents, C = 1 (LQ) or 2 (LQ, DownLQ)
+    consistency: upscale_lib.InputConsistency | None = None
+
+    def finish(self, images: np.ndarray) -> np.ndarray:
+        """Decoded images `[N, H, W, 3]` as returned to callers (projected onto the input
+        when there is one)."""
+        return images if self.consistency is None else self.consistency.project(images)
 
 
 def _to_float_image(image: Any) -> np.ndarray:
@@ -122,6 +137,7 @@ class Restorer:
             )
         self.ldm = ldm
         self.settings = settings
+        self._given_experts = tuple(experts)
         self._experts = list(experts)
         if settings.quality_words:
             self._experts += list(experts_lib.QUALITY_WORD_EXPERTS)
@@ -187,6 +203,14 @@ class Restorer:
         defaults.update(settings)
         return cls(ldm, experts=experts, settings=RestoreSettings(**defaults))
 
+    def with_settings(self, **changes) -> Restorer:
+        """The same model and experts with some settings changed (e.g. `upscale=4`)."""
+        return Restorer(
+            self.ldm,
+            experts=self._given_experts,
+            settings=dataclasses.replace(self.settings, **changes),
+        )
+
     @property
     def experts(self) -> list[str]:
         """Expert names in weight order (the quality-word experts are not user weights)."""
@@ -195,8 +219,15 @@ class Restorer:
     # --- conditions --------------------------------------------------------------------------
 
     def prepare(self, image: Any) -> PreparedImage:
-        """Pads the image and encodes the LQ (and, if used, DownLQ) latents once."""
+        """Pads the image and encodes the LQ (and, if used, DownLQ) latents once (after
+        upscaling it, with `settings.upscale` > 1)."""
         lq = _to_float_image(image)
+        consistency = None
+        factor = self.settings.upscale
+        if factor > 1:
+            if self.settings.consistency:
+                consistency = upscale_lib.InputConsistency.of(lq, factor)
+            lq = upscale_lib.upscale_input(lq, factor)
         height, width = lq.shape[:2]
         m = self.pad_multiple
         padded = np.pad(lq, ((0, -height % m), (0, -width % m), (0, 0)), mode="edge")
@@ -210,7 +241,7 @@ class Restorer:
             height=height,
             width=width,
         )
-        return PreparedImage(jnp.asarray(padded), height, width, conditions)
+        return PreparedImage(jnp.asarray(padded), height, width, conditions, consistency)
 
     # --- sampling ----------------------------------------------------------------------------
 
@@ -297,7 +328,8 @@ class Restorer:
         self, prepared: PreparedImage, latents: jax.Array, *, color_fix: bool | str | None = None
     ) -> np.ndarray:
         """Latents `[N, h, w, c]` -> images `[N, H, W, 3]` float32 in [0, 1], colour-corrected
-        (`color_fix`: as RestoreSettings.color_fix; None: the settings')."""
+        (`color_fix`: as RestoreSettings.color_fix; None: the settings') and, when upscaling,
+        projected onto the input."""
         color_fix = color_fix_method(self.settings.color_fix if color_fix is None else color_fix)
         out = [
             _decode_one(
@@ -312,7 +344,7 @@ class Restorer:
             )
             for i in range(latents.shape[0])
         ]
-        return np.stack([np.asarray(o) for o in out])
+        return prepared.finish(np.stack([np.asarray(o) for o in out]))
 
     def program_parts(self) -> ProgramParts:
         """The pieces this Restorer's jitted sampler runs on, for programs that must sample
@@ -345,7 +377,8 @@ class Restorer:
         rotated copies of the image, copy i sampled with seed `seed + i` (copy 0 is the plain
         restoration).
 
-        Returns float32 `[H, W, 3]` (one vector) or `[N, H, W, 3]` in [0, 1].
+        Returns float32 `[H, W, 3]` (one vector) or `[N, H, W, 3]` in [0, 1], `settings.upscale`
+        times the input's size.
         """
         batched = np.ndim(weights) == 2
         matrix = self.weights_matrix(weights)

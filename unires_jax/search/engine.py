@@ -28,7 +28,7 @@ arguments (inputs are built with `jax.make_array_from_callback`, outputs all-gat
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -77,16 +77,18 @@ class Batch:
 
 @dataclasses.dataclass
 class _QueuedImages:
-    """Decodes queued on the devices: row i of the result is chunks[where[i, 0]][where[i, 1]]."""
+    """Decodes queued on the devices: row i of the result is chunks[where[i, 0]][where[i, 1]],
+    passed through `finish` (`PreparedImage.finish`: the projection onto an upscaled input)."""
 
     chunks: list[jax.Array]
     where: np.ndarray  # [n, 2]
+    finish: Callable[[np.ndarray], np.ndarray]
 
     def fetch(self) -> np.ndarray:
         hosts = [_to_host(c) for c in self.chunks]
         if not len(self.where):
             return np.zeros((0,) + hosts[0].shape[1:], np.float32) if hosts else None
-        return np.stack([hosts[c][r] for c, r in self.where])
+        return self.finish(np.stack([hosts[c][r] for c, r in self.where]))
 
 
 @dataclasses.dataclass
@@ -529,7 +531,7 @@ class CandidateSampler:
                     width=prepared.width,
                 )
             )
-        return _QueuedImages(chunks, where)
+        return _QueuedImages(chunks, where, prepared.finish)
 
     # --- placement ---------------------------------------------------------------------------
 

@@ -58,6 +58,8 @@ def run_fingerprint(sampler: CandidateSampler, quality: QualityModel) -> str:
             quality.name,
             quality_source,
             getattr(quality, "crop_border", ""),
+            # Only when upscaling, so logs written before the option existed stay valid.
+            *((f"upscale {s.upscale}", s.consistency) if s.upscale > 1 else ()),
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
