@@ -4,18 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from unires_fixtures import tiny_unires_ldm
 
 from unires_jax.diffusion.ddim import ddim_sample
 from unires_jax.restore.experts import WeightError
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 
 STEPS = 3
-
-
-@pytest.fixture(scope="module")
-def ldm(tmp_path_factory):
-    return tiny_unires_ldm(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")

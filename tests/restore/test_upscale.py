@@ -2,18 +2,12 @@
 
 import numpy as np
 import pytest
-from unires_fixtures import tiny_unires_ldm
 
 from unires_jax.data.degradations.resize import resize_image
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 from unires_jax.restore.upscale import InputConsistency, check_upscale, upscale_input
 
 STEPS = 2
-
-
-@pytest.fixture(scope="module")
-def ldm(tmp_path_factory):
-    return tiny_unires_ldm(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="module")
