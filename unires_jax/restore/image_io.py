@@ -370,6 +370,8 @@ def encode_output(
     if info.has_alpha:
         alpha = _alpha_as(source.alpha, dtype)
         if upscale > 1:
+            # Imported here: it loads the degradation library (and SciPy), which reading and
+            # writing images otherwise never need.
             from unires_jax.restore.upscale import upscale_input
 
             scaled = upscale_input(alpha[..., None].astype(np.float32) / peak, upscale)
