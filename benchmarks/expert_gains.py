@@ -5,8 +5,8 @@ degrees, disk defocus of radius 4, bicubic x4), each restored with its own exper
 DD, SR) by `Restorer.restore`, as the demo does; the baseline is the degraded input itself
 (for x4 SR: bicubic upsampling). x4 SR is given as the 64x64 image and restored with
 `RestoreSettings.upscale=4` (upscale, restore, project onto the input) as the demo does; with
---no-consistency the projection is left out, for comparison. The noise draw is seeded per case, not as in the demo, so
-denoise figures can differ from the demo's in the second decimal. Photos are a split of the
+--no-consistency the projection is left out, for comparison. The noise draw is seeded per
+case, not as in the demo, so denoise figures can differ from the demo's in the second decimal. Photos are a split of the
 sample photos, as 256x256 centred squares (the demo's preparation) or, with --native, 256x256
 centre crops at the photo's own scale (the training crops' scale).
 
@@ -44,17 +44,24 @@ def native_crop(image: np.ndarray, size: int = SIZE) -> np.ndarray:
     return image[top : top + size, left : left + size].astype(np.float32) / 255.0
 
 
+def case_restorers(restorer) -> dict[int, object]:
+    """{upscale factor: Restorer} for the cases: `restorer` and its upscaling variants."""
+    from unires_jax.evaluate.demo import UPSCALE_CASES
+
+    factors = {UPSCALE_CASES.get(case, 1) for case in CASES} - {1}
+    return {1: restorer, **{f: restorer.with_settings(upscale=f) for f in factors}}
+
+
 def expert_gains(
-    restorer, photos: dict, steps: int, native: bool, niqe=None
+    restorers: dict, photos: dict, steps: int, native: bool, niqe=None
 ) -> dict[str, dict[str, float]]:
-    """{case: {photo: PSNR(expert) - PSNR(input)}} for one step count; with a NIQE model
-    `niqe`, also {"niqe/" + case: {photo: NIQE(expert)}}."""
+    """{case: {photo: PSNR(expert) - PSNR(input)}} for one step count (`restorers` from
+    `case_restorers`); with a NIQE model `niqe`, also {"niqe/" + case: {photo: NIQE(expert)}}."""
     from unires_jax.evaluate.demo import CASES as DEMO_CASES
     from unires_jax.evaluate.demo import UPSCALE_CASES, case_input, center_square
     from unires_jax.quality import fidelity
 
     gains: dict[str, dict[str, float]] = {case: {} for case in CASES}
-    restorers = {1: restorer}
     if niqe is not None:
         gains.update({f"niqe/{case}": {} for case in CASES})
     for name, photo in photos.items():
@@ -62,10 +69,9 @@ def expert_gains(
         for seed, case in enumerate(CASES):
             expert = DEMO_CASES[case][1]
             given, lq = case_input(hq, case, seed=seed)
-            factor = UPSCALE_CASES.get(case, 1)
-            if factor not in restorers:
-                restorers[factor] = restorer.with_settings(upscale=factor)
-            restored = restorers[factor].restore(given, {expert: 1.0}, steps=steps)
+            restored = restorers[UPSCALE_CASES.get(case, 1)].restore(
+                given, {expert: 1.0}, steps=steps
+            )
             psnr_in, psnr_out = (
                 float(fidelity.psnr(hq[None], x[None])[0]) for x in (lq, restored)
             )
@@ -123,11 +129,11 @@ def main(argv: list[str] | None = None) -> None:
         "steps": {},
     }
     for size in (int(s) for s in args.ensemble.split(",")):
-        restorer = Restorer.load(
-            args.checkpoint, ensemble=size, consistency=not args.no_consistency
+        restorers = case_restorers(
+            Restorer.load(args.checkpoint, ensemble=size, consistency=not args.no_consistency)
         )
         for steps in (int(s) for s in args.steps.split(",")):
-            gains = expert_gains(restorer, photos, steps, args.native, niqe)
+            gains = expert_gains(restorers, photos, steps, args.native, niqe)
             means = {case: float(np.mean(list(v.values()))) for case, v in gains.items()}
             # Keys stay the step count alone for ensemble 1, as before the option existed.
             key = str(steps) if size == 1 else f"{steps}/ensemble{size}"
