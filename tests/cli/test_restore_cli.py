@@ -380,3 +380,32 @@ def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(t
     from unires_jax.restore import upscale
 
     assert restore_cli.MAX_UPSCALE == upscale.MAX_UPSCALE
+
+
+def test_a_second_process_reuses_the_compiled_programs(tmp_path, checkpoint):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(_rgb(24, 40)).save(photo)
+    cache = tmp_path / "xla"
+    env = dict(
+        os.environ,
+        UNIRES_COMPILATION_CACHE=str(cache),
+        # The micro model's programs compile in well under the command's threshold.
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    )
+    outputs = []
+    for run in range(2):
+        out = tmp_path / f"out{run}"
+        child = subprocess.run(
+            [sys.executable, "-m", "unires_jax", "restore", photo, "--checkpoint", checkpoint,
+             "-o", out, "--weights", "SR=0.5,DownLQ=0.5", *SETTINGS],
+            check=False, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert child.returncode == 0, child.stderr[-2000:]
+        outputs.append(np.asarray(Image.open(out / "photo.png")))
+        entries = sorted(p.name for p in cache.iterdir())
+        if run == 0:
+            assert entries, "the first run stored no compiled program"
+            first_entries = entries
+    # Every program of the second run was found in the cache: nothing new was stored.
+    assert entries == first_entries
+    np.testing.assert_array_equal(outputs[0], outputs[1])

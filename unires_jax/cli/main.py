@@ -10,6 +10,7 @@ import argparse
 import sys
 
 import unires_jax
+from unires_jax.cli import compilation_cache
 from unires_jax.cli import convert as convert_cmd
 from unires_jax.cli import data as data_cmd
 from unires_jax.cli import demo as demo_cmd
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    compilation_cache.enable()
     return int(COMMANDS[args.command].run(args) or 0)
 
 
