@@ -82,7 +82,11 @@ def test_adain_rejects_mismatched_inputs():
         adain_color_fix(jnp.zeros((4, 4, 3)), jnp.zeros((1, 4, 4, 3)))
 
 
-@pytest.mark.parametrize("shape, levels", [((1, 13, 21, 3), 5), ((2, 64, 40, 3), 3), ((1, 96, 80, 3), 5)])
+# The last shape is wider than wavelet.DENSE_MAX_SIDE: the cascade path, the others the dense one.
+@pytest.mark.parametrize(
+    "shape, levels",
+    [((1, 13, 21, 3), 5), ((2, 64, 40, 3), 3), ((1, 96, 80, 3), 5), ((1, 9, 530, 3), 5)],
+)
 def test_wavelet_matches_stablesr_formula(shape, levels):
     image, reference = _images(shape, shape, seed=3)
     kernel = torch.tensor(
@@ -146,3 +150,27 @@ def test_cli_choices_are_the_library_methods():
     from unires_jax.cli.restore import COLOR_FIX_CHOICES
 
     assert COLOR_FIX_CHOICES == color.COLOR_FIXES
+
+
+@pytest.mark.parametrize("levels", [1, 3, 5, 7])
+def test_dense_lowpass_equals_the_cascade(levels):
+    from unires_jax.models import wavelet
+
+    x = jnp.asarray(np.random.default_rng(levels).random((2, 40, 33, 3)), jnp.float32)
+    dense = wavelet.wavelet_lowpass(x, levels)
+    cascade = wavelet._cascade(x, levels)
+    np.testing.assert_allclose(dense, cascade, atol=2e-6)
+    matrix = wavelet.lowpass_matrix(33, levels)
+    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-6)  # constants pass unchanged
+    assert not matrix.flags.writeable
+
+
+def test_lowpass_keeps_the_cascade_above_the_dense_size(monkeypatch):
+    from unires_jax.models import wavelet
+
+    calls = []
+    monkeypatch.setattr(wavelet, "lowpass_matrix", lambda *a: calls.append(a) or np.eye(a[0]))
+    wavelet.wavelet_lowpass(jnp.zeros((wavelet.DENSE_MAX_SIDE + 1, 4, 3)), 2)
+    assert calls == []
+    wavelet.wavelet_lowpass(jnp.zeros((wavelet.DENSE_MAX_SIDE, 4, 3)), 2)
+    assert calls == [(wavelet.DENSE_MAX_SIDE, 2), (4, 2)]

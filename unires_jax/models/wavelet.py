@@ -6,8 +6,18 @@ low-frequency skip from the LQ latent (`UNetConfig.lq_lowpass_levels`, latent sp
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+# Up to this many pixels along both axes the low-pass is applied as one dense matrix per axis:
+# two matmuls instead of 2 * levels shifted passes over the image, about 5x faster on a CPU at
+# 256 px (1.6 vs 8.2 ms for 5 levels), where the weight search decodes and colour-fixes
+# hundreds of candidates. The matmuls grow with the side squared and the cascade linearly, so
+# larger images keep the cascade (equal at 1024 px on a 2-core CPU).
+DENSE_MAX_SIDE = 512
 
 
 def _blur_axis(x: jax.Array, radius: int, axis: int) -> jax.Array:
@@ -33,8 +43,42 @@ def wavelet_lowpass(x: jax.Array, levels: int) -> jax.Array:
     """The low-frequency band of `[..., H, W, C]` left after `levels` dilated blurs.
 
     Radii 1, 2, ..., 2**(levels-1); the band's blur has variance (4**levels - 1) / 6 pixels**2
-    per axis (about 13 px standard deviation for StableSR's 5 levels).
+    per axis (about 13 px standard deviation for StableSR's 5 levels). Images up to
+    `DENSE_MAX_SIDE` on both sides go through `lowpass_matrix` (same operator, float rounding
+    apart), larger ones through the cascade of blurs.
     """
+    height, width = x.shape[-3], x.shape[-2]
+    if max(height, width) > DENSE_MAX_SIDE or levels == 0:
+        return _cascade(x, levels)
+    dtype = jnp.promote_types(x.dtype, jnp.float32)
+    # HIGHEST: TPU and GPU matmuls would otherwise round float32 operands to bfloat16 / TF32.
+    matmul = functools.partial(jnp.einsum, precision=jax.lax.Precision.HIGHEST)
+    rows = jnp.asarray(lowpass_matrix(height, levels), dtype)
+    cols = jnp.asarray(lowpass_matrix(width, levels), dtype)
+    x = matmul("ij,...jwc->...iwc", rows, x.astype(dtype))
+    return matmul("kw,...iwc->...ikc", cols, x)
+
+
+def _cascade(x: jax.Array, levels: int) -> jax.Array:
     for i in range(levels):
         x = wavelet_blur(x, 2**i)
     return x
+
+
+@functools.lru_cache(maxsize=32)
+def lowpass_matrix(n: int, levels: int) -> np.ndarray:
+    """The `[n, n]` matrix of the 1-D cascade (edge-replicated): `lowpass = M @ signal`.
+
+    Built by applying each level's blur to the rows of the identity (blur B composed after the
+    earlier levels A is B @ A, whose row i mixes rows i - r, i and i + r of A, clamped).
+    Read-only, cached per (n, levels).
+    """
+    index = np.arange(n)
+    matrix = np.eye(n)
+    for i in range(levels):
+        r = 2**i
+        left, right = np.clip(index - r, 0, n - 1), np.clip(index + r, 0, n - 1)
+        matrix = 0.25 * matrix[left] + 0.5 * matrix + 0.25 * matrix[right]
+    matrix = matrix.astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
