@@ -111,6 +111,10 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
         raise ImageReadError(f"{path}: no such file")
     if not path.is_file():
         raise ImageReadError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise ImageReadError(
+            f"{path}: empty file (0 bytes); the copy or download may not have finished"
+        )
     try:
         with Image.open(path) as im:
             if im.format not in FORMATS:
