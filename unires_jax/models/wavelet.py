@@ -13,11 +13,12 @@ import jax.numpy as jnp
 import numpy as np
 
 # Up to this many pixels along both axes the low-pass is applied as one dense matrix per axis:
-# two matmuls instead of 2 * levels shifted passes over the image, about 5x faster on a CPU at
-# 256 px (1.6 vs 8.2 ms for 5 levels), where the weight search decodes and colour-fixes
-# hundreds of candidates. The matmuls grow with the side squared and the cascade linearly, so
-# larger images keep the cascade (equal at 1024 px on a 2-core CPU).
-DENSE_MAX_SIDE = 512
+# two matmuls instead of 2 * levels shifted passes over the image, about 4x faster on a CPU at
+# 128-512 px and 2x at 1024 px (benchmarks/color_fix.py), where the weight search decodes and
+# colour-fixes hundreds of candidates. The matmuls grow with the side squared (and the matrices,
+# 4 MB each at 1024 px, are program constants); larger images keep the cascade, linear in the
+# side.
+DENSE_MAX_SIDE = 1024
 
 
 def _blur_axis(x: jax.Array, radius: int, axis: int) -> jax.Array:
