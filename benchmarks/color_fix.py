@@ -44,16 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         x = jnp.asarray(
             np.random.default_rng(side).random((args.batch, side, side, 3)), jnp.float32
         )
-        # The dense path is forced here whatever DENSE_MAX_SIDE says, to show the crossover.
-        cols = jnp.asarray(wavelet.lowpass_matrix(side, LEVELS))
-
-        @jax.jit
-        def dense(x, m=cols):
-            hp = jax.lax.Precision.HIGHEST
-            x = jnp.einsum("ij,...jwc->...iwc", m, x, precision=hp)
-            return jnp.einsum("kw,...iwc->...ikc", m, x, precision=hp)
-
-        cascade = jax.jit(lambda x: wavelet._cascade(x, LEVELS))
+        # Both paths at every size, whatever DENSE_MAX_SIDE says, to show the crossover.
+        dense = jax.jit(lambda x: wavelet.lowpass_dense(x, LEVELS))
+        cascade = jax.jit(lambda x: wavelet.lowpass_cascade(x, LEVELS))
         diff = float(jnp.abs(dense(x) - cascade(x)).max())
         times = {"dense": [], "cascade": []}
         for _ in range(args.repeats):

@@ -158,11 +158,13 @@ def test_dense_lowpass_equals_the_cascade(levels):
 
     x = jnp.asarray(np.random.default_rng(levels).random((2, 40, 33, 3)), jnp.float32)
     dense = wavelet.wavelet_lowpass(x, levels)
-    cascade = wavelet._cascade(x, levels)
+    cascade = wavelet.lowpass_cascade(x, levels)
     np.testing.assert_allclose(dense, cascade, atol=2e-6)
     matrix = wavelet.lowpass_matrix(33, levels)
     np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-6)  # constants pass unchanged
     assert not matrix.flags.writeable
+    half = x.astype(jnp.bfloat16)
+    assert wavelet.lowpass_dense(half, levels).dtype == wavelet.lowpass_cascade(half, levels).dtype
 
 
 def test_lowpass_keeps_the_cascade_above_the_dense_size(monkeypatch):

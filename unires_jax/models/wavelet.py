@@ -48,19 +48,24 @@ def wavelet_lowpass(x: jax.Array, levels: int) -> jax.Array:
     `DENSE_MAX_SIDE` on both sides go through `lowpass_matrix` (same operator, float rounding
     apart), larger ones through the cascade of blurs.
     """
-    height, width = x.shape[-3], x.shape[-2]
-    if max(height, width) > DENSE_MAX_SIDE or levels == 0:
-        return _cascade(x, levels)
+    if max(x.shape[-3], x.shape[-2]) > DENSE_MAX_SIDE or levels == 0:
+        return lowpass_cascade(x, levels)
+    return lowpass_dense(x, levels)
+
+
+def lowpass_dense(x: jax.Array, levels: int) -> jax.Array:
+    """`wavelet_lowpass` as two matmuls with `lowpass_matrix` (any size; dtype of `x` kept)."""
     dtype = jnp.promote_types(x.dtype, jnp.float32)
     # HIGHEST: TPU and GPU matmuls would otherwise round float32 operands to bfloat16 / TF32.
     matmul = functools.partial(jnp.einsum, precision=jax.lax.Precision.HIGHEST)
-    rows = jnp.asarray(lowpass_matrix(height, levels), dtype)
-    cols = jnp.asarray(lowpass_matrix(width, levels), dtype)
-    x = matmul("ij,...jwc->...iwc", rows, x.astype(dtype))
-    return matmul("kw,...iwc->...ikc", cols, x)
+    rows = jnp.asarray(lowpass_matrix(x.shape[-3], levels), dtype)
+    cols = jnp.asarray(lowpass_matrix(x.shape[-2], levels), dtype)
+    out = matmul("ij,...jwc->...iwc", rows, x.astype(dtype))
+    return matmul("kw,...iwc->...ikc", cols, out).astype(x.dtype)
 
 
-def _cascade(x: jax.Array, levels: int) -> jax.Array:
+def lowpass_cascade(x: jax.Array, levels: int) -> jax.Array:
+    """`wavelet_lowpass` as the cascade of dilated blurs (any size)."""
     for i in range(levels):
         x = wavelet_blur(x, 2**i)
     return x
