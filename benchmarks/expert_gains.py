@@ -6,9 +6,9 @@ DD, SR) by `Restorer.restore`, as the demo does; the baseline is the degraded in
 (for x4 SR: bicubic upsampling). x4 SR is given as the 64x64 image and restored with
 `RestoreSettings.upscale=4` (upscale, restore, project onto the input) as the demo does; with
 --no-consistency the projection is left out, for comparison. The noise draw is seeded per
-case, not as in the demo, so denoise figures can differ from the demo's in the second decimal. Photos are a split of the
-sample photos, as 256x256 centred squares (the demo's preparation) or, with --native, 256x256
-centre crops at the photo's own scale (the training crops' scale).
+case, not as in the demo, so denoise figures can differ from the demo's in the second decimal.
+Photos are a split of the sample photos, as 256x256 centred squares (the demo's preparation)
+or, with --native, 256x256 centre crops at the photo's own scale (the training crops' scale).
 
 Use "--split train" to compare training recipes without looking at the held-out photos: the
 training photos were seen in training, so their gains are higher than held-out ones, but they
