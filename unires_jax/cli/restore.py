@@ -125,6 +125,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "inputs, whose noise it would keep)",
     )
     parser.add_argument(
+        "--no-deblur",
+        dest="deblur",
+        action="store_false",
+        default=None,
+        help="do not fit a motion / defocus blur to the input (by default, when a straight "
+        "motion or a defocus blur fits the input's spectrum confidently, the output is made "
+        "consistent with it; the sidecar says what was found)",
+    )
+    parser.add_argument(
         "--max-negative",
         type=int,
         default=None,
@@ -180,6 +189,7 @@ def restore_settings(args: argparse.Namespace) -> dict:
         "ensemble": args.ensemble,
         "upscale": args.upscale,
         "consistency": args.consistency,
+        "deblur": args.deblur,
     }
     return {k: v for k, v in given.items() if v is not None}
 

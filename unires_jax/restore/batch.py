@@ -286,6 +286,8 @@ def _restore_one(
             "choose_and_restore_seconds": t_restored - t_read,
         }
         sidecar["unet_evaluations"] = timing["unet_evaluations"]
+        if "deblur" in timing:
+            sidecar["deblur"] = timing["deblur"]
         out_path.parent.mkdir(parents=True, exist_ok=True)
         _write_pair(out_path, encoded.data, sidecar_path, sidecar, t0)
     except image_io.ImageReadError as e:

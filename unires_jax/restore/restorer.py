@@ -29,6 +29,7 @@ from unires_jax.diffusion.ddim import (
     final_alpha_cumprod,
 )
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
+from unires_jax.restore import deblur as deblur_lib
 from unires_jax.restore import ensemble as ensemble_lib
 from unires_jax.restore import experts as experts_lib
 from unires_jax.restore import sampler
@@ -64,6 +65,9 @@ class RestoreSettings:
         by bicubic interpolation first (see `restore/upscale.py`).
       consistency: with `upscale` > 1, project every output onto the input (its antialiased
         bicubic downscale is exactly the input); off for noisy or compressed small inputs.
+      deblur: at the input's size (`upscale` 1), fit a straight-motion or defocus PSF to the
+        input and, when the fit is confident, make every output consistent with it: the
+        frequencies the blur kept come from the input (see `restore/deblur.py`).
     """
 
     steps: int = 50
@@ -78,6 +82,7 @@ class RestoreSettings:
     ensemble: int = 1
     upscale: int = 1
     consistency: bool = True
+    deblur: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "color_fix", color_fix_method(self.color_fix))
@@ -87,18 +92,20 @@ class RestoreSettings:
 
 @dataclasses.dataclass
 class PreparedImage:
-    """One image's cached conditions: padded pixels and the LQ / DownLQ latents, and with
-    `RestoreSettings.upscale` the small input every decoded image is projected onto."""
+    """One image's cached conditions: padded pixels and the LQ / DownLQ latents, and the
+    consistency with the input every decoded image is given (with `RestoreSettings.upscale`
+    the small input's; with `deblur`, the fitted PSF's when the fit was confident)."""
 
     lq: jax.Array  # [Hp, Wp, 3] in [0, 1], padded
     height: int
     width: int
     conditions: jax.Array  # [C, h, w, c] scaled latents, C = 1 (LQ) or 2 (LQ, DownLQ)
-    consistency: upscale_lib.InputConsistency | None = None
+    consistency: upscale_lib.InputConsistency | deblur_lib.BlurConsistency | None = None
+    psf: deblur_lib.PsfEstimate | None = None  # the fitted PSF, confident or not
 
     def finish(self, images: np.ndarray) -> np.ndarray:
-        """Decoded images `[N, H, W, 3]` as returned to callers (projected onto the input
-        when there is one)."""
+        """Decoded images `[N, H, W, 3]` as returned to callers (made consistent with the
+        input when there is a consistency)."""
         return images if self.consistency is None else self.consistency.project(images)
 
 
@@ -222,12 +229,14 @@ class Restorer:
         """Pads the image and encodes the LQ (and, if used, DownLQ) latents once (after
         upscaling it, with `settings.upscale` > 1)."""
         lq = _to_float_image(image)
-        consistency = None
+        consistency = psf = None
         factor = self.settings.upscale
         if factor > 1:
             if self.settings.consistency:
                 consistency = upscale_lib.InputConsistency.of(lq, factor)
             lq = upscale_lib.upscale_input(lq, factor)
+        elif self.settings.deblur:
+            psf, consistency = deblur_lib.estimate_consistency(lq)
         height, width = lq.shape[:2]
         m = self.pad_multiple
         padded = np.pad(lq, ((0, -height % m), (0, -width % m), (0, 0)), mode="edge")
@@ -241,7 +250,7 @@ class Restorer:
             height=height,
             width=width,
         )
-        return PreparedImage(jnp.asarray(padded), height, width, conditions, consistency)
+        return PreparedImage(jnp.asarray(padded), height, width, conditions, consistency, psf)
 
     # --- sampling ----------------------------------------------------------------------------
 
@@ -380,29 +389,41 @@ class Restorer:
         Returns float32 `[H, W, 3]` (one vector) or `[N, H, W, 3]` in [0, 1], `settings.upscale`
         times the input's size.
         """
+        return self._restore(image, weights, steps=steps, seed=seed, color_fix=color_fix)[0]
+
+    def _restore(self, image, weights, *, steps, seed, color_fix):
+        """`restore`'s images and the PreparedImage of the plain (untransformed) copy."""
         batched = np.ndim(weights) == 2
         matrix = self.weights_matrix(weights)
         pixels = _to_float_image(image)
-        total = None
+        total = plain = None
         for index in range(self.settings.ensemble):
             copy = np.ascontiguousarray(ensemble_lib.transform(pixels, index))
             prepared = self.prepare(copy)
+            if index == 0:
+                plain = prepared
             latents = self.sample_latents(prepared, matrix, steps=steps, seed=seed + index)
             images = self.decode(prepared, latents, color_fix=color_fix)
             back = np.stack([ensemble_lib.inverse_transform(x, index) for x in images])
             total = back if total is None else total + back
         images = total / np.float32(self.settings.ensemble)
-        return images if batched else images[0]
+        return (images if batched else images[0]), plain
 
-    def timed_restore(self, image, weights, **kwargs) -> tuple[np.ndarray, dict[str, float]]:
-        """`restore` plus wall-clock seconds and UNet evaluations spent (for sidecars/logs)."""
+    def timed_restore(
+        self, image, weights, *, steps=None, seed=0, color_fix=None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """`restore` plus wall-clock seconds, UNet evaluations spent and, when a PSF was fitted,
+        what deblurring found (for sidecars and logs)."""
         before = self.unet_evaluations
         t0 = time.perf_counter()
-        out = self.restore(image, weights, **kwargs)
-        return out, {
+        out, prepared = self._restore(image, weights, steps=steps, seed=seed, color_fix=color_fix)
+        info: dict[str, Any] = {
             "seconds": time.perf_counter() - t0,
             "unet_evaluations": self.unet_evaluations - before,
         }
+        if prepared.psf is not None:
+            info["deblur"] = deblur_lib.describe(prepared.psf)
+        return out, info
 
 
 # --- jitted computations (module level: compiled once per model shape and options) -----------

@@ -60,6 +60,8 @@ def run_fingerprint(sampler: CandidateSampler, quality: QualityModel) -> str:
             getattr(quality, "crop_border", ""),
             # Only when upscaling, so logs written before the option existed stay valid.
             *((f"upscale {s.upscale}", s.consistency) if s.upscale > 1 else ()),
+            # Deblurring changes the images of blurred inputs: logs made without it do not count.
+            *(("deblur",) if s.deblur and s.upscale == 1 else ()),
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
