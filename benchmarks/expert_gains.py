@@ -7,6 +7,8 @@ DD, SR) by `Restorer.restore`, as the demo does; the baseline is the degraded in
 `RestoreSettings.upscale=4` (upscale, restore, project onto the input) as the demo does; with
 --no-consistency the projection is left out, for comparison. The noise draw is seeded per
 case, not as in the demo, so denoise figures can differ from the demo's in the second decimal.
+Blurred inputs are deblurred with their fitted PSF as `unires restore` does
+(`RestoreSettings.deblur`); --no-deblur leaves that out, for comparison.
 Photos are a split of the sample photos, as 256x256 centred squares (the demo's preparation)
 or, with --native, 256x256 centre crops at the photo's own scale (the training crops' scale).
 
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         help="x4 SR without the projection onto the small input",
     )
     parser.add_argument(
+        "--no-deblur",
+        action="store_true",
+        help="no consistency with a PSF fitted to blurred inputs (restore/deblur.py)",
+    )
+    parser.add_argument(
         "--json", type=pathlib.Path, default=None, help="write all gains here"
     )
     args = parser.parse_args(argv)
@@ -125,12 +132,18 @@ def main(argv: list[str] | None = None) -> None:
         "split": args.split,
         "native": args.native,
         "consistency": not args.no_consistency,
+        "deblur": not args.no_deblur,
         "photos": sorted(photos),
         "steps": {},
     }
     for size in (int(s) for s in args.ensemble.split(",")):
         restorers = case_restorers(
-            Restorer.load(args.checkpoint, ensemble=size, consistency=not args.no_consistency)
+            Restorer.load(
+                args.checkpoint,
+                ensemble=size,
+                consistency=not args.no_consistency,
+                deblur=not args.no_deblur,
+            )
         )
         for steps in (int(s) for s in args.steps.split(",")):
             gains = expert_gains(restorers, photos, steps, args.native, niqe)

@@ -145,10 +145,15 @@ def _positions(side: int, window: int, most: int) -> np.ndarray:
 
 
 def line_response(length, angle, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
-    """|K(f)|^2 of a straight motion PSF; `length`, `angle` broadcast against the frequencies
-    (cycles per pixel; rows grow downwards, so the y frequency enters with a minus)."""
+    """|K(f)|^2 of a straight motion PSF, sinc^2(L f.u); `length`, `angle` broadcast against
+    the frequencies (cycles per pixel; rows grow downwards, so the y frequency enters with a
+    minus). Computed in the frequencies' dtype (the fit passes float32: half the time)."""
     theta = np.radians(angle)
-    return np.sinc(length * (fx * np.cos(theta) - fy * np.sin(theta))) ** 2
+    dtype = np.result_type(fx)
+    x = (np.pi * length * (fx * np.cos(theta) - fy * np.sin(theta))).astype(dtype, copy=False)
+    small = np.abs(x) < 1e-4
+    safe = np.where(small, dtype.type(1), x)
+    return np.where(small, dtype.type(1), (np.sin(safe) / safe) ** 2)
 
 
 def disk_response(radius, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
@@ -179,7 +184,11 @@ class _Spectrum:
         log_power = np.log(power[band] + 1e-20)
         basis, _ = np.linalg.qr(np.stack([np.ones(band.sum()), np.log(radius[band])], 1))
         residual = log_power - basis @ (basis.T @ log_power)
-        return cls(fx[band], fy[band], basis, residual, float(residual @ residual))
+        f32 = np.float32
+        return cls(
+            fx[band].astype(f32), fy[band].astype(f32), basis.astype(f32),
+            residual.astype(f32), float(residual @ residual),
+        )
 
     def score(self, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For `[m, n]` candidate |K|^2: (fit, slope, noise floor index) of the best floor."""
