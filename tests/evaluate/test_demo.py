@@ -16,7 +16,9 @@ from unires_jax.evaluate.demo import CASES, DemoSettings, run_demo
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    settings = DemoSettings(photos=("coffee",), cases=("denoise", "sr_x4", "mixed_defocus_noise"))
+    settings = DemoSettings(
+        photos=("coffee",), cases=("denoise", "motion", "sr_x4", "mixed_defocus_noise")
+    )
     return out, run_demo(out, settings=settings, progress=False)
 
 
@@ -27,6 +29,7 @@ def test_demo_writes_report_figure_and_jsonl(demo):
     lines = (out / "report.jsonl").read_text().splitlines()
     assert [json.loads(line)["case"] for line in lines] == [
         "denoise",
+        "motion",
         "sr_x4",
         "mixed_defocus_noise",
     ]
@@ -51,6 +54,21 @@ def test_denoise_expert_gains_2_db_on_a_held_out_photo(demo):
     # Issue 9's first target (Gaussian sigma 25, DN expert), on a photo never trained on.
     _, report = demo
     assert report["summary"]["denoise"]["expert_psnr_gain"] >= 2.0
+
+
+def test_motion_is_deblurred_with_the_fitted_psf_and_gains_1_db(demo):
+    # Issue 9's motion target (15 px straight blur at 45 degrees, MD expert): the restorer fits
+    # the blur to the input and makes the output consistent with it; the noisy cases are left
+    # alone and the x4 case (the upscaling flow, its own projection) is not analysed.
+    _, report = demo
+    rows = {row["case"]: row for row in report["cases"]}
+    found = rows["motion"]["deblur"]
+    assert found["used"] and found["family"] == "line"
+    assert abs(found["size_px"] - 15.0) <= 0.6 and abs(found["angle_deg"] - 45.0) <= 1.5
+    assert report["summary"]["motion"]["expert_psnr_gain"] >= 1.0
+    assert not rows["denoise"]["deblur"]["used"]
+    assert not rows["mixed_defocus_noise"]["deblur"]["used"]
+    assert rows["sr_x4"]["deblur"] is None
 
 
 def test_search_is_never_worse_than_the_best_single_expert_by_niqe(demo):

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from scipy import ndimage
+from scipy.fft import next_fast_len
 from scipy.sparse.linalg import LinearOperator, lsqr
 
 from unires_jax.data.degradations.blur import convolve, disk_kernel, line_kernel
@@ -82,8 +83,9 @@ def test_responses_are_the_kernels_spectra():
 
 
 def test_projection_is_the_least_squares_solution():
-    # argmin |k * z - y|^2 + lam |z - x|^2 on the symmetric-padded canvas with periodic
-    # convolution, solved by LSQR (no FFT), cropped: the closed form must agree.
+    # argmin |k * z - y|^2 + lam |z - x|^2 on the symmetric-padded canvas (the kernel's size
+    # + 8 on each side, then bottom / right to a fast FFT length) with periodic convolution,
+    # solved by LSQR (no FFT), cropped: the closed form must agree.
     rng = np.random.default_rng(1)
     h, w = 18, 15
     kernel = line_kernel(5.0, 30.0)
@@ -93,9 +95,11 @@ def test_projection_is_the_least_squares_solution():
     op = deblur.BlurConsistency(y, kernel, lam)
     ours = op.project(x)
     p = max(kernel.shape) + 8
+    rows = (p, next_fast_len(h + 2 * p, real=True) - h - p)
+    cols = (p, next_fast_len(w + 2 * p, real=True) - w - p)
     for c in range(3):
-        yp = np.pad(y[..., c], p, mode="symmetric").astype(np.float64)
-        xp = np.pad(x[..., c], p, mode="symmetric").astype(np.float64)
+        yp = np.pad(y[..., c], (rows, cols), mode="symmetric").astype(np.float64)
+        xp = np.pad(x[..., c], (rows, cols), mode="symmetric").astype(np.float64)
         shape = yp.shape
         n = yp.size
 
@@ -112,7 +116,7 @@ def test_projection_is_the_least_squares_solution():
         a = LinearOperator((2 * n, n), matvec=forward, rmatvec=adjoint, dtype=np.float64)
         rhs = np.concatenate([yp.ravel(), np.sqrt(lam) * xp.ravel()])
         z = lsqr(a, rhs, atol=1e-12, btol=1e-12, iter_lim=5000)[0].reshape(shape)
-        expected = np.clip(z[p:-p, p:-p], 0, 1)
+        expected = np.clip(z[p : p + h, p : p + w], 0, 1)
         np.testing.assert_allclose(ours[..., c], expected, atol=2e-4)
 
 

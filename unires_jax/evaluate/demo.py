@@ -178,6 +178,8 @@ def run_demo(
                 "unet_evaluations": found.unet_evaluations,
                 "seconds": found.seconds,
             },
+            # What the restorer's blind deblurring fitted to the input, used or not.
+            "deblur": found.deblur,
         }
         best_single = min(experts, key=lambda e: row["experts"][e]["niqe"])
         row["best_single_by_niqe"] = best_single

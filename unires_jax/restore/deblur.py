@@ -25,6 +25,7 @@ frequency where it matters, so it commutes with averaging (self-ensembles, exper
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -301,26 +302,46 @@ class BlurConsistency:
         """(height, width) of the images this projects."""
         return self.source.shape[0], self.source.shape[1]
 
+    @property
+    def pad(self) -> int:
+        """Symmetric padding on each side: the kernel's size keeps the circular convolution's
+        wrap-around off the image (the canvas then grows to a fast FFT length)."""
+        return max(self.kernel.shape) + 8
+
+    @functools.cached_property
+    def _fourier(self) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+        """(canvas shape, conj(K) Y, 1 / (|K|^2 + lam)): what every `project` call shares."""
+        p = self.pad
+        h, w = self.shape
+        canvas = (fft.next_fast_len(h + 2 * p, real=True), fft.next_fast_len(w + 2 * p, real=True))
+        y = _pad_to(self.source, p, canvas)
+        transfer = _transfer(self.kernel, canvas)[..., None]
+        kept = np.conj(transfer) * fft.rfft2(y, axes=(0, 1), workers=-1)
+        inverse = (1.0 / (np.abs(transfer) ** 2 + self.lam)).astype(np.float32)
+        return canvas, kept, inverse
+
     def project(self, images: np.ndarray) -> np.ndarray:
         images = np.asarray(images, np.float32)
         if images.shape[-3:-1] != self.shape:
             raise ValueError(
                 f"deblur consistency: images of {images.shape[-3:-1]} px, expected {self.shape}"
             )
-        # Symmetric padding by the kernel's size keeps the circular convolution's wrap-around
-        # off the image.
-        p = max(self.kernel.shape) + 8
-        lead = [(0, 0)] * (images.ndim - 3)
-        y = np.pad(self.source, [(p, p), (p, p), (0, 0)], mode="symmetric")
-        x = np.pad(images, lead + [(p, p), (p, p), (0, 0)], mode="symmetric")
-        transfer = _transfer(self.kernel, y.shape[:2])[..., None]
-        y_hat = fft.rfft2(y, axes=(0, 1), workers=-1)
-        x_hat = fft.rfft2(x, axes=(-3, -2), workers=-1)
-        z_hat = (np.conj(transfer) * y_hat + self.lam * x_hat) / (
-            np.abs(transfer) ** 2 + self.lam
-        )
-        z = fft.irfft2(z_hat, s=y.shape[:2], axes=(-3, -2), workers=-1)
-        return np.clip(z[..., p:-p, p:-p, :], 0.0, 1.0).astype(np.float32)
+        canvas, kept, inverse = self._fourier
+        p = self.pad
+        x_hat = fft.rfft2(_pad_to(images, p, canvas), axes=(-3, -2), workers=-1)
+        z = fft.irfft2((kept + self.lam * x_hat) * inverse, s=canvas, axes=(-3, -2), workers=-1)
+        h, w = self.shape
+        return np.clip(z[..., p : p + h, p : p + w, :], 0.0, 1.0).astype(np.float32)
+
+
+def _pad_to(images: np.ndarray, pad: int, canvas: tuple[int, int]) -> np.ndarray:
+    """`[..., H, W, C]` padded symmetrically by `pad`, then on the bottom / right (also
+    symmetric) up to `canvas`."""
+    h, w = images.shape[-3:-1]
+    lead = [(0, 0)] * (images.ndim - 3)
+    rows = (pad, canvas[0] - h - pad)
+    cols = (pad, canvas[1] - w - pad)
+    return np.pad(images, lead + [rows, cols, (0, 0)], mode="symmetric")
 
 
 def describe(psf: PsfEstimate) -> dict:

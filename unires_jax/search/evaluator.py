@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from unires_jax.quality.base import QualityModel, objective
+from unires_jax.restore import deblur as deblur_lib
 from unires_jax.search.engine import CandidateSampler
 from unires_jax.search.features import FEATURE_NAMES, degradation_features
 from unires_jax.search.log import CandidateLog, candidate_key, weights_dict
@@ -84,6 +85,8 @@ class SearchResult:
       quality: the quality model name.
       records: every score this call saw (logged or new), as log records.
       log_path: the candidate log, if any.
+      deblur: what `RestoreSettings.deblur` fitted to the image and whether it was used
+        (`restore.deblur.describe`), or None when no PSF was fitted.
       finished_images: with `keep_images`, (weights by expert name, `[H, W, 3]` image) of
         every candidate this call finished (not those whose score came from the log).
     """
@@ -101,6 +104,7 @@ class SearchResult:
     records: list[dict[str, Any]]
     log_path: str | None = None
     finished_images: list[tuple[dict[str, float], np.ndarray]] | None = None
+    deblur: dict[str, Any] | None = None
 
     def single_expert_images(self) -> dict[str, np.ndarray]:
         """The finished images of one-hot candidates (weight 1 on one expert), by expert name."""
@@ -550,6 +554,7 @@ class Evaluator:
                 self.target, vector[None], steps=self.steps, seed=self.seed
             ).images[0]
         best = self._best
+        psf = self.target.prepared.psf
         return SearchResult(
             weights=dict(best["weights"]),
             score=best["score"],
@@ -564,6 +569,7 @@ class Evaluator:
             records=list(self._seen.values()),
             log_path=None if self.log is None else str(self.log.path),
             finished_images=None if self._kept is None else list(self._kept),
+            deblur=None if psf is None else deblur_lib.describe(psf),
         )
 
 
