@@ -409,3 +409,28 @@ def test_a_second_process_reuses_the_compiled_programs(tmp_path, checkpoint):
     # Every program of the second run was found in the cache: nothing new was stored.
     assert entries == first_entries
     np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
+def test_blurred_photo_is_deblurred_and_the_sidecar_says_with_what(tmp_path, checkpoint):
+    from unires_jax.data.degradations.blur import convolve, line_kernel
+    from unires_jax.data.sample_photos import load_sample_photos
+
+    photo = load_sample_photos("train")["camera"][100:292, 150:342].astype(np.float32) / 255
+    blurred = np.clip(convolve(photo, line_kernel(12.0, 60.0)), 0, 1)
+    Image.fromarray(np.round(blurred * 255).astype(np.uint8)).save(tmp_path / "shaken.png")
+    outputs = {}
+    for flag in ([], ["--no-deblur"]):
+        out = tmp_path / ("plain" if flag else "deblurred")
+        code, _, err = _cli([tmp_path / "shaken.png", "--checkpoint", checkpoint, "-o", out,
+                             "--weights", "MD=1", *SETTINGS, *flag])
+        assert code == 0, err
+        outputs[bool(flag)] = (json.loads((out / "shaken.json").read_text()),
+                               np.asarray(Image.open(out / "shaken.png")))
+    sidecar, deblurred = outputs[False]
+    assert sidecar["settings"]["deblur"] is True
+    found = sidecar["deblur"]
+    assert found["used"] and found["family"] == "line"
+    assert abs(found["size_px"] - 12.0) <= 0.8 and abs(found["angle_deg"] - 60.0) <= 2.0
+    plain_sidecar, plain = outputs[True]
+    assert plain_sidecar["settings"]["deblur"] is False and "deblur" not in plain_sidecar
+    assert np.abs(deblurred.astype(int) - plain.astype(int)).mean() > 1.0
