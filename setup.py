@@ -46,6 +46,7 @@ EXTRAS = {
         "pytest>=8",
         "pytest-timeout>=2.3",
         "pytest-xdist>=3.5",  # the README runs the suite in two processes (-n 2)
+        "filelock>=3.12",  # one xdist worker runs the demo fixture, the other reads its report
         "tensorboard==2.21.0",  # reads our TensorBoard event files back (no TensorFlow needed)
         "chex>=0.1.90",
         "nbclient>=0.10",

@@ -344,7 +344,7 @@ def _pad_to(images: np.ndarray, pad: int, canvas: tuple[int, int]) -> np.ndarray
     return np.pad(images, lead + [rows, cols, (0, 0)], mode="symmetric")
 
 
-def describe(psf: PsfEstimate) -> dict:
+def psf_record(psf: PsfEstimate) -> dict:
     """A fitted PSF and whether it was used, as JSON-ready values (sidecars, reports)."""
     return {
         "psf": psf.describe(),

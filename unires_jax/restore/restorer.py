@@ -227,7 +227,8 @@ class Restorer:
 
     def prepare(self, image: Any) -> PreparedImage:
         """Pads the image and encodes the LQ (and, if used, DownLQ) latents once (after
-        upscaling it, with `settings.upscale` > 1)."""
+        upscaling it, with `settings.upscale` > 1; at the input's size, with `settings.deblur`,
+        the blur PSF is fitted to it first)."""
         lq = _to_float_image(image)
         consistency = psf = None
         factor = self.settings.upscale
@@ -422,7 +423,7 @@ class Restorer:
             "unet_evaluations": self.unet_evaluations - before,
         }
         if prepared.psf is not None:
-            info["deblur"] = deblur_lib.describe(prepared.psf)
+            info["deblur"] = deblur_lib.psf_record(prepared.psf)
         return out, info
 
 

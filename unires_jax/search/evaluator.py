@@ -86,7 +86,7 @@ class SearchResult:
       records: every score this call saw (logged or new), as log records.
       log_path: the candidate log, if any.
       deblur: what `RestoreSettings.deblur` fitted to the image and whether it was used
-        (`restore.deblur.describe`), or None when no PSF was fitted.
+        (`restore.deblur.psf_record`), or None when no PSF was fitted.
       finished_images: with `keep_images`, (weights by expert name, `[H, W, 3]` image) of
         every candidate this call finished (not those whose score came from the log).
     """
@@ -569,7 +569,7 @@ class Evaluator:
             records=list(self._seen.values()),
             log_path=None if self.log is None else str(self.log.path),
             finished_images=None if self._kept is None else list(self._kept),
-            deblur=None if psf is None else deblur_lib.describe(psf),
+            deblur=None if psf is None else deblur_lib.psf_record(psf),
         )
 
 
