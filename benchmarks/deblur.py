@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> None:
         mine = [r for r in rows if r["kind"] == kind]
         used = np.mean([r["used"] for r in mine])
         if kind == "sharp":
-            line = (f"PSNR of the restoration vs the photo {np.mean([r['without'] for r in mine]):.2f}"
-                    f" -> {np.mean([r['with'] for r in mine]):.2f} dB")
+            without, with_ = (np.mean([r[k] for r in mine]) for k in ("without", "with"))
+            line = f"PSNR of the restoration vs the photo {without:.2f} -> {with_:.2f} dB"
         else:
             gain = {k: np.mean([r[k] - r["input"] for r in mine]) for k in ("without", "with")}
             line = f"gain over input {gain['without']:+.2f} -> {gain['with']:+.2f} dB"
@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         angles = [r["angle_error"] for r in mine if "angle_error" in r]
         errors = ""
         if sizes:
-            errors = f"; right family {len(sizes)}/{len(mine)}, size error {np.median(sizes):.2f} px"
+            errors = (f"; right family {len(sizes)}/{len(mine)}, "
+                      f"size error {np.median(sizes):.2f} px")
             if angles:
                 errors += f", angle error {np.median(angles):.2f} deg (medians)"
         print(f"  {kind:13s} used {used:4.0%}  {line}{errors}")

@@ -6,7 +6,7 @@ unmistakable zeros into it: a straight motion of length L at angle theta multipl
 sinc^2(L f.u) (parallel dark lines across the spectrum), a defocus disk of radius r by the Airy
 pattern (2 J1(2 pi r |f|) / (2 pi r |f|))^2 (dark rings). Natural images' spectra are smooth
 power laws, so after removing a + b log|f| from the log-spectrum the zeros are what is left;
-`estimate_psf` regresses that residual on log(|K|^2 + eps) for every line and disk on a grid
+`fit_psf` regresses that residual on log(|K|^2 + eps) for every line and disk on a grid
 (then a finer one around the best) and keeps the best fit. This is the classic spectral
 approach to parametric blur identification (Cannon 1976; Oliveira, Figueiredo and
 Bioucas-Dias 2007), with Welch averaging (Hann windows) for a steady spectrum.
@@ -18,8 +18,8 @@ image x by
     argmin_z |k * z - y|^2 + lam |z - x|^2,   Z = (conj(K) Y + lam X) / (|K|^2 + lam)
 
 (Fourier domain, symmetric padding): the frequencies the blur kept come from the input, those
-it destroyed from the model. The map is affine in x with coefficients that sum to one at every
-frequency where it matters, so it commutes with averaging (self-ensembles, expert mixtures).
+it destroyed from the model. The map is affine in x, so (clipping to [0, 1] aside) it commutes
+with averaging: self-ensembles and mixtures of finished images.
 """
 
 from __future__ import annotations
@@ -39,24 +39,26 @@ LINE_LENGTHS = (2.0, 32.0)
 DISK_RADII = (0.5, 10.0)
 # Welch estimate of the power spectrum: square Hann windows of this side, a quarter apart.
 WINDOW = 128
-# Frequencies fitted, in cycles per pixel: the lowest bins carry the window's own leakage and
-# the image's mean, the highest mostly the 8-bit quantisation and JPEG.
-FIT_BAND = (2.5 / WINDOW, 0.45)
+# Frequencies fitted: from this many Welch bins (the lowest carry the window's own leakage and
+# the image's mean) to this many cycles per pixel (above, mostly 8-bit rounding and JPEG).
+FIT_LOWEST_BIN = 2.5
+FIT_HIGHEST = 0.45
 # log(|K|^2 + eps) for each eps: the noise floor that fills in the spectral zeros.
 NOISE_FLOORS = (1e-3, 1e-2)
 # Welch windows used at most (spread evenly): enough for a steady spectrum on any photo size.
 MAX_WINDOWS = 400
 # When a fit counts as a blur (`PsfEstimate.confident`). Chosen on the training photos
 # (BENCHMARKS.md, session 15): straight motion and disk blur of any size in the searched
-# ranges fit at 0.5-0.9 with slopes 0.8-1.45 (up to 1.75 for a 1.5 px disk); sharp photos, noisy ones and camera shake along
-# curved paths at or below 0.35, or with slopes far from 1 (a sharp texture's spectrum fits a
-# 0.5 px disk with a slope of 3-9). A wrong PSF costs far more than a missed one, so the gate is
-# strict and leaves some real blur (e.g. on a strongly periodic brick wall) to the experts.
+# ranges fit at 0.5-0.9 with slopes 0.8-1.45 (up to 1.75 for a 1.5 px disk); sharp photos,
+# noisy ones and camera shake along curved paths at or below 0.35, or with slopes far from 1
+# (a sharp texture's spectrum fits a 0.5 px disk with a slope of 3-9). A wrong PSF costs far
+# more than a missed one, so the gate is strict and leaves some real blur (e.g. on a strongly
+# periodic brick wall) to the experts.
 MIN_FIT = 0.45
 SLOPE_RANGE = (0.75, 2.0)
 # Noisier inputs are left to the experts: the data term would bring the noise back (the
 # consistency is for a clean blurred photo). Robust noise level of the grey image (MAD of its
-# finest diagonal Haar coefficients, Donoho 1995) on the 0..1 scale: sharp blurred photos
+# finest diagonal Haar coefficients, Donoho 1995) on the 0..1 scale: noise-free blurred photos
 # measure 0-0.75 / 255 (8-bit rounding), Gaussian noise of sigma 5 / 255 per channel 2.9 / 255.
 MAX_NOISE = 2.0 / 255
 # Weight of the restoration against the input in `BlurConsistency` per PSF family, the best
@@ -181,7 +183,8 @@ class _Spectrum:
         fy, fx = np.meshgrid(f, f, indexing="ij")
         radius = np.hypot(fx, fy)
         # Half the plane: the spectrum of a real image is symmetric.
-        band = (radius > FIT_BAND[0]) & (radius < FIT_BAND[1]) & ((fy > 0) | ((fy == 0) & (fx > 0)))
+        in_band = (radius > FIT_LOWEST_BIN / window) & (radius < FIT_HIGHEST)
+        band = in_band & ((fy > 0) | ((fy == 0) & (fx > 0)))
         log_power = np.log(power[band] + 1e-20)
         basis, _ = np.linalg.qr(np.stack([np.ones(band.sum()), np.log(radius[band])], 1))
         residual = log_power - basis @ (basis.T @ log_power)
@@ -191,12 +194,11 @@ class _Spectrum:
             residual.astype(f32), float(residual @ residual),
         )
 
-    def score(self, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For `[m, n]` candidate |K|^2: (fit, slope, noise floor index) of the best floor."""
+    def score(self, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For `[m, n]` candidate |K|^2: (fit, slope) with the best-fitting noise floor."""
         best_fit = np.full(len(responses), -np.inf)
         best_slope = np.zeros(len(responses))
-        best_floor = np.zeros(len(responses), np.int64)
-        for index, floor in enumerate(NOISE_FLOORS):
+        for floor in NOISE_FLOORS:
             g = np.log(responses + floor)
             g -= (g @ self.basis) @ self.basis.T
             cov = g @ self.residual
@@ -206,8 +208,7 @@ class _Spectrum:
             better = fit > best_fit
             best_fit = np.where(better, fit, best_fit)
             best_slope = np.where(better, slope, best_slope)
-            best_floor = np.where(better, index, best_floor)
-        return best_fit, best_slope, best_floor
+        return best_fit, best_slope
 
 
 def _best(spectrum: _Spectrum, family: str, sizes, angles) -> PsfEstimate:
@@ -227,7 +228,7 @@ def _best(spectrum: _Spectrum, family: str, sizes, angles) -> PsfEstimate:
             responses = line_response(s, a, spectrum.fx, spectrum.fy)
         else:
             responses = disk_response(s, spectrum.fx, spectrum.fy)
-        fit, slope, _ = spectrum.score(responses)
+        fit, slope = spectrum.score(responses)
         fits.append(fit)
         slopes.append(slope)
     fit, slope = np.concatenate(fits), np.concatenate(slopes)
