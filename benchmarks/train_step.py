@@ -9,11 +9,19 @@ Peak FLOP/s: the device table in unires_jax/train/metrics.py (TPU v4/v5e/v5p/v6e
 bf16 dense). CPUs are not in it: on CPU the peak is measured as the FLOP/s of a large matmul in
 the compute dtype, so "MFU" there means "fraction of this machine's matmul throughput".
 
-Tasks (--task): `conv`, a small conv ResNet denoiser (64x64 RGB, 64 channels) with the models'
-logical axis annotations. The integrator adds the UniRes tiny / SD-size UNet tasks to TASKS.
+Tasks (--task):
+  `conv`         a small conv ResNet denoiser (64x64 RGB, 64 channels) with the models' logical
+                 axis annotations, under the trainer defaults (configs/common.py);
+  `unires_tiny`  the UniRes task of configs/unires_tiny.py (tiny LDM, 64 px crops);
+  `unires_sd21`  the UniRes task of configs/unires_sd21.py: the SD-2.1-size UNet (8 input
+                 channels, remat), VAE and OpenCLIP text encoder, random weights, the frozen VAE
+                 encoding HQ and LQ images of --size px inside the step (the paper's setting).
+The UniRes tasks take the experiment's optimiser and objective; --batch, --dtype and --mesh
+override its batch, compute dtype and mesh.
 
-Run:  python benchmarks/train_step.py [--task conv] [--batch 16] [--steps 10]
+Run:  python benchmarks/train_step.py [--task conv] [--batch 16] [--steps 10] [--size 512]
       [--dtype float32|bfloat16] [--mesh 1,1] [--parallelism jit|pmap] [--peak_flops F]
+GPU:  python benchmarks/train_step.py --task unires_sd21 --dtype bfloat16 --batch 16 --size 512
 """
 
 from __future__ import annotations
@@ -104,7 +112,57 @@ class ConvTask:
         }
 
 
-TASKS = {"conv": ConvTask}
+class UniResBenchTask:
+    """An experiment's UniRes task fed random HQ/LQ images of `size` px (no data pipeline)."""
+
+    def __init__(
+        self,
+        config_module: str,
+        size: int | None,
+        remat: str = "config",
+        attention: str = "",
+    ):
+        import importlib
+
+        from unires_jax.train.tasks.unires import UniResTask
+
+        self.config = importlib.import_module(f"configs.{config_module}").get_config()
+        if remat != "config":
+            self.config.model.unet.remat = remat == "on"
+        if attention:
+            self.config.model.unet.attention = attention
+        self.size = size or int(self.config.data.crop_size)
+        self.task = UniResTask(self.config)
+        self.frozen = self.task.frozen
+
+    def init(self, rngs):
+        return self.task.init(rngs)
+
+    def loss_fn(self, model, batch, rng):
+        return self.task.loss_fn(model, batch, rng)
+
+    def eval(self, model, batch):
+        return self.task.eval(model, batch)
+
+    def batch(self, n: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(0)
+        shape = (n, self.size, self.size, 3)
+        return {
+            "hq": rng.uniform(0, 1, shape).astype(np.float32),
+            "lq": rng.uniform(0, 1, shape).astype(np.float32),
+            "task_id": rng.integers(0, self.task.num_tasks, n).astype(np.int32),
+        }
+
+
+TASKS = {
+    "conv": lambda args: ConvTask(),
+    "unires_tiny": lambda args: UniResBenchTask(
+        "unires_tiny", args.size, args.remat, args.attention
+    ),
+    "unires_sd21": lambda args: UniResBenchTask(
+        "unires_sd21", args.size, args.remat, args.attention
+    ),
+}
 
 
 def _measured_matmul_peak(dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -136,6 +194,31 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(TASKS), default="conv")
     parser.add_argument("--batch", type=int, default=16, help="global batch")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="image size of the UniRes tasks (0: the config's)",
+    )
+    parser.add_argument(
+        "--attention",
+        default="",
+        choices=["", "dot_product", "chunked", "naive", "cudnn"],
+        help="UNet attention of the UniRes tasks ('': the config's)",
+    )
+    parser.add_argument(
+        "--skip_bare",
+        action="store_true",
+        help="time the trainer step only (no baseline: saves its compilation)",
+    )
+    parser.add_argument(
+        "--remat",
+        choices=["config", "on", "off"],
+        default="config",
+        help="UNet rematerialisation of the UniRes tasks. XLA's FLOP count includes recomputed "
+        "activations, so the MFU printed with remat on is hardware FLOP utilisation; off gives "
+        "model FLOP utilisation",
+    )
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--mesh", default="1,1", help="data,fsdp sizes (jit path)")
     parser.add_argument("--parallelism", choices=["jit", "pmap"], default="jit")
@@ -145,8 +228,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    task = TASKS[args.task]()
-    config = common.base_config()
+    task = TASKS[args.task](args)
+    config = getattr(task, "config", None) or common.base_config()
     data, fsdp = (int(v) for v in args.mesh.split(","))
     config.mesh.update(data=data, fsdp=fsdp)
     config.train.update(
@@ -162,30 +245,13 @@ def main() -> None:
     batch = eng.put_batch(local)
     eng.compile(batch)
     state = eng.init()
-    # Baseline inputs: the same initial weights on one device (copied before donation).
-    host = jax.device_get(eng.checkpoint_tree(state))
-    params, frozen, rest = (
-        jax.tree.map(jnp.asarray, host[k]) for k in ("params", "frozen", "rest")
-    )
+    # The baseline starts from the same initial weights, copied before the step donates them.
+    host = None if args.skip_bare else jax.device_get(eng.checkpoint_tree(state))
     step_s = _time(
         lambda s, b: eng.step(s, b)[0], lambda out: (out or state, batch), args.steps
     )
 
-    # Baseline: a bare jitted gradient of the same loss on one device, no optimiser or EMA.
-    cast = lambda t: jax.tree.map(lambda x: x.astype(setup.compute_dtype), t)
-
-    @jax.jit
-    def bare(p, b, key):
-        def loss(p):
-            module = setup.model.merge(cast(frozen), cast(p), rest)
-            return task.loss_fn(module, cast(b), key)[0]
-
-        return jax.grad(loss)(p)
-
-    key = jax.random.PRNGKey(0)
-    jb = {k: jnp.asarray(v) for k, v in local.items()}
-    bare_s = _time(bare, lambda out: (params, jb, key), args.steps)
-
+    # Printed before the baseline runs, so the figure survives a baseline that does not fit.
     device = jax.devices()[0]
     peak = args.peak_flops or metrics.peak_flops_per_device(device.device_kind)
     peak_note = "device table"
@@ -201,10 +267,14 @@ def main() -> None:
     print(
         f"task {args.task}, global batch {args.batch}, {args.dtype}, {args.parallelism} "
         f"mesh data={data} fsdp={fsdp}, grad_accum {args.grad_accum}"
+        + (
+            f", {task.size} px, UNet remat {task.config.model.unet.remat}, "
+            f"attention {task.config.model.unet.attention}"
+            if hasattr(task, "config")
+            else ""
+        )
     )
     print(f"trainer step: {step_s * 1e3:.1f} ms, {args.batch / step_s:.1f} examples/s")
-    print(f"bare grad step (baseline): {bare_s * 1e3:.1f} ms")
-    print(f"ratio trainer/bare: {step_s / bare_s:.2f}")
     flops = eng.flops_per_step
     print(
         f"FLOPs per step per device (XLA cost analysis): {flops:.3e}"
@@ -213,6 +283,36 @@ def main() -> None:
     )
     print(f"peak FLOP/s per device ({peak_note}): {peak:.3e}")
     print(f"MFU estimate: {util:.1%}" if util is not None else "MFU estimate: n/a")
+    if args.skip_bare:
+        return
+
+    # Baseline: a bare jitted gradient of the same loss on one device, no optimiser or EMA.
+    params, frozen, rest = (
+        jax.tree.map(jnp.asarray, host[k]) for k in ("params", "frozen", "rest")
+    )
+    # Integer leaves (UniRes task ids) keep their dtype, as in the trainer's step.
+    cast = lambda t: jax.tree.map(
+        lambda x: (
+            x.astype(setup.compute_dtype)
+            if jnp.issubdtype(x.dtype, jnp.floating)
+            else x
+        ),
+        t,
+    )
+
+    @jax.jit
+    def bare(p, b, key):
+        def loss(p):
+            module = setup.model.merge(cast(frozen), cast(p), rest)
+            return task.loss_fn(module, cast(b), key)[0]
+
+        return jax.grad(loss)(p)
+
+    key = jax.random.PRNGKey(0)
+    jb = {k: jnp.asarray(v) for k, v in local.items()}
+    bare_s = _time(bare, lambda out: (params, jb, key), args.steps)
+    print(f"bare grad step (baseline): {bare_s * 1e3:.1f} ms")
+    print(f"ratio trainer/bare: {step_s / bare_s:.2f}")
 
 
 if __name__ == "__main__":

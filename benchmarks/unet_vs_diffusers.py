@@ -8,6 +8,7 @@ batch 6, 64x64 latents, float32 on CPU, our forward takes <= 0.8x diffusers' tim
     python benchmarks/unet_vs_diffusers.py --cpus 1        # both pinned to one core
     python benchmarks/unet_vs_diffusers.py --repeats 9 --batch 2 --size 32
     python benchmarks/unet_vs_diffusers.py --gpu-sd15      # SD-1.5 UNet, bf16, images/s on GPU
+    python benchmarks/unet_vs_diffusers.py --gpu-sd15 --attention cudnn
 
 Our side uses attention="chunked" with 128-row blocks by default (--attention/--chunk change
 it): on CPU, XLA's unfused attention materialises [B, heads, L, L] logits (3 GB here) and is
@@ -204,9 +205,9 @@ def main() -> None:
     parser.add_argument(
         "--attention",
         default=None,
-        choices=("dot_product", "chunked", "naive"),
+        choices=("dot_product", "chunked", "naive", "cudnn"),
         help="default: chunked on CPU (blocks stay in cache), "
-        "dot_product with --gpu-sd15 (fused kernel)",
+        "dot_product with --gpu-sd15 (XLA); cudnn: cuDNN flash attention (GPU, bf16)",
     )
     parser.add_argument(
         "--chunk", type=int, default=128, help="rows per block for --attention chunked"

@@ -1,7 +1,8 @@
 """Test-wide setup: 8 fake CPU devices and no network look-ups.
 
 XLA_FLAGS must be set before jax is imported anywhere, so it is set here at import time
-of the conftest, which pytest loads before any test module.
+of the conftest, which pytest loads before any test module. The GPU-only tests run with
+JAX_PLATFORMS=cuda on a GPU machine (benchmarks/run_gpu.sh); the fake devices are CPU ones.
 """
 
 import os
@@ -23,6 +24,8 @@ import pytest
 def _check_fake_devices():
     import jax
 
+    if jax.default_backend() != "cpu":
+        return  # an accelerator run of the GPU-only tests (JAX_PLATFORMS=cuda)
     assert jax.device_count() == 8, (
         "tests expect 8 fake CPU devices; XLA_FLAGS was set too late "
         f"(got {jax.device_count()} devices, XLA_FLAGS={os.environ.get('XLA_FLAGS')})"

@@ -109,6 +109,34 @@ def test_attention_implementations_agree():
         assert np.abs(outs[impl] - outs["naive"]).max() / scale < 1e-5, impl
 
 
+_ON_GPU = jax.default_backend() == "gpu"
+
+
+@pytest.mark.skipif(_ON_GPU, reason="checks the refusal off GPU")
+def test_cudnn_attention_off_gpu_says_what_to_use_instead():
+    cfg = dataclasses.replace(_micro(), attention="cudnn", dtype=jnp.bfloat16)
+    x, t, ctx = _inputs(cfg, h=8, w=8)
+    with pytest.raises(ValueError, match='needs an NVIDIA GPU.*"chunked" on CPU'):
+        _forward(_random(cfg), x, t, ctx)
+
+
+@pytest.mark.skipif(not _ON_GPU, reason="cuDNN attention runs on NVIDIA GPUs only")
+def test_cudnn_attention_tracks_naive_in_bfloat16_and_refuses_float32():
+    base = dataclasses.replace(_micro(), dtype=jnp.bfloat16)
+    x, t, ctx = _inputs(base, h=16, w=16)
+    ref = _forward(_random(dataclasses.replace(base, attention="naive")), x, t, ctx)
+    got = _forward(_random(dataclasses.replace(base, attention="cudnn")), x, t, ctx)
+    ref, got = (np.asarray(a, np.float32) for a in (ref, got))
+    assert np.abs(got - ref).max() / np.abs(ref).max() < 2e-2
+    with pytest.raises(ValueError, match="bfloat16 or float16"):
+        _forward(
+            _random(dataclasses.replace(base, attention="cudnn", dtype=jnp.float32)),
+            x,
+            t,
+            ctx,
+        )
+
+
 def test_bfloat16_compute_tracks_float32():
     cfg = _micro()
     # Same config and shapes as the float32 run above: its compiled forward is reused.
@@ -203,8 +231,14 @@ def test_lq_lowpass_takes_the_low_frequencies_from_the_lq_latent():
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        ({"in_channels": 9, "out_channels": 4, "lq_lowpass_levels": 3}, "in_channels = 2 * out"),
-        ({"in_channels": 8, "out_channels": 4, "lq_lowpass_levels": -1}, "must be >= 0"),
+        (
+            {"in_channels": 9, "out_channels": 4, "lq_lowpass_levels": 3},
+            "in_channels = 2 * out",
+        ),
+        (
+            {"in_channels": 8, "out_channels": 4, "lq_lowpass_levels": -1},
+            "must be >= 0",
+        ),
     ],
 )
 def test_lq_lowpass_refuses_configs_without_a_matching_lq_latent(overrides, fragment):

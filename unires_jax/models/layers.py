@@ -20,7 +20,7 @@ from flax import nnx
 
 from unires_jax.models import partitioning as P
 
-ATTENTION_IMPLEMENTATIONS = ("dot_product", "chunked", "naive")
+ATTENTION_IMPLEMENTATIONS = ("dot_product", "chunked", "naive", "cudnn")
 
 
 def _annotated(init, names: tuple[str, ...]):
@@ -128,7 +128,9 @@ class GroupNorm(nnx.Module):
         """
         b, _, c = t.shape
         size = c // self.num_groups
-        per_group = jnp.mean(jnp.mean(t, axis=1).reshape(b, self.num_groups, size), axis=-1)
+        per_group = jnp.mean(
+            jnp.mean(t, axis=1).reshape(b, self.num_groups, size), axis=-1
+        )
         return jnp.repeat(per_group, size, axis=-1)[:, None, :]
 
 
@@ -274,6 +276,20 @@ def _attention_chunked(
     return out[:n, :lq].reshape(b, h, lq, dv).transpose(0, 2, 1, 3)
 
 
+def _check_cudnn_attention(q: jax.Array) -> None:
+    """Says what to change where cuDNN's kernel cannot run, instead of jax's lowering error."""
+    if jax.default_backend() != "gpu":
+        raise ValueError(
+            f'attention="cudnn" needs an NVIDIA GPU; jax\'s backend is {jax.default_backend()!r}: '
+            'use "chunked" on CPU or "dot_product" on TPU'
+        )
+    if q.dtype not in (jnp.bfloat16, jnp.float16):
+        raise ValueError(
+            f'attention="cudnn" runs in bfloat16 or float16, not {q.dtype}: set the model\'s '
+            'dtype (or the trainer\'s compute_dtype) to bfloat16, or use "dot_product"'
+        )
+
+
 def attention(
     q: jax.Array, k: jax.Array, v: jax.Array, *, implementation: str, chunk: int = 1024
 ) -> jax.Array:
@@ -284,10 +300,12 @@ def attention(
 
     Args:
         q: [B, Lq, H, D]; k: [B, Lk, H, D]; v: [B, Lk, H, Dv], all the same dtype.
-        implementation: "dot_product" (jax.nn.dot_product_attention; XLA picks the kernel, fused
-            on GPU/TPU), "chunked" (blocks of `chunk` query rows counted over batch x heads x
-            positions: memory O(chunk * Lk) instead of O(B * H * Lq * Lk); the fast choice on
-            CPU), or "naive" (reference einsum).
+        implementation: "dot_product" (jax.nn.dot_product_attention's XLA path: the logits are
+            materialised, fusion is XLA's), "chunked" (blocks of `chunk` query rows counted
+            over batch x heads x positions: memory O(chunk * Lk) instead of O(B * H * Lq * Lk);
+            the fast choice on CPU), "cudnn" (cuDNN's fused flash attention on NVIDIA GPUs,
+            bfloat16 / float16 only; its softmax is float32 inside the kernel) or "naive"
+            (reference einsum).
         chunk: rows per block for "chunked".
 
     Returns:
@@ -295,6 +313,9 @@ def attention(
     """
     if implementation == "dot_product":
         return jax.nn.dot_product_attention(q, k, v)
+    if implementation == "cudnn":
+        _check_cudnn_attention(q)
+        return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
     if implementation == "chunked":
         return _attention_chunked(q, k, v, chunk)
     if implementation == "naive":
