@@ -121,6 +121,7 @@ class UniResBenchTask:
         size: int | None,
         remat: str = "config",
         attention: str = "",
+        dtype: str = "",
     ):
         import importlib
 
@@ -131,6 +132,8 @@ class UniResBenchTask:
             self.config.model.unet.remat = remat == "on"
         if attention:
             self.config.model.unet.attention = attention
+        if dtype:  # before the task is built: it builds the trained UNet in this dtype
+            self.config.precision.compute_dtype = dtype
         self.size = size or int(self.config.data.crop_size)
         self.task = UniResTask(self.config)
         self.frozen = self.task.frozen
@@ -157,10 +160,10 @@ class UniResBenchTask:
 TASKS = {
     "conv": lambda args: ConvTask(),
     "unires_tiny": lambda args: UniResBenchTask(
-        "unires_tiny", args.size, args.remat, args.attention
+        "unires_tiny", args.size, args.remat, args.attention, args.dtype
     ),
     "unires_sd21": lambda args: UniResBenchTask(
-        "unires_sd21", args.size, args.remat, args.attention
+        "unires_sd21", args.size, args.remat, args.attention, args.dtype
     ),
 }
 

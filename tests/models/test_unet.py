@@ -121,20 +121,21 @@ def test_cudnn_attention_off_gpu_says_what_to_use_instead():
 
 
 @pytest.mark.skipif(not _ON_GPU, reason="cuDNN attention runs on NVIDIA GPUs only")
-def test_cudnn_attention_tracks_naive_in_bfloat16_and_refuses_float32():
+def test_cudnn_attention_tracks_naive_in_bfloat16_with_gradients_and_refuses_float32():
     base = dataclasses.replace(_micro(), dtype=jnp.bfloat16)
-    x, t, ctx = _inputs(base, h=16, w=16)
-    ref = _forward(_random(dataclasses.replace(base, attention="naive")), x, t, ctx)
-    got = _forward(_random(dataclasses.replace(base, attention="cudnn")), x, t, ctx)
-    ref, got = (np.asarray(a, np.float32) for a in (ref, got))
+    # 5 context tokens: an odd key length, which cuDNN's training rule refuses (XLA path).
+    x, t, ctx = _inputs(base, h=16, w=16, seq=5)
+    naive = _random(dataclasses.replace(base, attention="naive"))
+    cudnn = _random(dataclasses.replace(base, attention="cudnn"))
+    ref, got = (np.asarray(_forward(m, x, t, ctx), np.float32) for m in (naive, cudnn))
     assert np.abs(got - ref).max() / np.abs(ref).max() < 2e-2
+    loss = nnx.jit(
+        nnx.grad(lambda m, x: jnp.mean(jnp.square(m(x, t, ctx).astype(jnp.float32))), argnums=1)
+    )
+    g_ref, g_got = (np.asarray(loss(m, x), np.float32) for m in (naive, cudnn))
+    assert np.abs(g_got - g_ref).max() / np.abs(g_ref).max() < 5e-2
     with pytest.raises(ValueError, match="bfloat16 or float16"):
-        _forward(
-            _random(dataclasses.replace(base, attention="cudnn", dtype=jnp.float32)),
-            x,
-            t,
-            ctx,
-        )
+        _forward(_random(dataclasses.replace(base, attention="cudnn", dtype=jnp.float32)), x, t, ctx)
 
 
 def test_bfloat16_compute_tracks_float32():

@@ -52,6 +52,41 @@ def test_unires_task_trains_and_exports(tmp_path):
     assert out.shape == (32, 32, 3) and np.isfinite(out).all()
 
 
+def test_bfloat16_compute_runs_the_trained_unet_in_bfloat16_and_exports_it_as_configured():
+    """A flax layer computes in its own dtype: a float32 UNet would promote the trainer's
+    bfloat16 weights back to float32 activations (seen on an H200: the SD-2.1-size step needed
+    132 GiB at batch 8)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    config = _config("test")
+    config.precision.compute_dtype = "bfloat16"
+    task = FAMILIES["unires"](config)
+    model = nnx.eval_shape(lambda: task.init(nnx.Rngs(0)))
+    params = nnx.state(model, nnx.Param).to_pure_dict()
+    assert {x.dtype for x in jax.tree.leaves(params["unet"])} == {jnp.dtype(jnp.float32)}
+    # As in the trainer's step: bfloat16 weights and inputs.
+    unet_state = nnx.state(model.unet, nnx.Param)
+    unet_state.replace_by_pure_dict(
+        jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.bfloat16), params["unet"])
+    )
+    nnx.update(model.unet, unet_state)
+    cfg = model.unet.cfg
+    x = jax.ShapeDtypeStruct((1, 8, 8, cfg.in_channels), jnp.bfloat16)
+    t = jax.ShapeDtypeStruct((1,), jnp.int32)
+    context = jax.ShapeDtypeStruct((1, 4, cfg.cross_attention_dim), jnp.bfloat16)
+    out = nnx.eval_shape(lambda m, x, t, c: m(x, t, c), model.unet, x, t, context)
+    assert out.dtype == jnp.bfloat16
+
+    zeros = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), params)
+    state = {
+        "ema": {"unet": zeros["unet"]},
+        "frozen": {k: zeros[k] for k in ("vae", "text_encoder")},
+    }
+    assert task.to_ldm(state).unet.cfg.dtype == task.model_cfg.unet.dtype == jnp.float32
+
+
 @pytest.mark.slow
 def test_training_loss_decreases_on_sample_photos(tmp_path):
     """A few hundred CPU steps of the default-model recipe on the sample photos' train split."""

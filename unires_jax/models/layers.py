@@ -304,8 +304,9 @@ def attention(
             materialised, fusion is XLA's), "chunked" (blocks of `chunk` query rows counted
             over batch x heads x positions: memory O(chunk * Lk) instead of O(B * H * Lq * Lk);
             the fast choice on CPU), "cudnn" (cuDNN's fused flash attention on NVIDIA GPUs,
-            bfloat16 / float16 only; its softmax is float32 inside the kernel) or "naive"
-            (reference einsum).
+            bfloat16 / float16 only, its softmax float32 inside the kernel; calls with an odd
+            query or key length, such as the 77-token text context, take the XLA path) or
+            "naive" (reference einsum).
         chunk: rows per block for "chunked".
 
     Returns:
@@ -315,6 +316,11 @@ def attention(
         return jax.nn.dot_product_attention(q, k, v)
     if implementation == "cudnn":
         _check_cudnn_attention(q)
+        if q.shape[1] % 2 or k.shape[1] % 2:
+            # jax's training rule for cuDNN attention refuses odd sequence lengths (seen with
+            # jax 0.11.2: "Unsupported sequence length Q 4096, KV 77" for SD's 77-token
+            # cross-attention). Such calls are short on one side, and XLA's logits are small.
+            return jax.nn.dot_product_attention(q, k, v)
         return jax.nn.dot_product_attention(q, k, v, implementation="cudnn")
     if implementation == "chunked":
         return _attention_chunked(q, k, v, chunk)

@@ -4,7 +4,9 @@ Required (three methods):
 
 - `init(rngs: nnx.Rngs) -> nnx.Module`: builds the model with random weights. It runs under
   `jax.eval_shape` (for shapes and shardings) and under `jax.jit` (to create the weights directly
-  sharded), so it must not read files; load pretrained weights in `load_pretrained`.
+  sharded), so it must not read files; load pretrained weights in `load_pretrained`. Build the
+  trained layers to compute in `config.precision.compute_dtype`: the trainer casts the weights
+  to it, but a flax layer promotes its inputs and weights to its own `dtype`.
 - `loss_fn(model, batch, rng) -> (loss, aux)`: the mean loss over `batch` (a dict of arrays with a
   leading batch axis) and a dict of scalar metrics (batch means). `rng` is a raw PRNG key for the
   step. It never calls collectives: the trainer reduces across devices.

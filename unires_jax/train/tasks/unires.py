@@ -58,6 +58,16 @@ class UniResTask:
         # Paper setting: only the UNet trains. A fixed codec has no parameters to freeze.
         has_vae_params = vae_kind(self.model_cfg.vae) == "autoencoder_kl"
         self.frozen = ("vae", "text_encoder") if has_vae_params else ("text_encoder",)
+        # The trainer casts the parameters to its compute dtype, but a flax layer computes in its
+        # own `dtype` and would promote bfloat16 weights back to float32 activations: the trained
+        # UNet is therefore built in the compute dtype. Its float32 master weights are
+        # `param_dtype`'s, and exported models keep the configured dtype (see `to_ldm`).
+        compute_dtype = jnp.dtype(config.precision.compute_dtype)
+        if compute_dtype != jnp.float32:
+            unet = dataclasses.replace(self.model_cfg.unet, dtype=compute_dtype)
+            self.train_cfg = dataclasses.replace(self.model_cfg, unet=unet)
+        else:
+            self.train_cfg = self.model_cfg
         if self.model_cfg.lq_channels <= 0:
             raise ValueError(
                 "config.model.lq_channels must be > 0 for UniRes (the LQ latent is concatenated "
@@ -89,7 +99,7 @@ class UniResTask:
     # --- Task protocol ---------------------------------------------------------------------
 
     def init(self, rngs: nnx.Rngs) -> UniResModel:
-        return UniResModel(self.model_cfg, rngs=rngs)
+        return UniResModel(self.train_cfg, rngs=rngs)
 
     def _latents(self, model: UniResModel, images: jax.Array, rng: jax.Array | None) -> jax.Array:
         """[B, H, W, 3] in [0, 1] -> scaled latents; a posterior sample when rng is given."""
@@ -164,7 +174,7 @@ class UniResTask:
         """Builds the inference model from a trainer state (RunResult.state or a checkpoint)."""
         trained = state["ema"] if use_ema else state["params"]
         merged = _deep_merge(jax.device_get(state["frozen"]), jax.device_get(trained))
-        abstract = nnx.eval_shape(lambda: self.init(nnx.Rngs(0)))
+        abstract = nnx.eval_shape(lambda: UniResModel(self.model_cfg, rngs=nnx.Rngs(0)))
         params = nnx.state(abstract, nnx.Param)
         params.replace_by_pure_dict(jax.tree.map(jnp.asarray, merged))
         nnx.update(abstract, params)
