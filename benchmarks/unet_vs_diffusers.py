@@ -7,7 +7,8 @@ batch 6, 64x64 latents, float32 on CPU, our forward takes <= 0.8x diffusers' tim
     python benchmarks/unet_vs_diffusers.py                 # the claim above, all cores
     python benchmarks/unet_vs_diffusers.py --cpus 1        # both pinned to one core
     python benchmarks/unet_vs_diffusers.py --repeats 9 --batch 2 --size 32
-    python benchmarks/unet_vs_diffusers.py --gpu-sd15      # SD-1.5 UNet, bf16, images/s on GPU
+    python benchmarks/unet_vs_diffusers.py --gpu-sd15      # SD-1.5 UNet, bf16, images/s on GPU,
+                                                           # against diffusers on the same GPU
     python benchmarks/unet_vs_diffusers.py --gpu-sd15 --attention cudnn
 
 Our side uses attention="chunked" with 128-row blocks by default (--attention/--chunk change
@@ -153,7 +154,57 @@ def compare_on_cpu(args) -> None:
     print(f"ratio ours/diffusers = {wall:.2f} wall, {cpu:.2f} CPU time (target <= 0.8)")
 
 
+def _diffusers_sd15_seconds(args) -> float | None:
+    """Median seconds per forward of diffusers' SD-1.5 UNet (bf16, PyTorch's SDPA attention) on
+    the same GPU and shapes, or None where torch with CUDA or diffusers is missing."""
+    try:
+        import torch
+        from diffusers import UNet2DConditionModel
+    except ImportError as e:
+        print(f"diffusers baseline skipped: {e}")
+        return None
+    if not torch.cuda.is_available():
+        print("diffusers baseline skipped: torch sees no CUDA device")
+        return None
+    torch.manual_seed(0)
+    ref = UNet2DConditionModel(cross_attention_dim=768, sample_size=args.size)
+    n_params = sum(p.numel() for p in ref.parameters())
+    ref = ref.to("cuda", torch.bfloat16).eval()
+    x = torch.randn(
+        args.batch, 4, args.size, args.size, device="cuda", dtype=torch.bfloat16
+    )
+    t = torch.full((args.batch,), 500, device="cuda")
+    ctx = torch.randn(args.batch, CONTEXT_LEN, 768, device="cuda", dtype=torch.bfloat16)
+
+    def run():
+        with torch.no_grad():
+            ref(x, t, ctx)
+        torch.cuda.synchronize()
+
+    run()
+    run()
+    wall, _ = _time(run, args.repeats)
+    med = statistics.median(wall)
+    print(
+        f"diffusers {_version('diffusers')} / torch {torch.__version__}: SD-1.5 UNet "
+        f"({n_params:,} params) bf16, batch {args.batch}: median {med * 1e3:.1f} ms / forward "
+        f"= {args.batch / med:.1f} images/s"
+    )
+    ref = None  # frees its GPU memory before jax starts
+    torch.cuda.empty_cache()
+    return med
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
 def sd15_on_gpu(args) -> None:
+    # Timed first, then freed, so that jax (which must not take 75% of the memory up front
+    # while torch holds some) and torch do not compete.
+    baseline = _diffusers_sd15_seconds(args)
     import jax
     import jax.numpy as jnp
     from flax import nnx
@@ -193,6 +244,8 @@ def sd15_on_gpu(args) -> None:
         f"median {med * 1e3:.1f} ms / forward = {args.batch / med:.1f} images/s "
         "(one UNet evaluation per image)"
     )
+    if baseline:
+        print(f"ratio ours/diffusers = {med / baseline:.2f} (time per forward)")
 
 
 def main() -> None:
@@ -222,6 +275,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.gpu_sd15:
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.cpus:
         _limit_cpus(args.cpus)
     if args.attention is None:
