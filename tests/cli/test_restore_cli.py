@@ -351,6 +351,32 @@ def test_ensemble_option_averages_copies_and_is_recorded(tmp_path, checkpoint):
         _parse(["x", "-o", "y", "--ensemble", "3"])
 
 
+def test_dtype_and_attention_options_reach_the_unet_and_the_sidecar(tmp_path, checkpoint):
+    Image.fromarray(_rgb(16, 24)).save(tmp_path / "a.png")
+    weights = ["--weights", "SR=0.5,DownLQ=0.5", "--seed", "3"]
+    images = {}
+    for dtype, attention in (("float32", "naive"), ("bfloat16", "chunked")):
+        out = tmp_path / dtype
+        argv = [tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS]
+        code, _, err = _cli([*argv, "--dtype", dtype, "--attention", attention])
+        assert code == 0, err
+        sidecar = json.loads((out / "a.json").read_text())
+        assert sidecar["unet"] == {"dtype": dtype, "attention": attention}
+        images[dtype] = np.asarray(Image.open(out / "a.png"), np.float32)
+    # Same model, seed and weights: bfloat16 rounding moves the 8-bit pixels by about half a
+    # level on average (0.58 when measured); a broken path would be off by tens.
+    assert np.abs(images["bfloat16"] - images["float32"]).mean() < 3
+
+
+def test_cudnn_attention_off_gpu_fails_before_loading(tmp_path, checkpoint):
+    Image.fromarray(_rgb(4, 4)).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    argv = [tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, "--attention", "cudnn"]
+    code, _, stderr = _cli([*argv, "--dtype", "bfloat16"])
+    assert code == 2 and "needs an NVIDIA GPU" in stderr and "--attention chunked" in stderr
+    assert not out.exists()
+
+
 def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(tmp_path, checkpoint):
     # A smooth RGBA input, so the projection onto it stays inside [0, 1] almost everywhere.
     y, x = np.mgrid[0:12, 0:16]

@@ -97,3 +97,10 @@ def test_train_predictor_without_logs_is_a_clear_error(tmp_path, capsys):
         ["train-predictor", "--logs", tmp_path, "--out", tmp_path / "p.json"], capsys
     )
     assert code == 2 and "no finished exhaustive search" in stderr
+
+
+def test_learn_presets_with_cudnn_attention_off_gpu_is_a_clear_error(tmp_path, capsys):
+    argv = ["learn-presets", tmp_path, "--out", tmp_path / "p.json"]
+    code, _, err = _cli([*argv, "--attention", "cudnn", "--dtype", "bfloat16"], capsys)
+    assert code == 2 and "needs an NVIDIA GPU" in err and "--attention chunked" in err
+    assert not (tmp_path / "p.json").exists()

@@ -11,6 +11,7 @@ import argparse
 import pathlib
 import sys
 
+from unires_jax.cli import model_options
 from unires_jax.restore.ensemble import ENSEMBLE_SIZES
 
 PRESET_CHOICES = ("most-popular", "average")
@@ -157,6 +158,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         action="store_true",
         help="no progress bar (default: on a terminal)",
     )
+    model_options.add(parser)
     parser.add_argument(
         "--search",
         choices=SEARCH_CHOICES,
@@ -253,8 +255,12 @@ def run(args: argparse.Namespace) -> int:
         fixed_weights(args)  # syntax errors show before the (slow) model load
     except WeightError as e:
         return _fail(str(e))
+    if problem := model_options.problem(args):
+        return _fail(problem)
     try:
-        restorer = Restorer.load(args.checkpoint, **restore_settings(args))
+        restorer = Restorer.load(
+            args.checkpoint, **model_options.load_kwargs(args), **restore_settings(args)
+        )
     except (OSError, ValueError, KeyError, TypeError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         return _fail(" ".join(str(message).split()))  # one line, even for long messages

@@ -15,6 +15,8 @@ import argparse
 import pathlib
 import sys
 
+from unires_jax.cli import model_options
+
 
 def _add_grid_args(parser: argparse.ArgumentParser) -> None:
     grid = parser.add_argument_group("weight grid (paper defaults)")
@@ -80,6 +82,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     learn.add_argument(
         "--plots", default=None, help="write each image's Q-landscape PNGs here"
     )
+    model_options.add(learn)
     _add_grid_args(learn)
 
     train = cmds.add_parser(
@@ -152,7 +155,11 @@ def _learn_presets(args) -> int:
         settings = (
             {} if args.max_pairs is None else {"max_pairs_per_call": args.max_pairs}
         )
-        restorer = Restorer.load(args.checkpoint, **settings)
+        if problem := model_options.problem(args):
+            return _fail("learn-presets", problem)
+        restorer = Restorer.load(
+            args.checkpoint, **model_options.load_kwargs(args), **settings
+        )
         config = interface.SearchConfig(
             steps=args.steps,
             seed=args.seed,

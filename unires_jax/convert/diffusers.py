@@ -58,9 +58,10 @@ def load_ldm(
         model's output does not depend on them) when the weights on disk do not have them yet.
       dtype: parameter and compute dtype (jnp.float32 or jnp.bfloat16).
       allow_pickle: permit reading `.bin` (pickle) weight files.
-      attention: UNet attention implementation ("dot_product", "chunked", "naive"); None keeps
-        a unires-jax checkpoint's own setting and uses "dot_product" for diffusers folders
-        ("chunked" is much faster on CPU, "dot_product" uses fused kernels on GPU/TPU).
+      attention: UNet attention implementation ("dot_product", "chunked", "naive", "cudnn");
+        None keeps a unires-jax checkpoint's own setting and uses "dot_product" for diffusers
+        folders ("chunked" is much faster on CPU, "cudnn" is cuDNN's flash attention on NVIDIA
+        GPUs in bfloat16, "dot_product" is XLA's).
       variant: diffusers weight variant, e.g. "fp16" for `*.fp16.safetensors`.
     """
     path = pathlib.Path(path)

@@ -190,9 +190,18 @@ class Restorer:
 
     @classmethod
     def load(
-        cls, checkpoint_dir: str | pathlib.Path | None = None, *, dtype: Any = jnp.float32, **settings
+        cls,
+        checkpoint_dir: str | pathlib.Path | None = None,
+        *,
+        dtype: Any = jnp.float32,
+        attention: str | None = None,
+        **settings,
     ) -> Restorer:
-        """Loads a UniRes checkpoint; None means the embedded default model."""
+        """Loads a UniRes checkpoint; None means the embedded default model.
+
+        `dtype` and `attention` are `load_ldm`'s (bfloat16 and "cudnn" on an NVIDIA GPU; None
+        keeps the checkpoint's attention); `settings` override the stored `RestoreSettings`.
+        """
         if checkpoint_dir is None:
             checkpoint_dir = DEFAULT_MODEL_DIR
             if not (checkpoint_dir / "unires_ldm.json").exists():
@@ -201,7 +210,7 @@ class Restorer:
                     "installation. Pass --checkpoint DIR (a UniRes checkpoint written by "
                     "`unires train` / `unires convert`)."
                 )
-        ldm = load_ldm(checkpoint_dir, dtype=dtype)
+        ldm = load_ldm(checkpoint_dir, dtype=jnp.dtype(dtype), attention=attention)
         meta = ldm.extra.get("unires", {})
         experts = tuple(experts_lib.Expert(**e) for e in meta.get("experts", [])) or (
             experts_lib.DEFAULT_EXPERTS
