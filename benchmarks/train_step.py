@@ -285,6 +285,9 @@ def main() -> None:
         else "FLOPs per step: not reported by this backend"
     )
     print(f"peak FLOP/s per device ({peak_note}): {peak:.3e}")
+    if eng.step_memory is not None:
+        limit = metrics.device_memory_limit(device)
+        print(metrics.memory_report(eng.step_memory, limit)[0])
     print(f"MFU estimate: {util:.1%}" if util is not None else "MFU estimate: n/a")
     if args.skip_bare:
         return

@@ -41,6 +41,8 @@ def test_eval_samples_and_profile(tmp_path, parallelism):
     eval_rows = [r for r in _rows(tmp_path) if "eval/mse" in r]
     assert [r["step"] for r in eval_rows] == [2]
     assert os.listdir(tmp_path / "samples") == ["samples_step_00000002.png"]
+    # Both engines report the compiled step's memory (CPU: no device limit to compare with).
+    assert "compiled train step: " in (tmp_path / "train.log").read_text()
     assert any(
         f.endswith(".xplane.pb")
         for _, _, files in os.walk(tmp_path / "profile")

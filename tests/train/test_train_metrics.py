@@ -100,6 +100,29 @@ def test_compiled_flops_and_mfu():
     assert metrics.mfu(None, 0.5, 4e12) is None and metrics.mfu(1e12, 0.5, None) is None
 
 
+def test_compiled_memory_counts_the_buffers_and_the_report_says_what_to_change():
+    x = jnp.ones((256, 256), jnp.float32)  # 256 KiB
+    compiled = jax.jit(lambda a: a @ a, donate_argnums=0).lower(x).compile()
+    memory = metrics.compiled_memory(compiled)
+    assert memory.arguments == memory.outputs == 256 * 256 * 4
+    assert memory.aliased == memory.arguments  # donated: the output reuses it
+    assert memory.peak == memory.arguments + memory.temporaries
+    gib = 2**30
+    fits = metrics.StepMemory(
+        arguments=gib, outputs=gib, aliased=gib, temporaries=2 * gib, peak=3 * gib
+    )
+    line, over = metrics.memory_report(fits, limit=4 * gib)
+    assert not over and "3.00 GiB per device at peak" in line and "allows 4.00 GiB" in line
+    line, over = metrics.memory_report(fits, limit=2 * gib)
+    assert over and "does not fit" in line and "train.batch_size" in line
+    assert metrics.memory_report(fits, limit=None) == (
+        "compiled train step: 3.00 GiB per device at peak (state and batch 1.00, "
+        "temporaries 2.00)",
+        False,
+    )
+    assert metrics.device_memory_limit(jax.devices("cpu")[0]) is None
+
+
 def test_peak_flops_lookup():
     assert metrics.peak_flops_per_device("TPU v5 lite") == 197e12
     assert metrics.peak_flops_per_device("TPU v5p") == 459e12

@@ -165,6 +165,7 @@ class JitEngine:
         self._eval = None
         self._sample = None
         self.flops_per_step: float | None = None
+        self.step_memory: metrics_lib.StepMemory | None = None
 
     @property
     def batch_shards(self) -> int:
@@ -224,6 +225,7 @@ class JitEngine:
         )
         flops = metrics_lib.compiled_flops(self._compiled)
         self.flops_per_step = flops * self.setup.grad_accum_steps if flops else None
+        self.step_memory = metrics_lib.compiled_memory(self._compiled)
 
     def step(self, state: TrainState, batch: dict[str, jax.Array]):
         return self._compiled(state, batch)

@@ -12,6 +12,7 @@ writer whose methods do nothing. Files under `workdir`:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -56,6 +57,67 @@ def compiled_flops(compiled: Any) -> float | None:
         cost = cost[0] if cost else None
     flops = (cost or {}).get("flops")
     return float(flops) if flops and flops > 0 else None
+
+
+@dataclasses.dataclass(frozen=True)
+class StepMemory:
+    """Device memory of one call of a compiled executable, per device, from XLA's buffer
+    assignment (bytes). `peak` = arguments + outputs - aliased (donated) + temporaries: XLA
+    allocates the temporaries as one block, so this is what the call holds at once."""
+
+    arguments: int
+    outputs: int
+    aliased: int
+    temporaries: int
+    peak: int
+
+
+def compiled_memory(compiled: Any) -> StepMemory | None:
+    """`StepMemory` of a compiled executable, or None where the backend does not report it."""
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:  # noqa: BLE001  (some backends do not implement it)
+        return None
+    if stats is None:
+        return None
+    sizes = {
+        "arguments": int(stats.argument_size_in_bytes),
+        "outputs": int(stats.output_size_in_bytes),
+        "aliased": int(stats.alias_size_in_bytes),
+        "temporaries": int(stats.temp_size_in_bytes),
+    }
+    peak = sizes["arguments"] + sizes["outputs"] - sizes["aliased"] + sizes["temporaries"]
+    return StepMemory(**sizes, peak=peak)
+
+
+def device_memory_limit(device: Any) -> int | None:
+    """Bytes the runtime may allocate on `device` (GPU/TPU), or None (CPU: not reported)."""
+    try:
+        stats = device.memory_stats()
+    except Exception:  # noqa: BLE001
+        return None
+    limit = (stats or {}).get("bytes_limit")
+    return int(limit) if limit else None
+
+
+def memory_report(memory: StepMemory, limit: int | None) -> tuple[str, bool]:
+    """One readable line about a compiled step's memory and whether it exceeds `limit`."""
+    gib = 2.0**30
+    line = (
+        f"compiled train step: {memory.peak / gib:.2f} GiB per device at peak (state and batch "
+        f"{memory.arguments / gib:.2f}, temporaries {memory.temporaries / gib:.2f})"
+    )
+    if limit is None:
+        return line, False
+    line += f"; the device allows {limit / gib:.2f} GiB"
+    over = memory.peak > limit
+    if over:
+        line += (
+            ". It does not fit: lower train.batch_size (or raise train.grad_accum_steps), "
+            "set model.unet.remat=True, use precision.compute_dtype=bfloat16, or shard the "
+            "state over more devices with mesh.fsdp"
+        )
+    return line, over
 
 
 def mfu(

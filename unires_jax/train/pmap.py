@@ -47,6 +47,7 @@ class PmapEngine:
         self._eval = None
         self._sample = None
         self.flops_per_step: float | None = None
+        self.step_memory: metrics_lib.StepMemory | None = None
 
     @property
     def batch_shards(self) -> int:
@@ -104,6 +105,7 @@ class PmapEngine:
         ).compile(self.setup.compiler_options)
         flops = metrics_lib.compiled_flops(self._compiled)
         self.flops_per_step = flops * self.setup.grad_accum_steps if flops else None
+        self.step_memory = metrics_lib.compiled_memory(self._compiled)
 
     def step(self, state: TrainState, batch: dict[str, jax.Array]):
         state, metrics = self._compiled(state, batch)

@@ -172,6 +172,14 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
     _check_local_batch(local_batch, int(config.train.batch_size))
     batch = eng.put_batch(local_batch)
     eng.compile(batch)
+    if eng.step_memory is not None:
+        line, over = metrics_lib.memory_report(
+            eng.step_memory, metrics_lib.device_memory_limit(jax.local_devices()[0])
+        )
+        writer.text(line)
+        if over:
+            # XLA may still run it (rematerialising, or failing at the first allocation).
+            _log.warning(line)
     peak = float(config.log.peak_flops_per_device) or metrics_lib.peak_flops_per_device(
         jax.devices()[0].device_kind
     )
