@@ -232,14 +232,8 @@ def test_lq_lowpass_takes_the_low_frequencies_from_the_lq_latent():
 @pytest.mark.parametrize(
     "overrides, fragment",
     [
-        (
-            {"in_channels": 9, "out_channels": 4, "lq_lowpass_levels": 3},
-            "in_channels = 2 * out",
-        ),
-        (
-            {"in_channels": 8, "out_channels": 4, "lq_lowpass_levels": -1},
-            "must be >= 0",
-        ),
+        ({"in_channels": 9, "out_channels": 4, "lq_lowpass_levels": 3}, "in_channels = 2 * out"),
+        ({"in_channels": 8, "out_channels": 4, "lq_lowpass_levels": -1}, "must be >= 0"),
     ],
 )
 def test_lq_lowpass_refuses_configs_without_a_matching_lq_latent(overrides, fragment):

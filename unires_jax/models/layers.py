@@ -128,9 +128,7 @@ class GroupNorm(nnx.Module):
         """
         b, _, c = t.shape
         size = c // self.num_groups
-        per_group = jnp.mean(
-            jnp.mean(t, axis=1).reshape(b, self.num_groups, size), axis=-1
-        )
+        per_group = jnp.mean(jnp.mean(t, axis=1).reshape(b, self.num_groups, size), axis=-1)
         return jnp.repeat(per_group, size, axis=-1)[:, None, :]
 
 
