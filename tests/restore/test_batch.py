@@ -26,6 +26,7 @@ class IdentityRestorer:
 
     def __init__(self, fail_widths=()):
         self.experts = [e.name for e in experts.DEFAULT_EXPERTS]
+        self.unet_record = {"dtype": "float32", "attention": "none (identity)"}
         self.fail_widths = set(fail_widths)
         self.calls = []
 

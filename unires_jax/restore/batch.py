@@ -326,10 +326,7 @@ def _sidecar(
         "checkpoint": str(pathlib.Path(checkpoint).resolve())
         if checkpoint
         else "embedded default",
-        "unet": {
-            "dtype": np.dtype(restorer.ldm.unet.cfg.dtype).name,
-            "attention": restorer.ldm.unet.cfg.attention,
-        },
+        "unet": restorer.unet_record,
         "unires_jax_version": unires_jax.__version__,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

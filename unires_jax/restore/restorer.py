@@ -228,6 +228,12 @@ class Restorer:
         )
 
     @property
+    def unet_record(self) -> dict[str, str]:
+        """How the UNet runs (`--dtype`, `--attention`), for sidecars: both change the floats."""
+        cfg = self.ldm.unet.cfg
+        return {"dtype": jnp.dtype(cfg.dtype).name, "attention": cfg.attention}
+
+    @property
     def experts(self) -> list[str]:
         """Expert names in weight order (the quality-word experts are not user weights)."""
         return [e.name for e in self._experts if e.name not in experts_lib.QUALITY_WORD_WEIGHTS]
