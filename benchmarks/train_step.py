@@ -27,6 +27,7 @@ GPU:  python benchmarks/train_step.py --task unires_sd21 --dtype bfloat16 --batc
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import pathlib
 import sys
@@ -43,6 +44,7 @@ from configs import common
 from unires_jax.models import partitioning as P
 from unires_jax.train import engine, metrics, trainer
 from unires_jax.train import task as task_lib
+from unires_jax.train.tasks.unires import UniResTask
 
 
 def _conv(cin, cout, rngs):
@@ -112,40 +114,20 @@ class ConvTask:
         }
 
 
-class UniResBenchTask:
-    """An experiment's UniRes task fed random HQ/LQ images of `size` px (no data pipeline)."""
+class UniResBenchTask(UniResTask):
+    """An experiment's UniRes task (configs/<config_module>.py) fed random HQ/LQ images of
+    --size px instead of its data pipeline, with --remat / --attention / --dtype applied."""
 
-    def __init__(
-        self,
-        config_module: str,
-        size: int | None,
-        remat: str = "config",
-        attention: str = "",
-        dtype: str = "",
-    ):
-        import importlib
-
-        from unires_jax.train.tasks.unires import UniResTask
-
-        self.config = importlib.import_module(f"configs.{config_module}").get_config()
-        if remat != "config":
-            self.config.model.unet.remat = remat == "on"
-        if attention:
-            self.config.model.unet.attention = attention
-        if dtype:  # before the task is built: it builds the trained UNet in this dtype
-            self.config.precision.compute_dtype = dtype
-        self.size = size or int(self.config.data.crop_size)
-        self.task = UniResTask(self.config)
-        self.frozen = self.task.frozen
-
-    def init(self, rngs):
-        return self.task.init(rngs)
-
-    def loss_fn(self, model, batch, rng):
-        return self.task.loss_fn(model, batch, rng)
-
-    def eval(self, model, batch):
-        return self.task.eval(model, batch)
+    def __init__(self, config_module: str, args: argparse.Namespace):
+        config = importlib.import_module(f"configs.{config_module}").get_config()
+        if args.remat != "config":
+            config.model.unet.remat = args.remat == "on"
+        if args.attention:
+            config.model.unet.attention = args.attention
+        # Before the task is built: it builds the trained UNet in the compute dtype.
+        config.precision.compute_dtype = args.dtype
+        super().__init__(config)
+        self.size = args.size or int(config.data.crop_size)
 
     def batch(self, n: int) -> dict[str, np.ndarray]:
         rng = np.random.default_rng(0)
@@ -153,18 +135,14 @@ class UniResBenchTask:
         return {
             "hq": rng.uniform(0, 1, shape).astype(np.float32),
             "lq": rng.uniform(0, 1, shape).astype(np.float32),
-            "task_id": rng.integers(0, self.task.num_tasks, n).astype(np.int32),
+            "task_id": rng.integers(0, self.num_tasks, n).astype(np.int32),
         }
 
 
 TASKS = {
     "conv": lambda args: ConvTask(),
-    "unires_tiny": lambda args: UniResBenchTask(
-        "unires_tiny", args.size, args.remat, args.attention, args.dtype
-    ),
-    "unires_sd21": lambda args: UniResBenchTask(
-        "unires_sd21", args.size, args.remat, args.attention, args.dtype
-    ),
+    "unires_tiny": lambda args: UniResBenchTask("unires_tiny", args),
+    "unires_sd21": lambda args: UniResBenchTask("unires_sd21", args),
 }
 
 

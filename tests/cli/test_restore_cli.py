@@ -368,6 +368,13 @@ def test_dtype_and_attention_options_reach_the_unet_and_the_sidecar(tmp_path, ch
     assert np.abs(images["bfloat16"] - images["float32"]).mean() < 3
 
 
+def test_attention_choices_are_the_models_implementations():
+    from unires_jax.cli import model_options
+    from unires_jax.models.layers import ATTENTION_IMPLEMENTATIONS
+
+    assert sorted(model_options.ATTENTION_CHOICES) == sorted(ATTENTION_IMPLEMENTATIONS)
+
+
 def test_cudnn_attention_off_gpu_fails_before_loading(tmp_path, checkpoint):
     Image.fromarray(_rgb(4, 4)).save(tmp_path / "a.png")
     out = tmp_path / "out"
