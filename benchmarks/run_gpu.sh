@@ -12,17 +12,21 @@
 # Usage: bash benchmarks/run_gpu.sh [LOG_DIR] [SECONDS]   (default /tmp/unires_gpu, 540)
 # Every step's output goes to LOG_DIR/<step>.log as well as to the terminal (8 files in all).
 # The lent GPU machines' image has jax 0.11.2 but lacks grain and ml-collections and may hold a
-# flax that does not fit: `bash benchmarks/gpu_wheels.sh .whl` here fetches the wheels, and the
-# device command is
-#   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
-#   export PYTHONPATH=/tmp/site:$PWD && bash benchmarks/run_gpu.sh $OUT 540
-# with .whl carried.
+# flax that does not fit: `bash benchmarks/gpu_wheels.sh .whl` here fetches the wheels; with
+# .whl carried, this script installs them first (offline) and puts them ahead of the image's:
+#   bash benchmarks/run_gpu.sh $OUT 540
 set -u
 LOG_DIR=${1:-/tmp/unires_gpu}
 BUDGET=${2:-540}
 mkdir -p "$LOG_DIR"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.92}
 DEADLINE=$((SECONDS + BUDGET))
+
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/unires_site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/unires_site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
 
 step() {  # step NAME MAX_SECONDS COMMAND...: runs it for at most MAX_SECONDS and the time left
   local name=$1 limit=$2 left=$((DEADLINE - SECONDS))
