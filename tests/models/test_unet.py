@@ -112,7 +112,7 @@ def test_attention_implementations_agree():
 _ON_GPU = jax.default_backend() == "gpu"
 
 
-@pytest.mark.skipif(_ON_GPU, reason="checks the refusal off GPU")
+@pytest.mark.skipif(_ON_GPU, reason="on a GPU cudnn runs instead of being refused; the GPU test below covers it")
 def test_cudnn_attention_off_gpu_says_what_to_use_instead():
     cfg = dataclasses.replace(_micro(), attention="cudnn", dtype=jnp.bfloat16)
     x, t, ctx = _inputs(cfg, h=8, w=8)
@@ -120,7 +120,7 @@ def test_cudnn_attention_off_gpu_says_what_to_use_instead():
         _forward(_random(cfg), x, t, ctx)
 
 
-@pytest.mark.skipif(not _ON_GPU, reason="cuDNN attention runs on NVIDIA GPUs only")
+@pytest.mark.skipif(not _ON_GPU, reason="needs an NVIDIA GPU (JAX_PLATFORMS=cuda; benchmarks/run_gpu.sh runs it); off GPU the refusal test above covers cudnn")
 def test_cudnn_attention_tracks_naive_in_bfloat16_with_gradients_and_refuses_float32():
     base = dataclasses.replace(_micro(), dtype=jnp.bfloat16)
     # 5 context tokens: an odd key length, which cuDNN's training rule refuses (XLA path).
