@@ -333,6 +333,12 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
     assert abs(sum(sidecar["weights"].values()) - 1.0) < 1e-5
     assert details["candidates_evaluated"] == 1512 and details["candidates_finished"] >= 1
     assert all(pathlib.Path(p).stat().st_size > 0 for p in details["plots"])
+    # The sidecar's score of the written file is what `unires quality score` reports for it.
+    from unires_jax import quality
+    from unires_jax.quality import files
+
+    reported = files.score_files(quality.get("niqe"), [out / "astronaut.png"]).scores
+    assert details["output_score"] == pytest.approx(reported[str(out / "astronaut.png")], abs=1e-9)
     logged = pathlib.Path(details["log"]).read_text().splitlines()
     assert len(logged) > 1512  # an image line and one line per scored candidate stage
 

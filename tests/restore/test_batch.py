@@ -291,6 +291,34 @@ def test_weights_are_chosen_per_image_and_recorded(tmp_path):
     }
 
 
+def test_a_choosers_output_score_is_of_the_written_file_and_a_failing_one_loses_it(
+    tmp_path,
+):
+    _png(tmp_path / "in" / "a.png", _rgb(6, 8))
+    _png(tmp_path / "in" / "b.png", _rgb(6, 9))
+    seen = {}
+
+    def score(path):
+        if path.name == "b.png":
+            raise ValueError("cannot score (simulated)")
+        seen[path.name] = np.asarray(Image.open(path)).copy()  # the file exists by now
+        return 0.25
+
+    def chooser(image, restorer):
+        return batch.WeightChoice(
+            {"SR": 1.0}, "test", {"score": 0.5}, score_output=score
+        )
+
+    out = tmp_path / "out"
+    report, errors = _restore([tmp_path / "in"], out, choose_weights=chooser)
+    assert [r.status for r in report.results] == ["ok", "error"]
+    assert "cannot score (simulated)" in errors
+    np.testing.assert_array_equal(seen["a.png"], np.asarray(Image.open(out / "a.png")))
+    details = json.loads((out / "a.json").read_text())["weights_details"]
+    assert details == {"score": 0.5, "output_score": 0.25}
+    assert sorted(os.listdir(out)) == sorted([batch.LOG_NAME, "a.json", "a.png"])
+
+
 def test_invalid_weights_from_a_chooser_fail_that_image_only(tmp_path):
     _png(tmp_path / "a.png", _rgb())
     bad = batch.fixed_weights({"SR": 0.5}, "test")

@@ -326,6 +326,10 @@ def test_weight_chooser_plugs_into_restore_files(restorer, sampler, images, tmp_
         images[2], "exhaustive", Sharpness(), sampler=sampler, config=SMALL
     ).weights
     assert (tmp_path / "out" / "photo_pairs.png").exists()
+    # The written 8-bit file, read back as `unires quality` reads it, scored with the same Q.
+    written = np.asarray(Image.open(tmp_path / "out" / "photo.png"), np.float64) / 255
+    assert details["output_score"] == pytest.approx(Sharpness().score(written[None])[0])
+    assert details["output_score"] != details["score"]  # rounding to 8 bits moved it
 
 
 def test_unknown_strategy_is_a_clear_error(sampler, images):

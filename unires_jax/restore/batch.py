@@ -53,11 +53,17 @@ class WeightChoice:
       weights: weight by expert name (experts not named get 0).
       source: where they come from, e.g. "preset most-popular" or "--weights".
       details: extra facts for the sidecar (e.g. a search's scores).
+      score_output: scores the written output file (its path) with the chooser's quality
+        model, recorded as `weights_details.output_score`. A search scores the restored image
+        before it is rounded to the file's bit depth (and compressed, for JPEG and WebP), and
+        quality models like NIQE move by more than their differences between good candidates
+        under that rounding (BENCHMARKS.md, #8), so the sidecar carries both.
     """
 
     weights: Mapping[str, float]
     source: str
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    score_output: Callable[[pathlib.Path], float] | None = None
 
 
 # Chooses the weights for one image; may run the restorer (a weight search does).
@@ -289,7 +295,14 @@ def _restore_one(
         if "deblur" in timing:
             sidecar["deblur"] = timing["deblur"]
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        _write_pair(out_path, encoded.data, sidecar_path, sidecar, t0)
+        after_image = None
+        if choice.score_output is not None:
+
+            def after_image():
+                score = float(choice.score_output(out_path))
+                sidecar["weights_details"]["output_score"] = score
+
+        _write_pair(out_path, encoded.data, sidecar_path, sidecar, t0, after_image)
     except image_io.ImageReadError as e:
         result.error = str(e)
     except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
@@ -332,12 +345,17 @@ def _sidecar(
     }
 
 
-def _write_pair(image_path, image_bytes, sidecar_path, sidecar, t0) -> None:
+def _write_pair(
+    image_path, image_bytes, sidecar_path, sidecar, t0, after_image=None
+) -> None:
     """Writes the image, then its sidecar, each atomically; removes the image if the sidecar
-    cannot be written, so no output exists without its sidecar."""
+    cannot be written (or `after_image`, run in between, fails), so no output exists without
+    its sidecar."""
     t_write = time.perf_counter()
     image_io.write_atomic(image_path, image_bytes)
     try:
+        if after_image is not None:
+            after_image()
         sidecar["timings"]["write_seconds"] = time.perf_counter() - t_write
         sidecar["timings"]["total_seconds"] = time.perf_counter() - t0
         text = json.dumps(sidecar, indent=2, default=_json_default) + "\n"

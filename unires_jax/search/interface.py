@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from unires_jax import quality as quality_lib
+from unires_jax.quality import files as quality_files
 from unires_jax.quality.base import QualityModel
 from unires_jax.restore.restorer import Restorer
 from unires_jax.search.engine import CandidateSampler
@@ -392,6 +393,12 @@ def weight_chooser(
             image_path=path,
             sampler=sampler,
         )
-        return WeightChoice(weights, f"search {strategy} ({q.name})", info)
+        return WeightChoice(
+            weights, f"search {strategy} ({q.name})", info, score_output=score_file
+        )
+
+    def score_file(path: pathlib.Path) -> float:
+        # Read as `unires quality` reads files, so the two report the same number.
+        return float(q.score([quality_files.read_image(path)])[0])
 
     return choose
