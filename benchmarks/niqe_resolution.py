@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import platform
 import sys
 import time
 import warnings
@@ -42,13 +41,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # configs/
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import jax
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 # benchmarks/search.py: the same photos and degradation.
-from search import degraded_photos
+from search import degraded_photos, setup_line
 
 from unires_jax import quality as quality_lib
 from unires_jax.restore.restorer import Restorer
@@ -138,9 +136,8 @@ def main() -> None:
     eye = np.eye(len(sampler.experts))
     images = degraded_photos(args.images, args.size, args.seed)
     print(
-        f"{platform.node()} | {jax.devices()[0].platform} x{jax.device_count()} | "
-        f"{restorer.ldm.source} | {len(images)} photos {args.size}x{2 * args.size} px | "
-        f"steps {steps} | {args.candidates} of {len(grid)} grid candidates each | Q niqe",
+        f"{setup_line(restorer, images, args.size, steps)} | "
+        f"{args.candidates} of {len(grid)} grid candidates each | Q niqe",
         flush=True,
     )
     rng = np.random.default_rng(args.seed)

@@ -104,6 +104,14 @@ def degraded_photos(count: int, size: int, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
+def setup_line(restorer, images: dict, size: int, steps: int) -> str:
+    """The first line a benchmark on these photos prints: machine, devices, model, photos."""
+    return (
+        f"{platform.node()} | {jax.devices()[0].platform} x{jax.device_count()} | "
+        f"{restorer.ldm.source} | {len(images)} photos {size}x{2 * size} px | steps {steps}"
+    )
+
+
 def _records_by_weights(result) -> dict[tuple, dict]:
     return {
         tuple(sorted(r["weights"].items())): r
@@ -192,8 +200,7 @@ def main() -> None:
     logs = out / "exhaustive_logs"
     images = degraded_photos(args.images, args.size, args.seed)
     print(
-        f"{platform.node()} | {jax.devices()[0].platform} x{jax.device_count()} | "
-        f"{restorer.ldm.source} | {len(images)} images {args.size}x{2 * args.size} px | steps {args.steps} | "
+        f"{setup_line(restorer, images, args.size, args.steps)} | "
         f"grid {args.grid_min}..{args.grid_max} by {args.grid_step} | Q niqe | budget {args.budget}",
         flush=True,
     )
