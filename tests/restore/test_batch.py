@@ -291,7 +291,7 @@ def test_weights_are_chosen_per_image_and_recorded(tmp_path):
     }
 
 
-def test_a_choosers_output_score_is_of_the_written_file_and_a_failing_one_loses_it(
+def test_a_choosers_output_score_is_of_the_written_file_and_a_failing_one_is_recorded(
     tmp_path,
 ):
     _png(tmp_path / "in" / "a.png", _rgb(6, 8))
@@ -310,13 +310,19 @@ def test_a_choosers_output_score_is_of_the_written_file_and_a_failing_one_loses_
         )
 
     out = tmp_path / "out"
-    report, errors = _restore([tmp_path / "in"], out, choose_weights=chooser)
-    assert [r.status for r in report.results] == ["ok", "error"]
-    assert "cannot score (simulated)" in errors
+    report, _ = _restore([tmp_path / "in"], out, choose_weights=chooser)
+    assert [r.status for r in report.results] == ["ok", "ok"]
     np.testing.assert_array_equal(seen["a.png"], np.asarray(Image.open(out / "a.png")))
     details = json.loads((out / "a.json").read_text())["weights_details"]
     assert details == {"score": 0.5, "output_score": 0.25}
-    assert sorted(os.listdir(out)) == sorted([batch.LOG_NAME, "a.json", "a.png"])
+    # A failing rescoring loses nothing: the output stays and the sidecar says why.
+    details = json.loads((out / "b.json").read_text())["weights_details"]
+    assert details == {
+        "score": 0.5,
+        "output_score": None,
+        "output_score_error": "ValueError: cannot score (simulated)",
+    }
+    assert (out / "b.png").is_file()
 
 
 def test_invalid_weights_from_a_chooser_fail_that_image_only(tmp_path):

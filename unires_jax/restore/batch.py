@@ -54,7 +54,8 @@ class WeightChoice:
       source: where they come from, e.g. "preset most-popular" or "--weights".
       details: extra facts for the sidecar (e.g. a search's scores).
       score_output: scores the written output file (its path) with the chooser's quality
-        model, recorded as `weights_details.output_score`. A search scores the restored image
+        model, recorded as `weights_details.output_score` (None, with `output_score_error`,
+        when it fails: the output is kept). A search scores the restored image
         before it is rounded to the file's bit depth (and compressed, for JPEG and WebP), and
         quality models like NIQE move by more than their differences between good candidates
         under that rounding (BENCHMARKS.md, #8), so the sidecar carries both.
@@ -299,8 +300,12 @@ def _restore_one(
         if choice.score_output is not None:
 
             def after_image():
-                score = float(choice.score_output(out_path))
-                sidecar["weights_details"]["output_score"] = score
+                details = sidecar["weights_details"]
+                try:
+                    details["output_score"] = float(choice.score_output(out_path))
+                except Exception as e:  # noqa: BLE001 - the restored image is still good
+                    details["output_score"] = None
+                    details["output_score_error"] = f"{type(e).__name__}: {e}"
 
         _write_pair(out_path, encoded.data, sidecar_path, sidecar, t0, after_image)
     except image_io.ImageReadError as e:
