@@ -44,7 +44,7 @@ from unires_jax.data.degradations import compose
 from unires_jax.data.sample_photos import load_sample_photos
 from unires_jax.models import configs, text
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
-from unires_jax.models.text import Tokenizer
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 from unires_jax.search import (
     CandidateSampler,
@@ -78,7 +78,7 @@ def random_tiny_unires(seed: int = 0) -> LatentDiffusion:
     modules = random_ldm_modules(cfg, seed)
     return LatentDiffusion(
         **modules,
-        tokenizer=Tokenizer.from_folder(TOKENIZER),
+        tokenizer=read_tokenizer(TOKENIZER),
         scheduler_config=dict(SD_SCHEDULER),
         lq_channels=4,
         tokenizer_dir=TOKENIZER,

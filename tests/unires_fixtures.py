@@ -7,8 +7,9 @@ import pathlib
 from clip_vocab import write_clip_tokenizer
 from flax import nnx
 
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.models import configs, text
-from unires_jax.models.ldm import LatentDiffusion, LDMConfig, new_ldm
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, init_ldm_modules
 
 SD_SCHEDULER = {
     "_class_name": "DDIMScheduler",
@@ -37,9 +38,12 @@ def tiny_unires_ldm(folder: pathlib.Path, *, seed: int = 0, **unet_overrides) ->
     tokenizer_dir = pathlib.Path(folder) / "tokenizer"
     if not tokenizer_dir.exists():
         write_clip_tokenizer(tokenizer_dir)
-    return new_ldm(
-        tiny_unires_config(**unet_overrides),
-        rngs=nnx.Rngs(seed),
+    cfg = tiny_unires_config(**unet_overrides)
+    return LatentDiffusion(
+        **init_ldm_modules(cfg, nnx.Rngs(seed)),
+        tokenizer=read_tokenizer(tokenizer_dir),
+        scheduler_config=dict(SD_SCHEDULER),
+        lq_channels=cfg.lq_channels,
         tokenizer_dir=tokenizer_dir,
-        scheduler_config=SD_SCHEDULER,
+        source="random init",
     )

@@ -27,7 +27,7 @@ from unires_jax.cli import restore as restore_cli
 from unires_jax.convert.diffusers import save_ldm
 from unires_jax.models import configs, text
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
-from unires_jax.models.text import Tokenizer
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.restore import batch
 
 SETTINGS = ["--steps", "1", "--tile", "128", "--tile-overlap", "32", "--no-progress"]
@@ -55,7 +55,7 @@ def _micro_unires_checkpoint(folder: pathlib.Path) -> pathlib.Path:
     write_clip_tokenizer(folder / "tokenizer")
     ldm = LatentDiffusion(
         **modules,
-        tokenizer=Tokenizer.from_folder(folder / "tokenizer"),
+        tokenizer=read_tokenizer(folder / "tokenizer"),
         scheduler_config=dict(SD_SCHEDULER),
         lq_channels=4,
         tokenizer_dir=folder / "tokenizer",

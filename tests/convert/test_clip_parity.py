@@ -11,7 +11,7 @@ from unires_jax.convert.clip import (
     clip_text_config_from_transformers,
     clip_text_from_torch_state,
 )
-from unires_jax.models.text import Tokenizer
+from unires_jax.convert.clip import read_tokenizer
 
 TINY = {
     "hidden_size": 32,
@@ -84,7 +84,7 @@ def test_tokenizer_and_encoder_reproduce_the_pipeline_prompt_embeddings(tmp_path
     encoder = clip_text_from_torch_state(
         _state(model), clip_text_config_from_transformers(model.config.to_dict())
     )
-    ids = Tokenizer.from_folder(folder)(prompts)
+    ids = read_tokenizer(folder)(prompts)
     np.testing.assert_array_equal(ids, ref_ids.numpy())
     assert _rel_err(_forward(encoder, jnp.asarray(ids)), ref) < 1e-4
 

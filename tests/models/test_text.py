@@ -11,11 +11,11 @@ import pytest
 from clip_vocab import write_clip_tokenizer
 from flax import nnx
 
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.models import count_params
 from unires_jax.models.partitioning import ALL_LOGICAL_AXES
 from unires_jax.models.text import (
     CLIPTextEncoder,
-    Tokenizer,
     sd15_text,
     sd21_text,
     tiny_text,
@@ -100,7 +100,7 @@ def _reference(folder, texts):
 
 @pytest.mark.parametrize("style", ["sd15", "sd21", "saved", "atd"])
 def test_tokenizer_ids_equal_transformers(folders, style):
-    ours = Tokenizer.from_folder(folders[style])(TRICKY)
+    ours = read_tokenizer(folders[style])(TRICKY)
     ref = _reference(folders[style], TRICKY)
     assert ours.dtype == np.int32 and ours.shape == (len(TRICKY), 77)
     for text, a, b in zip(TRICKY, ours, ref):
@@ -108,8 +108,8 @@ def test_tokenizer_ids_equal_transformers(folders, style):
 
 
 def test_tokenizer_pads_as_the_folder_says(folders):
-    sd15 = Tokenizer.from_folder(folders["sd15"])(["a photo"])[0]
-    sd21 = Tokenizer.from_folder(folders["sd21"])(["a photo"])[0]
+    sd15 = read_tokenizer(folders["sd15"])(["a photo"])[0]
+    sd21 = read_tokenizer(folders["sd21"])(["a photo"])[0]
     assert sd15[0] == sd21[0] == 49406  # <|startoftext|>
     assert sd15[3] == sd21[3] == 49407  # <|endoftext|> after the two words
     assert (sd15[4:] == 49407).all()
@@ -117,7 +117,7 @@ def test_tokenizer_pads_as_the_folder_says(folders):
 
 
 def test_tokenizer_truncates_to_77_with_eos_last(folders):
-    ids = Tokenizer.from_folder(folders["sd15"])([" ".join(["cat"] * 200)])[0]
+    ids = read_tokenizer(folders["sd15"])([" ".join(["cat"] * 200)])[0]
     assert ids.shape == (77,)
     assert ids[0] == 49406 and ids[-1] == 49407
     assert (ids[1:-1] == ids[1]).all()
@@ -131,7 +131,7 @@ def test_tokenizer_reads_legacy_special_tokens_map_over_config(folders, tmp_path
     special["pad_token"] = "!"
     (folder / "special_tokens_map.json").write_text(json.dumps(special))
     texts = ["a photo!", "Denoise", ""]
-    ours = Tokenizer.from_folder(folder)(texts)
+    ours = read_tokenizer(folder)(texts)
     np.testing.assert_array_equal(ours, _reference(folder, texts))
     assert ours[2, 2] == 0
 
@@ -141,13 +141,13 @@ def test_tokenizer_missing_file_names_folder_and_file(folders, tmp_path, name):
     folder = shutil.copytree(folders["sd15"], tmp_path / "tok")
     (folder / name).unlink()
     with pytest.raises(FileNotFoundError) as err:
-        Tokenizer.from_folder(folder)
+        read_tokenizer(folder)
     assert str(folder) in str(err.value) and name in str(err.value)
 
 
 def test_tokenizer_rejects_a_single_string(folders):
     with pytest.raises(TypeError, match="list of strings"):
-        Tokenizer.from_folder(folders["sd15"])("a photo")
+        read_tokenizer(folders["sd15"])("a photo")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from unires_jax.diffusion.ddim import ddim_sample
-from unires_jax.restore.experts import WeightError
+from unires_jax.diffusion.experts import WeightError
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 
 STEPS = 3

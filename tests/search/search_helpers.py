@@ -15,7 +15,7 @@ from unires_fixtures import SD_SCHEDULER
 
 from unires_jax.models import configs, text
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
-from unires_jax.models.text import Tokenizer
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.search.grid import GridSpec
 from unires_jax.search.interface import SearchConfig
 
@@ -44,7 +44,7 @@ def micro_unires_ldm(folder) -> LatentDiffusion:
     write_clip_tokenizer(folder / "tokenizer")
     return LatentDiffusion(
         **modules,
-        tokenizer=Tokenizer.from_folder(folder / "tokenizer"),
+        tokenizer=read_tokenizer(folder / "tokenizer"),
         scheduler_config=dict(SD_SCHEDULER),
         lq_channels=4,
         tokenizer_dir=folder / "tokenizer",

@@ -275,9 +275,7 @@ def _token_spec(value: Any, known: dict[str, dict]) -> tuple[str, bool, bool]:
     )
 
 
-def clip_tokenizer_from_folder(
-    path: str | os.PathLike, *, cls: type[Tokenizer] = Tokenizer
-) -> Tokenizer:
+def read_tokenizer(path: str | os.PathLike) -> Tokenizer:
     """Reads a CLIP tokenizer folder (diffusers' `tokenizer/`); never fetches anything.
 
     tokenizer.json is used when present (as transformers does; 5.x `save_pretrained` writes only
@@ -361,7 +359,7 @@ def clip_tokenizer_from_folder(
         raise ValueError(
             f"{config_path}: model_max_length={max_length!r}; CLIP tokenizers use 77"
         )
-    return cls(
+    return Tokenizer(
         vocab,
         merges,
         bos_token=contents["bos_token"],

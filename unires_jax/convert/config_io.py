@@ -1,12 +1,18 @@
-"""Frozen model configs to and from JSON-safe dicts (for checkpoints written by this project)."""
+"""Frozen model configs to and from JSON-safe dicts (checkpoints written by this project, and the
+`model` sections of configs/*.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import jax.numpy as jnp
+
+from unires_jax.models.configs import UNetConfig
+from unires_jax.models.ldm import VAE_KINDS, LDMConfig
+from unires_jax.models.text import CLIPTextConfig
 
 T = TypeVar("T")
 
@@ -71,3 +77,17 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "") ->
 
 def _to_tuple(value: list) -> tuple:
     return tuple(_to_tuple(v) if isinstance(v, list) else v for v in value)
+
+
+def ldm_config_from_dict(model: Mapping[str, Any]) -> LDMConfig:
+    """Reads the `model` section of a configs/*.py file (plain dicts of config fields)."""
+    model = dict(model)
+    kind = model.get("vae_kind", "autoencoder_kl")
+    if kind not in VAE_KINDS:
+        raise ValueError(f"config.model.vae_kind={kind!r}: expected one of {sorted(VAE_KINDS)}")
+    return LDMConfig(
+        unet=config_from_dict(UNetConfig, dict(model["unet"]), source="config.model.unet"),
+        vae=config_from_dict(VAE_KINDS[kind][0], dict(model["vae"]), source="config.model.vae"),
+        text=config_from_dict(CLIPTextConfig, dict(model["text"]), source="config.model.text"),
+        lq_channels=int(model.get("lq_channels", 0)),
+    )

@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from unires_jax.convert import clip as clip_convert
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.convert import config_io, weight_files
 from unires_jax.convert import unet as unet_convert
 from unires_jax.convert import vae as vae_convert
@@ -31,7 +32,6 @@ from unires_jax.models import configs as model_configs
 from unires_jax.models import ldm as ldm_lib
 from unires_jax.models import text as text_models
 from unires_jax.models.ldm import LatentDiffusion
-from unires_jax.models.text import Tokenizer
 from unires_jax.models.unet import UNet
 from unires_jax.models.vae import AutoencoderKL
 
@@ -163,7 +163,7 @@ def _load_diffusers(path, *, lq_channels, dtype, allow_pickle, attention, varian
         unet=unet,
         vae=vae,
         text_encoder=text_encoder,
-        tokenizer=Tokenizer.from_folder(path / "tokenizer"),
+        tokenizer=read_tokenizer(path / "tokenizer"),
         scheduler_config=_read_json(path / "scheduler" / "scheduler_config.json"),
         lq_channels=lq_channels,
         tokenizer_dir=path / "tokenizer",
@@ -291,7 +291,7 @@ def _load_native(path: pathlib.Path, *, lq_channels, dtype, attention) -> Latent
         unet=unet,
         vae=modules["vae"],
         text_encoder=modules["text_encoder"],
-        tokenizer=Tokenizer.from_folder(path / "tokenizer"),
+        tokenizer=read_tokenizer(path / "tokenizer"),
         scheduler_config=dict(meta.get("scheduler", {})),
         lq_channels=stored_lq or pad_lq,
         tokenizer_dir=path / "tokenizer",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -12,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from unires_jax.convert.config_io import config_from_dict
 from unires_jax.models.configs import UNetConfig, VAEConfig
 from unires_jax.models.pixel_codec import SpaceToDepthAutoencoder, SpaceToDepthConfig
 from unires_jax.models.text import CLIPTextConfig, CLIPTextEncoder, Tokenizer
@@ -54,20 +52,6 @@ class LDMConfig:
                 f"unet.cross_attention_dim={self.unet.cross_attention_dim} must equal the text "
                 f"encoder's hidden_size={self.text.hidden_size}"
             )
-
-
-def ldm_config_from_dict(model: Mapping[str, Any]) -> LDMConfig:
-    """Reads the `model` section of a configs/*.py file (plain dicts of config fields)."""
-    model = dict(model)
-    kind = model.get("vae_kind", "autoencoder_kl")
-    if kind not in VAE_KINDS:
-        raise ValueError(f"config.model.vae_kind={kind!r}: expected one of {sorted(VAE_KINDS)}")
-    return LDMConfig(
-        unet=config_from_dict(UNetConfig, dict(model["unet"]), source="config.model.unet"),
-        vae=config_from_dict(VAE_KINDS[kind][0], dict(model["vae"]), source="config.model.vae"),
-        text=config_from_dict(CLIPTextConfig, dict(model["text"]), source="config.model.text"),
-        lq_channels=int(model.get("lq_channels", 0)),
-    )
 
 
 def init_ldm_modules(cfg: LDMConfig, rngs: nnx.Rngs) -> dict[str, nnx.Module]:
@@ -129,22 +113,3 @@ class LatentDiffusion:
     def encode_prompts(self, prompts: list[str]) -> jax.Array:
         """Tokenizes and encodes prompts -> [B, 77, D], the UNet's encoder_hidden_states."""
         return self.text_encoder(jnp.asarray(self.tokenizer(prompts)))
-
-
-def new_ldm(
-    cfg: LDMConfig,
-    *,
-    rngs: nnx.Rngs,
-    tokenizer_dir: str | pathlib.Path,
-    scheduler_config: dict[str, Any],
-) -> LatentDiffusion:
-    """A randomly initialised model (training from scratch, tests) with a tokenizer from disk."""
-    modules = init_ldm_modules(cfg, rngs)
-    return LatentDiffusion(
-        **modules,
-        tokenizer=Tokenizer.from_folder(tokenizer_dir),
-        scheduler_config=dict(scheduler_config),
-        lq_channels=cfg.lq_channels,
-        tokenizer_dir=pathlib.Path(tokenizer_dir),
-        source="random init",
-    )

@@ -12,7 +12,7 @@ Known gap: characters first assigned in Unicode 16 or later (scripts such as Tod
 new Latin capitals) may split or lowercase differently, because `tokenizers` (Oniguruma, Unicode
 15) and Python's `regex` / `unicodedata` tables come from different Unicode versions.
 
-Reading tokenizer folders lives in `unires_jax/convert/clip.py`; `Tokenizer.from_folder` calls it.
+Reading tokenizer folders lives in `unires_jax/convert/clip.py` (`read_tokenizer`): models never read files.
 Sub-module names follow transformers (`self_attn.q_proj`, `mlp.fc1`, `layer_norm1`,
 `final_layer_norm`) so `unires_jax/convert/clip.py` maps checkpoint keys mechanically.
 """
@@ -308,7 +308,7 @@ class Tokenizer:
     """CLIP byte-level BPE tokenizer, ids identical to transformers 5.x `CLIPTokenizer` called with
     `padding="max_length", max_length=model_max_length, truncation=True`.
 
-    Build it with `Tokenizer.from_folder(path)` from a diffusers `tokenizer/` folder.
+    Build it with `unires_jax.convert.clip.read_tokenizer(path)` from a diffusers `tokenizer/` folder.
     """
 
     def __init__(
@@ -364,18 +364,6 @@ class Tokenizer:
         self._norm_pattern = _alternation(list(self._norm_tokens))
         self._byte_encoder = _bytes_to_unicode()
         self._cache: dict[str, list[int]] = {}
-
-    @classmethod
-    def from_folder(cls, path: str | pathlib.Path) -> Tokenizer:
-        """Reads a CLIP tokenizer folder; never fetches anything.
-
-        See `unires_jax.convert.clip.clip_tokenizer_from_folder` (files read, precedence, errors).
-        """
-        # Parsing files is a converter's job (style: no file I/O in models/); imported here so
-        # that the public entry point stays on the class, as the rest of the project calls it.
-        from unires_jax.convert.clip import clip_tokenizer_from_folder
-
-        return clip_tokenizer_from_folder(path, cls=cls)
 
     def _bpe(self, word: str) -> list[int]:
         """Byte-level BPE of one pre-token -> ids; the last symbol carries the "</w>" suffix."""

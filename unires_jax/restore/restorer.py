@@ -31,7 +31,7 @@ from unires_jax.diffusion.ddim import (
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
 from unires_jax.restore import deblur as deblur_lib
 from unires_jax.restore import ensemble as ensemble_lib
-from unires_jax.restore import experts as experts_lib
+from unires_jax.diffusion import experts as experts_lib
 from unires_jax.restore import sampler
 from unires_jax.restore import upscale as upscale_lib
 from unires_jax.restore.color import apply_color_fix, color_fix_method

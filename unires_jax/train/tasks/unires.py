@@ -26,15 +26,10 @@ from flax import nnx
 
 from unires_jax.diffusion.objectives import ObjectiveSettings, unires_loss
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
-from unires_jax.models.ldm import (
-    LatentDiffusion,
-    LDMConfig,
-    init_ldm_modules,
-    ldm_config_from_dict,
-    vae_kind,
-)
-from unires_jax.models.text import Tokenizer
-from unires_jax.restore import experts as experts_lib
+from unires_jax.convert.config_io import ldm_config_from_dict
+from unires_jax.models.ldm import LatentDiffusion, LDMConfig, init_ldm_modules, vae_kind
+from unires_jax.convert.clip import read_tokenizer
+from unires_jax.diffusion import experts as experts_lib
 
 BUNDLED_TOKENIZER = pathlib.Path(__file__).resolve().parents[2] / "assets" / "clip_tokenizer"
 
@@ -76,7 +71,7 @@ class UniResTask:
         self.schedule = schedule_from_diffusers_config(dict(config.task.scheduler))
         self.objective = ObjectiveSettings(**dict(config.task.objective))
         self.tokenizer_dir = self._tokenizer_dir(config)
-        tokenizer = Tokenizer.from_folder(self.tokenizer_dir)
+        tokenizer = read_tokenizer(self.tokenizer_dir)
         from unires_jax.data.pipeline import task_prompts
 
         # Prompt table: the data tasks in task-id order, then "", positive and negative words.
@@ -182,7 +177,7 @@ class UniResTask:
             unet=abstract.unet,
             vae=abstract.vae,
             text_encoder=abstract.text_encoder,
-            tokenizer=Tokenizer.from_folder(self.tokenizer_dir),
+            tokenizer=read_tokenizer(self.tokenizer_dir),
             scheduler_config=dict(self.config.task.scheduler),
             lq_channels=self.model_cfg.lq_channels,
             tokenizer_dir=self.tokenizer_dir,
