@@ -24,10 +24,11 @@ from PIL import Image, ImageOps
 from unires_fixtures import SD_SCHEDULER
 
 from unires_jax.cli import restore as restore_cli
-from unires_jax.convert.diffusers import save_ldm
+from unires_jax.cli import restore_options
+from unires_jax.convert.clip import read_tokenizer
+from unires_jax.convert.ldm import save_ldm
 from unires_jax.models import configs, text
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
-from unires_jax.convert.clip import read_tokenizer
 from unires_jax.restore import batch
 
 SETTINGS = ["--steps", "1", "--tile", "128", "--tile-overlap", "32", "--no-progress"]
@@ -246,22 +247,20 @@ def test_invalid_weights_fail_before_any_file_is_written(tmp_path, checkpoint):
 
 
 def test_weight_options_name_their_source():
-    assert restore_cli.fixed_weights(_parse(["x", "-o", "y"])) == (
-        {"DN": -0.2, "DownLQ": 1.2},
-        "preset most-popular",
-    )
-    weights, source = restore_cli.fixed_weights(
-        _parse(["x", "-o", "y", "--preset", "average"])
-    )
+    from unires_jax.restore.unires import _fixed_choice
+
+    def choice(*argv):
+        return _fixed_choice(restore_options.collect(_parse(["x", "-o", "y", *argv])))
+
+    assert choice() == ({"DN": -0.2, "DownLQ": 1.2}, "preset most-popular")
+    weights, source = choice("--preset", "average")
     assert source == "preset average" and weights["DownLQ"] == 0.83
-    args = _parse(["x", "-o", "y", "--weights", "BR=0.25, DownLQ=0.75"])
-    assert restore_cli.fixed_weights(args) == (
+    assert choice("--weights", "BR=0.25, DownLQ=0.75") == (
         {"BR": 0.25, "DownLQ": 0.75},
         "--weights",
     )
-    with pytest.raises(
-        SystemExit
-    ):  # argparse: --weights and --preset exclude each other
+    assert choice("--search", "refine") is None
+    with pytest.raises(SystemExit):  # argparse: --weights and --preset exclude each other
         _parse(["x", "-o", "y", "--weights", "BR=1", "--preset", "average"])
 
 
@@ -332,10 +331,12 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
     assert sidecar["weights_source"] == "search halving (niqe)"
     assert abs(sum(sidecar["weights"].values()) - 1.0) < 1e-5
     assert details["candidates_evaluated"] == 1512 and details["candidates_finished"] >= 1
+    # The search's chosen image is the output: nothing is sampled again after the search.
+    assert sidecar["unet_evaluations"] == details["unet_evaluations"] > 0
     assert all(pathlib.Path(p).stat().st_size > 0 for p in details["plots"])
     # The sidecar's score of the written file is what `unires quality score` reports for it.
     from unires_jax import quality
-    from unires_jax.quality import files
+    from unires_jax.evaluate import scoring as files
 
     reported = files.score_files(quality.get("niqe"), [out / "astronaut.png"]).scores
     assert details["output_score"] == pytest.approx(reported[str(out / "astronaut.png")], abs=1e-9)
@@ -352,7 +353,10 @@ def test_ensemble_option_averages_copies_and_is_recorded(tmp_path, checkpoint):
     sidecar = json.loads((out / "a.json").read_text())
     assert sidecar["settings"]["ensemble"] == 2
     assert sidecar["unet_evaluations"] == 4  # two copies x two active experts x one step
-    assert "ensemble" not in restore_cli.restore_settings(_parse(["x", "-o", "y"]))
+    assert "ensemble" not in restore_options.collect(_parse(["x", "-o", "y"]))
+    from unires_jax.restore.ensemble import ENSEMBLE_SIZES
+
+    assert restore_options.ENSEMBLE_SIZES == ENSEMBLE_SIZES
     with pytest.raises(SystemExit):  # argparse names the sizes it takes
         _parse(["x", "-o", "y", "--ensemble", "3"])
 
@@ -412,13 +416,13 @@ def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(t
     assert np.abs(down - rgb / 255.0).max() < 2.5 / 255
     sidecar = json.loads((out / "small.json").read_text())
     assert sidecar["settings"]["upscale"] == 2 and sidecar["settings"]["consistency"] is True
-    given = restore_cli.restore_settings(_parse(["x", "-o", "y", "--upscale", "3", "--no-consistency"]))
+    given = restore_options.collect(_parse(["x", "-o", "y", "--upscale", "3", "--no-consistency"]))
     assert given["upscale"] == 3 and given["consistency"] is False
     with pytest.raises(SystemExit):
         _parse(["x", "-o", "y", "--upscale", "9"])
     from unires_jax.restore import upscale
 
-    assert restore_cli.MAX_UPSCALE == upscale.MAX_UPSCALE
+    assert restore_options.MAX_UPSCALE == upscale.MAX_UPSCALE
 
 
 def test_a_second_process_reuses_the_compiled_programs(tmp_path, checkpoint):
@@ -467,5 +471,5 @@ def test_blurred_photo_is_deblurred_and_the_sidecar_says_with_what(tmp_path, che
     found = sidecar["deblur"]
     assert found["used"] and found["family"] == "line"
     assert abs(found["size_px"] - 12.0) <= 0.8 and abs(found["angle_deg"] - 60.0) <= 2.0
-    assert restore_cli.restore_settings(_parse(["x", "-o", "y", "--no-deblur"]))["deblur"] is False
-    assert "deblur" not in restore_cli.restore_settings(_parse(["x", "-o", "y"]))
+    assert restore_options.collect(_parse(["x", "-o", "y", "--no-deblur"]))["deblur"] is False
+    assert "deblur" not in restore_options.collect(_parse(["x", "-o", "y"]))

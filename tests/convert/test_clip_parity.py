@@ -10,8 +10,8 @@ from flax import nnx
 from unires_jax.convert.clip import (
     clip_text_config_from_transformers,
     clip_text_from_torch_state,
+    read_tokenizer,
 )
-from unires_jax.convert.clip import read_tokenizer
 
 TINY = {
     "hidden_size": 32,

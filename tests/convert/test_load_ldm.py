@@ -11,7 +11,7 @@ import torch
 from clip_vocab import write_clip_tokenizer
 
 from unires_jax.cli.main import main as cli_main
-from unires_jax.convert.diffusers import load_ldm
+from unires_jax.convert.ldm import load_ldm
 
 TRICKY = ["a photo of a cat", "Super-resolution", "", "Hello,   World!! ünïcödé 🐱 &amp; 日本", "x " * 100]
 

@@ -5,8 +5,8 @@ import pathlib
 
 import pytest
 
-from unires_jax.models import configs, count_params
 from unires_jax.convert.config_io import ldm_config_from_dict
+from unires_jax.models import configs, count_params
 from unires_jax.models.ldm import abstract_ldm_modules
 
 CONFIGS = pathlib.Path(__file__).resolve().parents[2] / "configs"

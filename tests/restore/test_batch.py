@@ -1,10 +1,10 @@
 """Batch restoration of files and folders, with a stand-in restorer (the model is not the subject).
 
-The stand-in returns its input unchanged, so lossless outputs must equal the inputs exactly:
-that checks the whole read -> restore -> write path (grey, 16 bits, alpha, orientation).
+The stand-in is an `ImageRestorer` of no particular family that returns its input unchanged, so
+lossless outputs must equal the inputs exactly: that checks the whole read -> restore -> write
+path (grey, 16 bits, alpha, orientation). How UniRes fills the sidecar: test_unires_restorer.py.
 """
 
-import dataclasses
 import io
 import json
 import os
@@ -13,35 +13,38 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from unires_jax.restore import batch, experts, image_io
-from unires_jax.restore.restorer import RestoreSettings
+from unires_jax.restore import batch, image_io
+from unires_jax.restore.inputs import InputFile, collect_inputs, plan_outputs
+from unires_jax.restore.interface import ImageRestorer, Restored
 
 RNG = np.random.default_rng(0)
 
 
 class IdentityRestorer:
-    """The `Restorer` surface that `restore_files` uses; returns the image as float."""
+    """An `ImageRestorer` that returns the image as float (and fails on chosen widths)."""
 
-    settings = RestoreSettings(steps=2, tile=64, tile_overlap=16)
+    family = "identity"
+    scale = 1
 
-    def __init__(self, fail_widths=()):
-        self.experts = [e.name for e in experts.DEFAULT_EXPERTS]
-        self.unet_record = {"dtype": "float32", "attention": "none (identity)"}
+    def __init__(self, fail_widths=(), check_output=None):
         self.fail_widths = set(fail_widths)
+        self.check_output = check_output
         self.calls = []
 
-    def weights_matrix(self, weights):
-        return experts.weights_matrix(weights, self.experts)
+    def describe(self):
+        return {"family": self.family, "settings": {"strength": 0}}
 
-    def timed_restore(self, image, weights, *, seed=0):
-        self.calls.append((image.shape, dict(weights), seed))
+    def restore(self, image, *, seed=0, name=None):
+        self.calls.append((image.shape, seed, name))
         if image.shape[1] in self.fail_widths:
             raise RuntimeError("out of memory (simulated)")
         peak = 65535.0 if image.dtype == np.uint16 else 255.0
-        return image.astype(np.float32) / peak, {"seconds": 0.01, "unet_evaluations": 4}
+        details = {"width": image.shape[1], "timings": {"model_seconds": 0.01}}
+        return Restored(image.astype(np.float32) / peak, details, self.check_output)
 
 
-PRESET = batch.fixed_weights(experts.PRESETS["most-popular"], "preset most-popular")
+def test_the_stand_in_is_an_image_restorer():
+    assert isinstance(IdentityRestorer(), ImageRestorer)
 
 
 def _png(path, array, mode=None):
@@ -58,9 +61,8 @@ def _restore(inputs, out, restorer=None, **kwargs):
     errors = io.StringIO()
     report = batch.restore_files(
         restorer or IdentityRestorer(),
-        batch.collect_inputs(inputs, exclude=[out]),
+        collect_inputs(inputs, exclude=[out]),
         out,
-        choose_weights=kwargs.pop("choose_weights", PRESET),
         progress=False,
         errors=errors,
         **kwargs,
@@ -185,7 +187,7 @@ def test_folders_are_searched_recursively_skipping_hidden_files_and_the_output(
     _png(folder / ".hidden.png", _rgb())
     out = folder / "restored"
     _png(out / "old.png", _rgb())  # a previous run's output inside the input folder
-    inputs = batch.collect_inputs([folder], exclude=[out])
+    inputs = collect_inputs([folder], exclude=[out])
     assert [str(i.relative) for i in inputs] == ["top", "2020/summer/deep"]
     report, _ = _restore([folder], out)
     assert (out / "2020" / "summer" / "deep.png").exists()
@@ -193,23 +195,15 @@ def test_folders_are_searched_recursively_skipping_hidden_files_and_the_output(
     assert not report.failed
 
 
-def test_sidecar_records_weights_settings_input_and_timings(tmp_path):
+def test_sidecar_records_the_restorer_the_details_the_input_and_timings(tmp_path):
     path = _png(tmp_path / "g16.png", RNG.integers(0, 65536, (5, 7)).astype(np.uint16))
     out = tmp_path / "out"
-    report, _ = _restore([path], out, seed=7, checkpoint=str(tmp_path / "ckpt"))
+    restorer = IdentityRestorer()
+    report, _ = _restore([path], out, restorer, seed=7)
     sidecar = json.loads((out / "g16.json").read_text())
-    assert sidecar["weights"] == {
-        "BR": 0,
-        "SR": 0,
-        "MD": 0,
-        "DD": 0,
-        "DN": -0.2,
-        "DownLQ": 1.2,
-    }
-    assert sidecar["weights_source"] == "preset most-popular"
-    assert sidecar["steps"] == 2 and sidecar["seed"] == 7
-    assert sidecar["settings"] == dataclasses.asdict(IdentityRestorer.settings)
-    assert sidecar["checkpoint"] == str((tmp_path / "ckpt").resolve())
+    assert restorer.calls == [((5, 7, 3), 7, str(path))]
+    assert sidecar["family"] == "identity" and sidecar["settings"] == {"strength": 0}
+    assert sidecar["width"] == 7 and sidecar["seed"] == 7
     assert sidecar["input"] == str(path.resolve())
     info = sidecar["input_image"]
     assert (info["width"], info["height"], info["mode"], info["bit_depth"]) == (
@@ -224,16 +218,37 @@ def test_sidecar_records_weights_settings_input_and_timings(tmp_path):
         "bit_depth": 16,
         "notes": [],
     }
-    assert sidecar["unet_evaluations"] == 4
     timings = sidecar["timings"]
-    assert set(timings) >= {
+    assert set(timings) == {
         "read_seconds",
         "restore_seconds",
+        "model_seconds",
         "write_seconds",
         "total_seconds",
     }
     assert all(v >= 0 for v in timings.values())
-    assert report.results[0].weights == sidecar["weights"]
+    assert report.results[0].details == {"width": 7}
+    assert _log(out)[0]["details"] == {"width": 7}
+
+
+def test_check_output_sees_the_written_file_and_a_failing_check_writes_nothing(tmp_path):
+    _png(tmp_path / "in" / "a.png", _rgb(6, 8))
+    _png(tmp_path / "in" / "b.png", _rgb(6, 9))
+    seen = {}
+
+    def check(path):
+        if path.name == "b.png":
+            raise OSError("cannot check (simulated)")
+        seen[path.name] = np.asarray(Image.open(path)).copy()  # the file exists by now
+        return {"checked": True}
+
+    out = tmp_path / "out"
+    report, errors = _restore([tmp_path / "in"], out, IdentityRestorer(check_output=check))
+    assert [r.status for r in report.results] == ["ok", "error"]
+    np.testing.assert_array_equal(seen["a.png"], np.asarray(Image.open(out / "a.png")))
+    assert json.loads((out / "a.json").read_text())["checked"] is True
+    # No output without its sidecar.
+    assert "cannot check" in errors and not (out / "b.png").exists()
 
 
 def test_identity_restore_keeps_16_bit_grey_alpha_and_display_orientation(tmp_path):
@@ -268,72 +283,6 @@ def test_format_same_keeps_the_input_format(tmp_path):
     assert Image.open(out / "x.jpg").format == "JPEG"
 
 
-def test_weights_are_chosen_per_image_and_recorded(tmp_path):
-    _png(tmp_path / "in" / "narrow.png", _rgb(6, 4))
-    _png(tmp_path / "in" / "wide.png", _rgb(6, 12))
-
-    def by_width(image, restorer):
-        sr = 1.0 if image.info.width > 8 else 0.0
-        return batch.WeightChoice(
-            {"SR": sr, "BR": 1.0 - sr}, "test", {"width": image.info.width}
-        )
-
-    restorer = IdentityRestorer()
-    out = tmp_path / "out"
-    _restore([tmp_path / "in"], out, restorer, choose_weights=by_width)
-    assert [c[1] for c in restorer.calls] == [
-        {"BR": 1.0, "SR": 0.0, "MD": 0.0, "DD": 0.0, "DN": 0.0, "DownLQ": 0.0},
-        {"BR": 0.0, "SR": 1.0, "MD": 0.0, "DD": 0.0, "DN": 0.0, "DownLQ": 0.0},
-    ]
-    sidecar = json.loads((out / "wide.json").read_text())
-    assert sidecar["weights_source"] == "test" and sidecar["weights_details"] == {
-        "width": 12
-    }
-
-
-def test_a_choosers_output_score_is_of_the_written_file_and_a_failing_one_is_recorded(
-    tmp_path,
-):
-    _png(tmp_path / "in" / "a.png", _rgb(6, 8))
-    _png(tmp_path / "in" / "b.png", _rgb(6, 9))
-    seen = {}
-
-    def score(path):
-        if path.name == "b.png":
-            raise ValueError("cannot score (simulated)")
-        seen[path.name] = np.asarray(Image.open(path)).copy()  # the file exists by now
-        return 0.25
-
-    def chooser(image, restorer):
-        return batch.WeightChoice(
-            {"SR": 1.0}, "test", {"score": 0.5}, score_output=score
-        )
-
-    out = tmp_path / "out"
-    report, _ = _restore([tmp_path / "in"], out, choose_weights=chooser)
-    assert [r.status for r in report.results] == ["ok", "ok"]
-    np.testing.assert_array_equal(seen["a.png"], np.asarray(Image.open(out / "a.png")))
-    details = json.loads((out / "a.json").read_text())["weights_details"]
-    assert details == {"score": 0.5, "output_score": 0.25}
-    # A failing rescoring loses nothing: the output stays and the sidecar says why.
-    details = json.loads((out / "b.json").read_text())["weights_details"]
-    assert details == {
-        "score": 0.5,
-        "output_score": None,
-        "output_score_error": "ValueError: cannot score (simulated)",
-    }
-    assert (out / "b.png").is_file()
-
-
-def test_invalid_weights_from_a_chooser_fail_that_image_only(tmp_path):
-    _png(tmp_path / "a.png", _rgb())
-    bad = batch.fixed_weights({"SR": 0.5}, "test")
-    report, errors = _restore(
-        [tmp_path / "a.png"], tmp_path / "out", choose_weights=bad
-    )
-    assert report.failed and "WeightError" in errors and "sum to 1" in errors
-
-
 def test_log_appends_one_line_per_input_per_run(tmp_path):
     _png(tmp_path / "a.png", _rgb())
     for _ in range(2):
@@ -345,8 +294,6 @@ def test_log_appends_one_line_per_input_per_run(tmp_path):
 
 
 def test_output_names_compare_case_insensitively(tmp_path):
-    inputs = [
-        batch.InputFile(tmp_path / n, pathlib.PurePath(n)) for n in ("A", "a", "a_2")
-    ]
-    outs = batch.plan_outputs(inputs, tmp_path, [".png"] * 3)
+    inputs = [InputFile(tmp_path / n, pathlib.PurePath(n)) for n in ("A", "a", "a_2")]
+    outs = plan_outputs(inputs, tmp_path, [".png"] * 3)
     assert [o.name for o in outs] == ["A.png", "a_2.png", "a_2_2.png"]

@@ -147,7 +147,7 @@ def test_unknown_color_fix_names_the_choices():
 
 
 def test_cli_choices_are_the_library_methods():
-    from unires_jax.cli.restore import COLOR_FIX_CHOICES
+    from unires_jax.cli.restore_options import COLOR_FIX_CHOICES
 
     assert COLOR_FIX_CHOICES == color.COLOR_FIXES
 

@@ -13,9 +13,9 @@ import numpy as np
 from clip_vocab import write_clip_tokenizer
 from unires_fixtures import SD_SCHEDULER
 
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.models import configs, text
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
-from unires_jax.convert.clip import read_tokenizer
 from unires_jax.search.grid import GridSpec
 from unires_jax.search.interface import SearchConfig
 

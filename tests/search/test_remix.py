@@ -119,7 +119,7 @@ def test_remix_refuses_bad_settings(sampler, images):
 
 
 def test_the_cli_offers_every_strategy():
-    from unires_jax.cli.restore import SEARCH_CHOICES
+    from unires_jax.cli.restore_options import SEARCH_CHOICES
     from unires_jax.search import STRATEGIES
 
     assert SEARCH_CHOICES == STRATEGIES

@@ -9,7 +9,7 @@ from PIL import Image
 from search_helpers import PAIRS_PER_DEVICE, STEPS
 
 from unires_jax.cli import search as search_cli
-from unires_jax.convert.diffusers import save_ldm
+from unires_jax.convert.ldm import save_ldm
 from unires_jax.search import Presets, WeightPredictor
 
 GRID = [

@@ -10,6 +10,8 @@ from PIL import Image
 from search_helpers import SEARCHED, SMALL, SMALL_GRID, STEPS, Sharpness
 
 from unires_jax.restore import batch
+from unires_jax.restore.inputs import collect_inputs
+from unires_jax.restore.unires import UniResRestorer
 from unires_jax.search import (
     PredictorConfig,
     Presets,
@@ -274,7 +276,7 @@ def test_refine_finishes_neighbours_in_mixture_proxy_order(sampler, images):
 def test_choose_weights_returns_json_info_and_readable_plots(
     restorer, sampler, images, tmp_path
 ):
-    weights, info = choose_weights(
+    weights, info, _ = choose_weights(
         restorer,
         images[0],
         "exhaustive",
@@ -311,10 +313,9 @@ def test_weight_chooser_plugs_into_restore_files(restorer, sampler, images, tmp_
         plot_dir=tmp_path / "out",
     )
     report = batch.restore_files(
-        restorer,
-        batch.collect_inputs([tmp_path / "photo.png"]),
+        UniResRestorer(restorer, chooser),
+        collect_inputs([tmp_path / "photo.png"]),
         tmp_path / "out",
-        choose_weights=chooser,
         progress=False,
     )
     assert not report.failed
@@ -322,6 +323,8 @@ def test_weight_chooser_plugs_into_restore_files(restorer, sampler, images, tmp_
     details = sidecar["weights_details"]
     assert sidecar["weights_source"] == "search exhaustive (sharpness)"
     assert details["candidates_finished"] == 18
+    # The search's image is the output: no UNet evaluation besides the search's.
+    assert sidecar["unet_evaluations"] == details["unet_evaluations"]
     assert {k: v for k, v in sidecar["weights"].items() if v} == search(
         images[2], "exhaustive", Sharpness(), sampler=sampler, config=SMALL
     ).weights

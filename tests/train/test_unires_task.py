@@ -135,10 +135,12 @@ def test_shipped_default_model_is_what_its_config_exports():
     from unires_jax.restore.restorer import DEFAULT_MODEL_DIR
 
     config = _config_file("unires_default")
-    shipped = json.loads((DEFAULT_MODEL_DIR / "unires_ldm.json").read_text())
-    assert config_from_dict(UNetConfig, shipped["unet"]) == config_from_dict(
+    shipped = json.loads((DEFAULT_MODEL_DIR / "checkpoint.json").read_text())
+    assert shipped["family"] == "unires"
+    stored = shipped["config"]
+    assert config_from_dict(UNetConfig, stored["unet"]) == config_from_dict(
         UNetConfig, dict(config.model.unet)
     )
-    assert shipped["scheduler"] == dict(config.task.scheduler)
-    assert shipped["extra"]["unires"]["settings"] == dict(config.task.restore)
-    assert shipped["vae_kind"] == config.model.vae_kind
+    assert stored["scheduler"] == dict(config.task.scheduler)
+    assert shipped["settings"] == dict(config.task.restore)
+    assert stored["vae_kind"] == config.model.vae_kind

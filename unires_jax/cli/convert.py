@@ -1,8 +1,13 @@
-"""`unires convert diffusers SRC DST`: a diffusers Stable Diffusion folder -> unires-jax checkpoint."""
+"""`unires convert diffusers SRC DST`: a diffusers Stable Diffusion folder -> unires-jax checkpoint.
+
+`unires convert upgrade SRC DST`: a checkpoint in the earlier unires-jax format (`unires_ldm.json`
+and an orbax `params/` folder, no content hashes) -> the current format.
+"""
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import sys
 
 
@@ -29,19 +34,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--allow-pickle", action="store_true", help="allow reading .bin (pickle) weight files"
     )
     diffusers.add_argument("--variant", default=None, help="weight variant, e.g. fp16")
+    upgrade = kinds.add_parser(
+        "upgrade",
+        help="an earlier unires-jax checkpoint (unires_ldm.json + orbax params/) -> current format",
+    )
+    upgrade.add_argument("src", help="folder with unires_ldm.json")
+    upgrade.add_argument("dst", help="output folder (must not exist)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from unires_jax.convert import diffusers as diffusers_convert
+    from unires_jax.convert import ldm as ldm_convert
 
     try:
-        ldm = diffusers_convert.load_ldm(
+        if args.kind == "upgrade" and not (pathlib.Path(args.src) / ldm_convert.LEGACY_META).is_file():
+            raise FileNotFoundError(
+                f"{args.src}: no {ldm_convert.LEGACY_META}; only checkpoints in the earlier format "
+                "need upgrading"
+            )
+        ldm = ldm_convert.load_ldm(
             args.src,
-            lq_channels=args.lq_channels,
-            allow_pickle=args.allow_pickle,
-            variant=args.variant,
+            lq_channels=getattr(args, "lq_channels", 0),
+            allow_pickle=getattr(args, "allow_pickle", False),
+            variant=getattr(args, "variant", None),
         )
-        diffusers_convert.save_ldm(ldm, args.dst)
+        ldm_convert.save_ldm(ldm, args.dst)
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"unires convert: error: {e}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from unires_jax.cli import compilation_cache
 from unires_jax.cli import convert as convert_cmd
 from unires_jax.cli import data as data_cmd
 from unires_jax.cli import demo as demo_cmd
+from unires_jax.cli import eval as eval_cmd
 from unires_jax.cli import quality as quality_cmd
 from unires_jax.cli import restore as restore_cmd
 from unires_jax.cli import search as search_cmd
@@ -24,6 +25,7 @@ COMMANDS = {
     "convert": convert_cmd,
     "data": data_cmd,
     "demo": demo_cmd,
+    "eval": eval_cmd,
     "quality": quality_cmd,
     "restore": restore_cmd,
     "search": search_cmd,

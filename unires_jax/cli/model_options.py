@@ -12,7 +12,7 @@ def add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
-        default="float32",
+        default=None,
         help="model weights and compute: bfloat16 halves memory and is faster on GPU/TPU "
         "(on CPU it is slower; default: float32)",
     )
@@ -22,7 +22,7 @@ def add(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="UNet attention kernel: chunked (fast on CPU), dot_product (XLA; TPU), cudnn "
         "(cuDNN flash attention, NVIDIA GPU with --dtype bfloat16) or naive (default: the "
-        "checkpoint's)",
+        "fastest correct one on this backend)",
     )
 
 
@@ -44,4 +44,4 @@ def problem(args: argparse.Namespace) -> str | None:
 
 def load_kwargs(args: argparse.Namespace) -> dict:
     """`Restorer.load` keyword arguments for these options."""
-    return {"dtype": args.dtype, "attention": args.attention}
+    return {"dtype": args.dtype or "float32", "attention": args.attention}

@@ -62,7 +62,8 @@ def _print_table(report) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from unires_jax import quality
-    from unires_jax.quality import files, niqe
+    from unires_jax.evaluate import scoring as files
+    from unires_jax.quality import niqe
 
     if args.quality_command == "fit-niqe":
         try:

@@ -135,7 +135,7 @@ def _fail(command: str, message: str) -> int:
 
 def _learn_presets(args) -> int:
     from unires_jax import quality as quality_lib
-    from unires_jax.quality.files import expand_paths
+    from unires_jax.evaluate.scoring import expand_paths
     from unires_jax.restore.image_io import ImageReadError, read_image
     from unires_jax.restore.restorer import Restorer
     from unires_jax.search import interface

@@ -136,6 +136,7 @@ def main(argv: list[str]) -> int:
         print(f"unires train: error: {err}", file=sys.stderr)
         return 2
 
+    from unires_jax.train import task as task_lib
     from unires_jax.train import trainer
     from unires_jax.train.tasks import FAMILIES
 
@@ -154,8 +155,12 @@ def main(argv: list[str]) -> int:
     logging.getLogger("absl").setLevel(
         logging.WARNING
     )  # orbax logs every file it writes
+    task = FAMILIES[family](config)
+    export = task_lib.hooks(task).export
+    if fv.export and export is None:
+        print(f"unires train: error: family {family!r} cannot --export", file=sys.stderr)
+        return 2
     try:
-        task = FAMILIES[family](config)
         result = trainer.run(config, fv.workdir, task)
     except trainer.NonFiniteLossError as err:
         print(f"unires train: error: {err}", file=sys.stderr)
@@ -170,10 +175,7 @@ def main(argv: list[str]) -> int:
     if fv.export:
         import jax
 
-        if not hasattr(task, "export"):
-            print(f"unires train: error: family {family!r} cannot --export", file=sys.stderr)
-            return 2
         if jax.process_index() == 0:
-            task.export(result.state, fv.export)
+            export(result.state, fv.export)
             print(f"exported {fv.export}")
     return 0

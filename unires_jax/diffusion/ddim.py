@@ -217,6 +217,67 @@ def step_noise(
     return jax.random.normal(jax.random.fold_in(rng, step_index), shape, dtype)
 
 
+def mixed_ddim_step(
+    s: Schedule,
+    eps: jax.Array,
+    i: jax.Array,
+    x_t: jax.Array,
+    timesteps: jax.Array,
+    prev_timesteps: jax.Array,
+    *,
+    final_alpha_cumprod: jax.Array | float,
+    eta: float = 0.0,
+    rng: jax.Array | None = None,
+    pair_n: jax.Array | None = None,
+    pair_w: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Step i of a K-expert UniRes DDIM run: x_t -> x_prev with the weighted mix of predictions.
+
+    The one mixed step of the restorer's sampler and of the weight search's sharded programs,
+    so both compute the same update.
+
+    Args:
+      s: the noise schedule.
+      eps: the predictions, `[P, h, w, c]` for P (vector, expert) pairs given by `pair_n` /
+        `pair_w`, or `[N, h, w, c]` already mixed (pair_n None).
+      i: the step's index in the full run (traced or static).
+      x_t: latents `[N, h, w, c]`.
+      timesteps, prev_timesteps: the full run's `[n]` DDIM timesteps and their predecessors.
+      final_alpha_cumprod: alpha-bar past the last step.
+      eta: DDIM eta; the ancestral noise of step i is `step_noise(rng, i)` for one latent,
+        shared by every vector (so N vectors in a batch give what N separate runs give).
+      rng: PRNG key, needed when eta != 0.
+      pair_n: `[P]` int32, the vector of each pair (sorted); pair_w: `[P]` its weight.
+
+    Returns:
+      (x_prev, x0 prediction), both `[N, h, w, c]` float32.
+    """
+    if pair_n is not None:
+        eps = jax.ops.segment_sum(
+            eps.astype(jnp.float32) * pair_w[:, None, None, None],
+            pair_n,
+            num_segments=x_t.shape[0],
+            indices_are_sorted=True,
+        )
+    noise = None
+    if eta != 0:
+        if rng is None:
+            raise ValueError("eta > 0 needs an rng key")
+        noise = jnp.broadcast_to(step_noise(rng, i, x_t.shape[1:]), x_t.shape)
+    x_prev, x0 = ddim_step(
+        s,
+        eps.astype(jnp.float32),
+        timesteps[i],
+        prev_timesteps[i],
+        x_t,
+        final_alpha_cumprod=final_alpha_cumprod,
+        eta=eta,
+        noise=noise,
+        return_x0=True,
+    )
+    return x_prev, x0.astype(jnp.float32)
+
+
 def ddim_sample(
     model_fn: Callable[[jax.Array, jax.Array], jax.Array],
     x: jax.Array,

@@ -288,6 +288,18 @@ def _check_cudnn_attention(q: jax.Array) -> None:
         )
 
 
+def default_attention(backend: str | None = None) -> str:
+    """The fastest correct attention implementation on a backend (None: jax's default backend).
+
+    CPU: "chunked" (the issue's measurement on a 2-core CPU, SD-layout UNet (64, 128, 256, 256),
+    batch 6, 64x64 latents: 3.16 s a forward against 12.6 s for XLA's "dot_product", which
+    materialises the [B, H, L, L] logits); TPU and GPU: "dot_product" (XLA's fused attention;
+    cuDNN's kernel needs bfloat16, so it stays an explicit choice).
+    """
+    backend = backend or jax.default_backend()
+    return "chunked" if backend == "cpu" else "dot_product"
+
+
 def attention(
     q: jax.Array, k: jax.Array, v: jax.Array, *, implementation: str, chunk: int = 1024
 ) -> jax.Array:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import pathlib
 import unicodedata
 from collections.abc import Sequence
 from typing import Any

@@ -1,14 +1,11 @@
-"""Restoring many image files: inputs, output names, per-file isolation, sidecars and a log.
+"""Restoring many image files: outputs, per-file isolation, sidecars and a log (family-blind).
 
-Inputs are files or folders. Folders are searched recursively; every regular file in them whose
-name does not start with "." is an input (so a stray non-image is reported, never silently
-skipped), and outputs mirror the sub-folders below the given folder. A file that cannot be read
-or restored is reported (stderr, the log) and the others are still done; its output is never
-partially written. Each output `<name>.<ext>` gets a JSON sidecar `<name>.json`; every input
-adds one JSON line to `restore_log.jsonl` in the output folder.
-
-The weights for each image come from a `WeightChooser`: `fixed_weights` uses the same weights
-for every image (a preset or `--weights`); a per-image weight search plugs in here too.
+Inputs come from `restore.inputs.collect_inputs`. A file that cannot be read or restored is
+reported (stderr, the log) and the others are still done; its output is never partially written.
+Each output `<name>.<ext>` gets a JSON sidecar `<name>.json` (the input, the output, the
+restorer's `describe()` and the restoration's `details`); every input adds one JSON line to
+`restore_log.jsonl` in the output folder. Only the `ImageRestorer` interface is used, so every
+model family goes through here unchanged.
 """
 
 from __future__ import annotations
@@ -16,70 +13,27 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
-import os
 import pathlib
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 import numpy as np
 
 import unires_jax
 from unires_jax.restore import image_io
-from unires_jax.restore.restorer import Restorer
+from unires_jax.restore.inputs import InputFile, plan_outputs
+from unires_jax.restore.interface import ImageRestorer
 
 LOG_NAME = "restore_log.jsonl"
 
 
-@dataclasses.dataclass(frozen=True)
-class InputFile:
-    """One input and where its output goes.
-
-    Attributes:
-      path: the input file (may not exist or not be an image: reading reports it).
-      relative: output location relative to the output folder, without suffix.
-    """
-
-    path: pathlib.Path
-    relative: pathlib.PurePath
-
-
-@dataclasses.dataclass(frozen=True)
-class WeightChoice:
-    """The mixing weights for one image.
-
-    Attributes:
-      weights: weight by expert name (experts not named get 0).
-      source: where they come from, e.g. "preset most-popular" or "--weights".
-      details: extra facts for the sidecar (e.g. a search's scores).
-      score_output: scores the written output file (its path) with the chooser's quality
-        model, recorded as `weights_details.output_score` (None, with `output_score_error`,
-        when it fails: the output is kept). A search scores the restored image
-        before it is rounded to the file's bit depth (and compressed, for JPEG and WebP), and
-        quality models like NIQE move by more than their differences between good candidates
-        under that rounding (BENCHMARKS.md, #8), so the sidecar carries both.
-    """
-
-    weights: Mapping[str, float]
-    source: str
-    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    score_output: Callable[[pathlib.Path], float] | None = None
-
-
-# Chooses the weights for one image; may run the restorer (a weight search does).
-WeightChooser = Callable[[image_io.LoadedImage, Restorer], WeightChoice]
-
-
-def fixed_weights(weights: Mapping[str, float], source: str) -> WeightChooser:
-    """A chooser giving every image the same weights."""
-    choice = WeightChoice(dict(weights), source)
-    return lambda image, restorer: choice
-
-
 @dataclasses.dataclass
 class ItemResult:
-    """The outcome for one input (also its line in the log)."""
+    """The outcome for one input (also its line in the log).
+
+    `details` are the restoration's facts (the restorer's `Restored.details`)."""
 
     input: str
     status: str  # "ok" or "error"
@@ -87,8 +41,7 @@ class ItemResult:
     sidecar: str | None = None
     error: str | None = None
     seconds: float = 0.0
-    weights: dict[str, float] | None = None
-    unet_evaluations: int = 0
+    details: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -116,91 +69,24 @@ class BatchReport:
         return "\n".join(lines)
 
 
-# --- inputs and output names -----------------------------------------------------------------
-
-
-def collect_inputs(
-    paths: Iterable[str | os.PathLike], *, exclude: Sequence[str | os.PathLike] = ()
-) -> list[InputFile]:
-    """Expands files and folders into inputs, in the given order (folders sorted, recursive).
-
-    A file reached twice (named, and inside a named folder) is an input once.
-
-    Args:
-      paths: files or folders. Paths that do not exist are kept, so reading reports them.
-      exclude: folders not to descend into (e.g. the output folder inside an input folder).
-    """
-    skip = {pathlib.Path(p).resolve() for p in exclude}
-    out, seen = [], set()
-
-    def add(file: pathlib.Path, relative: pathlib.PurePath) -> None:
-        key = file.resolve()
-        if key not in seen:
-            seen.add(key)
-            out.append(InputFile(file, relative))
-
-    for path in map(pathlib.Path, paths):
-        if not path.is_dir():
-            add(path, pathlib.PurePath(path.stem))
-            continue
-        for root, dirs, files in os.walk(path):
-            root = pathlib.Path(root)
-            dirs[:] = sorted(
-                d
-                for d in dirs
-                if not d.startswith(".") and (root / d).resolve() not in skip
-            )
-            for name in sorted(f for f in files if not f.startswith(".")):
-                if (root / name).is_file():
-                    add(root / name, (root / name).relative_to(path).with_suffix(""))
-    return out
-
-
-def plan_outputs(
-    inputs: Sequence[InputFile], output_dir: pathlib.Path, suffixes: Sequence[str]
-) -> list[pathlib.Path]:
-    """Output paths, one per input, no two sharing a name (nor a sidecar).
-
-    Names that collide (same stem from two folders, or `a.png` and `a.jpg`) get `_2`, `_3`, ...
-    in input order; names compare case-insensitively so case-insensitive file systems are safe.
-    """
-    taken: set[str] = set()
-    out = []
-    for item, suffix in zip(inputs, suffixes):
-        stem, n = item.relative, 1
-        while str(stem).lower() in taken:
-            n += 1
-            stem = item.relative.with_name(f"{item.relative.name}_{n}")
-        taken.add(str(stem).lower())
-        out.append(output_dir / stem.parent / (stem.name + suffix))
-    return out
-
-
-# --- restoring -------------------------------------------------------------------------------
-
-
 def restore_files(
-    restorer: Restorer,
+    restorer: ImageRestorer,
     inputs: Sequence[InputFile],
-    output_dir: str | os.PathLike,
+    output_dir: str | pathlib.Path,
     *,
-    choose_weights: WeightChooser,
     seed: int = 0,
     output_format: str = "png",
-    checkpoint: str | None = None,
     progress: bool | None = None,
     errors: TextIO | None = None,
 ) -> BatchReport:
     """Restores every input, writing outputs, sidecars and log lines into `output_dir`.
 
     Args:
-      restorer: the loaded model and settings (steps, tiling, colour fix, ...).
+      restorer: any family's `ImageRestorer` (`unires_jax.restore.load`).
       inputs: from `collect_inputs`.
       output_dir: created if missing.
-      choose_weights: weights for each image (see `fixed_weights`).
       seed: sampling seed (the same for every image, so runs are reproducible).
       output_format: "png" or "same" (the input's format).
-      checkpoint: recorded in the sidecars (None: the embedded default model).
       progress: show a progress bar (None: only on a terminal).
       errors: where per-file errors are printed as they happen (default stderr).
 
@@ -221,6 +107,7 @@ def restore_files(
     ]
     outputs = plan_outputs(inputs, output_dir, suffixes)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    described = restorer.describe()
     t_start = time.perf_counter()
     results = []
     with (
@@ -236,32 +123,30 @@ def restore_files(
             bar.set_postfix_str(item.path.name, refresh=False)
             result = _restore_one(
                 restorer,
+                described,
                 item,
                 out_path,
-                choose_weights=choose_weights,
                 seed=seed,
                 output_format=output_format,
-                checkpoint=checkpoint,
             )
             results.append(result)
             if result.status != "ok":
                 bar.write(f"unires restore: error: {result.error}", file=errors)
             line = {"run_started": started, **dataclasses.asdict(result)}
-            log.write(json.dumps(line) + "\n")
+            log.write(json.dumps(line, default=_json_default) + "\n")
             log.flush()
             bar.update()
     return BatchReport(output_dir, results, time.perf_counter() - t_start)
 
 
 def _restore_one(
-    restorer: Restorer,
+    restorer: ImageRestorer,
+    described: dict[str, Any],
     item: InputFile,
     out_path: pathlib.Path,
     *,
-    choose_weights: WeightChooser,
     seed: int,
     output_format: str,
-    checkpoint: str | None,
 ) -> ItemResult:
     """Reads, restores and writes one input; any failure becomes an "error" result."""
     t0 = time.perf_counter()
@@ -269,43 +154,37 @@ def _restore_one(
     try:
         image = image_io.read_image(item.path)
         t_read = time.perf_counter()
-        choice = choose_weights(image, restorer)
-        weights = _weights_by_name(restorer, choice.weights)
-        restored, timing = restorer.timed_restore(image.pixels, weights, seed=seed)
+        restored = restorer.restore(image.pixels, seed=seed, name=str(item.path))
         t_restored = time.perf_counter()
         encoded = image_io.encode_output(
-            restored, image, output_format, upscale=restorer.settings.upscale
+            restored.pixels, image, output_format, upscale=restorer.scale
         )
         sidecar_path = out_path.with_suffix(".json")
-        sidecar = _sidecar(
-            restorer,
-            image,
-            encoded,
-            choice,
-            weights,
-            out_path,
-            seed=seed,
-            checkpoint=checkpoint,
-        )
-        sidecar["timings"] = {
-            "read_seconds": t_read - t0,
-            "restore_seconds": timing["seconds"],
-            "choose_and_restore_seconds": t_restored - t_read,
+        details = dict(restored.details)
+        sidecar = {
+            "input": str(pathlib.Path(image.info.path).resolve()),
+            "output": out_path.name,
+            "input_image": image.info.to_json(),
+            "output_image": encoded.to_json(),
+            **described,
+            **details,
+            "seed": seed,
+            "unires_jax_version": unires_jax.__version__,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(
+                timespec="seconds"
+            ),
+            "timings": {
+                "read_seconds": t_read - t0,
+                "restore_seconds": t_restored - t_read,
+                **details.get("timings", {}),
+            },
         }
-        sidecar["unet_evaluations"] = timing["unet_evaluations"]
-        if "deblur" in timing:
-            sidecar["deblur"] = timing["deblur"]
         out_path.parent.mkdir(parents=True, exist_ok=True)
         after_image = None
-        if choice.score_output is not None:
+        if restored.check_output is not None:
 
             def after_image():
-                details = sidecar["weights_details"]
-                try:
-                    details["output_score"] = float(choice.score_output(out_path))
-                except Exception as e:  # noqa: BLE001 - the restored image is still good
-                    details["output_score"] = None
-                    details["output_score_error"] = f"{type(e).__name__}: {e}"
+                sidecar.update(restored.check_output(out_path))
 
         _write_pair(out_path, encoded.data, sidecar_path, sidecar, t0, after_image)
     except image_io.ImageReadError as e:
@@ -315,39 +194,9 @@ def _restore_one(
     else:
         result.status = "ok"
         result.output, result.sidecar = str(out_path), str(sidecar_path)
-        result.weights, result.unet_evaluations = weights, timing["unet_evaluations"]
+        result.details = {k: v for k, v in details.items() if k != "timings"}
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def _weights_by_name(restorer: Restorer, weights: Mapping[str, float]) -> dict[str, float]:
-    """Every expert's weight by name, as given (validated first: raises WeightError)."""
-    restorer.weights_matrix(dict(weights))
-    return {name: float(weights.get(name, 0.0)) for name in restorer.experts}
-
-
-def _sidecar(
-    restorer, image, encoded, choice, weights, out_path, *, seed, checkpoint
-) -> dict[str, Any]:
-    return {
-        "input": str(pathlib.Path(image.info.path).resolve()),
-        "output": out_path.name,
-        "input_image": image.info.to_json(),
-        "output_image": encoded.to_json(),
-        "weights": weights,
-        "weights_source": choice.source,
-        "weights_details": dict(choice.details),
-        "experts": restorer.experts,
-        "steps": restorer.settings.steps,
-        "seed": seed,
-        "settings": dataclasses.asdict(restorer.settings),
-        "checkpoint": str(pathlib.Path(checkpoint).resolve())
-        if checkpoint
-        else "embedded default",
-        "unet": restorer.unet_record,
-        "unires_jax_version": unires_jax.__version__,
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    }
 
 
 def _write_pair(

@@ -95,6 +95,13 @@ class LoadedImage:
     alpha: np.ndarray | None
     info: ImageInfo
 
+    def to_float(self) -> np.ndarray:
+        """The colour as float64 in [0, 1]: `[H, W, 1]` for grey files (so quality models score
+        their luma as it is), else `[H, W, 3]`; alpha is left out."""
+        peak = 65535.0 if self.pixels.dtype == np.uint16 else 255.0
+        values = self.pixels.astype(np.float64) / peak
+        return values[..., :1] if self.info.grey else values
+
 
 # --- reading ---------------------------------------------------------------------------------
 

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from unires_jax.convert.diffusers import LatentDiffusion, load_ldm
+from unires_jax.convert.ldm import load_ldm
+from unires_jax.diffusion import experts as experts_lib
 from unires_jax.diffusion.ddim import (
     ddim_prev_timesteps,
     ddim_settings_from_diffusers_config,
@@ -29,9 +30,9 @@ from unires_jax.diffusion.ddim import (
     final_alpha_cumprod,
 )
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
+from unires_jax.models.ldm import LatentDiffusion
 from unires_jax.restore import deblur as deblur_lib
 from unires_jax.restore import ensemble as ensemble_lib
-from unires_jax.diffusion import experts as experts_lib
 from unires_jax.restore import sampler
 from unires_jax.restore import upscale as upscale_lib
 from unires_jax.restore.color import apply_color_fix, color_fix_method
@@ -199,23 +200,28 @@ class Restorer:
     ) -> Restorer:
         """Loads a UniRes checkpoint; None means the embedded default model.
 
-        `dtype` and `attention` are `load_ldm`'s (bfloat16 and "cudnn" on an NVIDIA GPU; None
-        keeps the checkpoint's attention); `settings` override the stored `RestoreSettings`.
+        `dtype` and `attention` are `load_ldm`'s (None: the fastest correct attention on this
+        backend); `settings` override the checkpoint's stored `RestoreSettings`.
         """
         if checkpoint_dir is None:
             checkpoint_dir = DEFAULT_MODEL_DIR
-            if not (checkpoint_dir / "unires_ldm.json").exists():
+            if not checkpoint_dir.is_dir():
                 raise FileNotFoundError(
                     f"{checkpoint_dir}: the embedded default UniRes model is not in this "
                     "installation. Pass --checkpoint DIR (a UniRes checkpoint written by "
                     "`unires train` / `unires convert`)."
                 )
         ldm = load_ldm(checkpoint_dir, dtype=jnp.dtype(dtype), attention=attention)
-        meta = ldm.extra.get("unires", {})
-        experts = tuple(experts_lib.Expert(**e) for e in meta.get("experts", [])) or (
+        return cls.from_ldm(ldm, **settings)
+
+    @classmethod
+    def from_ldm(cls, ldm: LatentDiffusion, **settings) -> Restorer:
+        """A Restorer with the experts and settings stored with the model (`settings` override
+        them)."""
+        experts = tuple(experts_lib.Expert(**e) for e in ldm.extra.get("experts", [])) or (
             experts_lib.DEFAULT_EXPERTS
         )
-        defaults = dict(meta.get("settings", {}))
+        defaults = dict(ldm.extra.get("settings", {}))
         defaults.update(settings)
         return cls(ldm, experts=experts, settings=RestoreSettings(**defaults))
 
@@ -407,10 +413,16 @@ class Restorer:
         """
         return self._restore(image, weights, steps=steps, seed=seed, color_fix=color_fix)[0]
 
-    def _restore(self, image, weights, *, steps, seed, color_fix):
-        """`restore`'s images and the PreparedImage of the plain (untransformed) copy."""
+    def _restore(self, image, weights, *, steps, seed, color_fix, first_copy=None):
+        """`restore`'s images and the PreparedImage of the plain (untransformed) copy.
+
+        `first_copy`: the plain copy's restoration `[H, W, 3]` when the caller already has it (a
+        weight search's chosen image): it is not sampled again.
+        """
         batched = np.ndim(weights) == 2
         matrix = self.weights_matrix(weights)
+        if first_copy is not None and (batched or len(matrix) != 1):
+            raise ValueError("first_copy goes with one weight vector")
         pixels = _to_float_image(image)
         total = plain = None
         for index in range(self.settings.ensemble):
@@ -418,21 +430,26 @@ class Restorer:
             prepared = self.prepare(copy)
             if index == 0:
                 plain = prepared
-            latents = self.sample_latents(prepared, matrix, steps=steps, seed=seed + index)
-            images = self.decode(prepared, latents, color_fix=color_fix)
-            back = np.stack([ensemble_lib.inverse_transform(x, index) for x in images])
+            if index == 0 and first_copy is not None:
+                back = np.asarray(first_copy, np.float32)[None]
+            else:
+                latents = self.sample_latents(prepared, matrix, steps=steps, seed=seed + index)
+                images = self.decode(prepared, latents, color_fix=color_fix)
+                back = np.stack([ensemble_lib.inverse_transform(x, index) for x in images])
             total = back if total is None else total + back
         images = total / np.float32(self.settings.ensemble)
         return (images if batched else images[0]), plain
 
     def timed_restore(
-        self, image, weights, *, steps=None, seed=0, color_fix=None
+        self, image, weights, *, steps=None, seed=0, color_fix=None, first_copy=None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """`restore` plus wall-clock seconds, UNet evaluations spent and, when a PSF was fitted,
-        what deblurring found (for sidecars and logs)."""
+        what deblurring found (for sidecars and logs). `first_copy`: see `_restore`."""
         before = self.unet_evaluations
         t0 = time.perf_counter()
-        out, prepared = self._restore(image, weights, steps=steps, seed=seed, color_fix=color_fix)
+        out, prepared = self._restore(
+            image, weights, steps=steps, seed=seed, color_fix=color_fix, first_copy=first_copy
+        )
         info: dict[str, Any] = {
             "seconds": time.perf_counter() - t0,
             "unet_evaluations": self.unet_evaluations - before,

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from unires_jax.diffusion.ddim import ddim_step
+from unires_jax.diffusion.ddim import mixed_ddim_step
 from unires_jax.diffusion.schedules import Schedule
 
 # eps_fn(x_t [P, h, w, c], t [P] int32, expert [P] int32) -> model output [P, h, w, c]
@@ -79,13 +79,6 @@ def unet_evaluations(pairs: ExpertPairs, *, start: int, stop: int, shared_start:
     return steps * pairs.size
 
 
-def _mix_pairs(eps: jax.Array, pairs: ExpertPairs) -> jax.Array:
-    weighted = eps.astype(jnp.float32) * jnp.asarray(pairs.w)[:, None, None, None]
-    return jax.ops.segment_sum(
-        weighted, jnp.asarray(pairs.n), num_segments=pairs.num_vectors, indices_are_sorted=True
-    )
-
-
 def combined_ddim(
     eps_fn: ExpertFn,
     x: jax.Array,
@@ -134,21 +127,18 @@ def combined_ddim(
     ts = jnp.asarray(timesteps, jnp.int32)
     prev = jnp.asarray(prev_timesteps, jnp.int32)
 
-    def update(i, x_t, out):
-        noise = None
-        if eta != 0:
-            noise = jax.random.normal(jax.random.fold_in(rng, i), latent_shape, jnp.float32)
-            noise = jnp.broadcast_to(noise, x_t.shape)
-        return ddim_step(
+    def step(i, x_t, eps, **pairs):
+        return mixed_ddim_step(
             s,
-            out,
-            ts[i],
-            prev[i],
+            eps,
+            i,
             x_t,
+            ts,
+            prev,
             final_alpha_cumprod=final_alpha_cumprod,
             eta=eta,
-            noise=noise,
-            return_x0=True,
+            rng=rng,
+            **pairs,
         )
 
     if x.shape[0] == 1:
@@ -158,7 +148,7 @@ def combined_ddim(
         t = jnp.full((active.shape[0],), ts[start], jnp.int32)
         eps = eps_fn(x_shared, t, active).astype(jnp.float32)
         mixed = jnp.einsum("na,a...->n...", weights[:, pairs.active].astype(jnp.float32), eps)
-        x, x0 = update(start, jnp.broadcast_to(x, (num,) + latent_shape), mixed)
+        x, x0 = step(start, jnp.broadcast_to(x, (num,) + latent_shape), mixed)
         start += 1
     elif x.shape[0] != num:
         raise ValueError(f"x has batch {x.shape[0]}, expected 1 or {num} (the weight vectors)")
@@ -167,13 +157,13 @@ def combined_ddim(
 
     pair_n = jnp.asarray(pairs.n)
     pair_k = jnp.asarray(pairs.k)
+    pair_w = jnp.asarray(pairs.w)
 
     def body(carry, i):
         x_t, _ = carry
         t = jnp.full((pairs.size,), ts[i], jnp.int32)
         eps = eps_fn(x_t[pair_n], t, pair_k)
-        x_prev, x0 = update(i, x_t, _mix_pairs(eps, pairs))
-        return (x_prev, x0.astype(jnp.float32)), None
+        return step(i, x_t, eps, pair_n=pair_n, pair_w=pair_w), None
 
     if start < stop:
         (x, x0), _ = jax.lax.scan(body, (x, x0.astype(jnp.float32)), jnp.arange(start, stop))

@@ -434,19 +434,9 @@ class CandidateSampler:
             xs, x0s = self._programs.advance(
                 self._unet_graph,
                 self._static,
-                self._schedule,
-                self._unet_state,
-                conditions,
-                self._context,
-                xs,
-                self._put(pair_n),
-                self._put(pair_k),
-                self._put(pair_w),
-                ts_d,
-                prev_d,
-                jnp.int32(begin),
-                jnp.int32(stop),
-                seed_d,
+                (self._schedule, self._unet_state, conditions, self._context),
+                (xs, self._put(pair_n), self._put(pair_k), self._put(pair_w)),
+                (ts_d, prev_d, jnp.int32(begin), jnp.int32(stop), seed_d),
             )
             evals = int(nnz[cand].sum()) * (stop - begin)
             self.unet_evaluations_padded += self.devices * size * (stop - begin)

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from unires_jax import quality as quality_lib
-from unires_jax.quality import files as quality_files
 from unires_jax.quality.base import QualityModel
+from unires_jax.restore import image_io
 from unires_jax.restore.restorer import Restorer
 from unires_jax.search.engine import CandidateSampler
 from unires_jax.search.evaluator import Evaluator, SearchResult
@@ -34,16 +34,6 @@ from unires_jax.search.plots import write_plots
 from unires_jax.search.predict import WeightPredictor, predict
 from unires_jax.search.refine import refine
 from unires_jax.search.remix import remix
-
-STRATEGIES = (
-    "exhaustive",
-    "frequent",
-    "predict",
-    "halving",
-    "remix",
-    "refine",
-    "experts",
-)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,72 +133,95 @@ def _as_predictor(
     )
 
 
-def _run_strategy(
-    ev, strategy, budget, grid_vectors, config, presets, predictor
-) -> None:
-    ev.strategy = strategy
-    if strategy == "exhaustive":
-        exhaustive(ev, grid_vectors, budget)
-    elif strategy == "halving":
-        halving(
-            ev,
-            grid_vectors,
-            budget,
-            eta=config.halving_eta,
-            rounds=config.halving_rounds,
-            first_round=config.halving_first_round,
-        )
-    elif strategy == "remix":
-        remix(
-            ev,
-            grid_vectors,
-            budget,
-            radius=config.remix_radius,
-            start=config.remix_start,
-        )
-    elif strategy == "experts":
-        # Each searched expert alone: the baseline every mixture should beat, and with
-        # `refine` on top a cheap image-adaptive search that cannot end below it.
-        searched = [ev.experts.index(e) for e in (config.experts or ev.experts)]
-        singles = np.eye(len(ev.experts), dtype=np.float64)[searched]
-        cost = ev.cost(singles)
-        if budget is not None and cost > budget:
-            raise ValueError(
-                f"the experts strategy finishes {len(searched)} single experts for {cost} UNet "
-                f"evaluations, more than the budget of {budget}; raise the budget"
-            )
-        ev.finish_experts(np.array(searched))
-    elif strategy == "frequent":
-        frequent(ev, _as_presets(presets), config.presets, budget)
-    elif strategy == "predict":
-        predict(ev, _as_predictor(predictor), budget)
-    elif strategy == "refine":
-        if config.refine_base == "refine":
-            raise ValueError("refine_base cannot be 'refine'")
-        base_budget = None if budget is None else int(budget * config.refine_base_share)
-        _run_strategy(
-            ev,
-            config.refine_base,
-            base_budget,
-            grid_vectors,
-            config,
-            presets,
-            predictor,
-        )
-        ev.strategy = "refine"
-        left = None if budget is None else budget - ev.unet_evaluations
-        refine(
-            ev,
-            ev.best_vector(),
-            list(config.experts or ev.experts),
-            config.grid,
-            levels=config.refine_levels,
-            budget=left,
-        )
-    else:
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """What a strategy is run with besides the Evaluator (one image's search)."""
+
+    budget: int | None
+    grid: np.ndarray  # [M, K] candidate vectors
+    config: SearchConfig
+    presets: Presets | str | pathlib.Path | None
+    predictor: WeightPredictor | str | pathlib.Path | None
+
+
+def _exhaustive(ev: Evaluator, run: _Run) -> None:
+    exhaustive(ev, run.grid, run.budget)
+
+
+def _halving(ev: Evaluator, run: _Run) -> None:
+    c = run.config
+    halving(
+        ev,
+        run.grid,
+        run.budget,
+        eta=c.halving_eta,
+        rounds=c.halving_rounds,
+        first_round=c.halving_first_round,
+    )
+
+
+def _remix(ev: Evaluator, run: _Run) -> None:
+    remix(ev, run.grid, run.budget, radius=run.config.remix_radius, start=run.config.remix_start)
+
+
+def _experts(ev: Evaluator, run: _Run) -> None:
+    # Each searched expert alone: the baseline every mixture should beat, and with `refine` on
+    # top a cheap image-adaptive search that cannot end below it.
+    searched = [ev.experts.index(e) for e in (run.config.experts or ev.experts)]
+    singles = np.eye(len(ev.experts), dtype=np.float64)[searched]
+    cost = ev.cost(singles)
+    if run.budget is not None and cost > run.budget:
         raise ValueError(
-            f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}"
+            f"the experts strategy finishes {len(searched)} single experts for {cost} UNet "
+            f"evaluations, more than the budget of {run.budget}; raise the budget"
         )
+    ev.finish_experts(np.array(searched))
+
+
+def _frequent(ev: Evaluator, run: _Run) -> None:
+    frequent(ev, _as_presets(run.presets), run.config.presets, run.budget)
+
+
+def _predict(ev: Evaluator, run: _Run) -> None:
+    predict(ev, _as_predictor(run.predictor), run.budget)
+
+
+def _refine(ev: Evaluator, run: _Run) -> None:
+    c = run.config
+    if c.refine_base == "refine":
+        raise ValueError("refine_base cannot be 'refine'")
+    base_budget = None if run.budget is None else int(run.budget * c.refine_base_share)
+    _run_strategy(ev, c.refine_base, dataclasses.replace(run, budget=base_budget))
+    ev.strategy = "refine"
+    left = None if run.budget is None else run.budget - ev.unet_evaluations
+    refine(
+        ev,
+        ev.best_vector(),
+        list(c.experts or ev.experts),
+        c.grid,
+        levels=c.refine_levels,
+        budget=left,
+    )
+
+
+# Every strategy by name: run(evaluator, run) finishes and scores candidates through `ev`.
+STRATEGY_RUNNERS = {
+    "exhaustive": _exhaustive,
+    "frequent": _frequent,
+    "predict": _predict,
+    "halving": _halving,
+    "remix": _remix,
+    "refine": _refine,
+    "experts": _experts,
+}
+STRATEGIES = tuple(STRATEGY_RUNNERS)
+
+
+def _run_strategy(ev: Evaluator, strategy: str, run: _Run) -> None:
+    if strategy not in STRATEGY_RUNNERS:
+        raise ValueError(f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+    ev.strategy = strategy
+    STRATEGY_RUNNERS[strategy](ev, run)
 
 
 def search(
@@ -271,8 +284,8 @@ def search(
         image_path=image_path,
         keep_images=keep_images,
     )
-    grid_vectors = candidates(sampler.experts, config)
-    _run_strategy(ev, strategy, budget, grid_vectors, config, presets, predictor)
+    run = _Run(budget, candidates(sampler.experts, config), config, presets, predictor)
+    _run_strategy(ev, strategy, run)
     return ev.result(return_image=return_image)
 
 
@@ -291,14 +304,14 @@ def choose_weights(
     plot_stem: str = "search",
     image_path: str | None = None,
     sampler: CandidateSampler | None = None,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """`search` for `unires restore --search ...`: the weights and a JSON-ready summary.
-
-    Restore with the same `config.steps` and `config.seed` to reproduce the scored image.
+    return_image: bool = False,
+) -> tuple[dict[str, float], dict[str, Any], SearchResult]:
+    """`search` for `unires restore --search ...`: the weights, a JSON-ready summary, the result.
 
     Returns:
-      (weights by expert name, info) where info has strategy, quality, score, objective,
-      candidates_evaluated, candidates_finished, unet_evaluations, seconds, log and plots.
+      (weights by expert name, info, the SearchResult) where info has strategy, quality, score,
+      objective, candidates_evaluated, candidates_finished, unet_evaluations, seconds, log and
+      plots; the result's `image` is the chosen restoration when `return_image`.
     """
     q = _as_quality(quality)
     result = search(
@@ -313,7 +326,7 @@ def choose_weights(
         predictor=predictor,
         log_dir=log_dir,
         image_path=image_path,
-        return_image=False,
+        return_image=return_image,
     )
     plots = []
     if plot_dir is not None:
@@ -340,7 +353,7 @@ def choose_weights(
         "log": result.log_path,
         "plots": plots,
     }
-    return result.weights, info
+    return result.weights, info, result
 
 
 def weight_chooser(
@@ -355,15 +368,17 @@ def weight_chooser(
     plot_dir: str | pathlib.Path | None = None,
     sampler: CandidateSampler | None = None,
 ):
-    """A per-image chooser for `unires_jax.restore.batch.restore_files` that runs a search.
+    """A per-image `WeightChooser` for the UniRes restorer (`unires_jax.restore.unires`) that
+    runs a search and hands back the image it chose.
 
-    The returned callable takes `(LoadedImage, Restorer)` and returns a `WeightChoice` whose
-    details are `choose_weights`'s info; plots are named after the input file. The model is
-    placed on the devices once (on the first image) and reused. `config.seed` must equal the
-    seed given to `restore_files` for the restored image to be the scored one. Pass `sampler`
-    to reuse one (it must wrap the restorer that `restore_files` is given).
+    The returned callable takes `(pixels, restorer, *, seed, name)` and returns a `WeightChoice`
+    with the chosen weights, the restored image they gave (so it is not sampled again), the UNet
+    evaluations spent and `choose_weights`'s info; plots are named after `name` (the input
+    file). The search samples with the restore `seed` (`config.seed` is replaced by it). The
+    model is placed on the devices once (on the first image) and reused. Pass `sampler` to reuse
+    one (it must wrap the restorer the chooser is called with).
     """
-    from unires_jax.restore.batch import WeightChoice
+    from unires_jax.restore.unires import WeightChoice
 
     q = _as_quality(quality)
     # Loaded once, not per image.
@@ -373,32 +388,37 @@ def weight_chooser(
     if sampler is not None:
         samplers[id(sampler.restorer)] = sampler
 
-    def choose(image, restorer: Restorer) -> WeightChoice:
+    def choose(pixels, restorer: Restorer, *, seed: int = 0, name: str | None = None):
         if id(restorer) not in samplers:
             samplers[id(restorer)] = CandidateSampler(restorer)
-        sampler = samplers[id(restorer)]
-        path = getattr(getattr(image, "info", None), "path", None)
-        weights, info = choose_weights(
+        weights, info, result = choose_weights(
             restorer,
-            image.pixels,
+            pixels,
             strategy,
             q,
             budget,
             log_dir,
-            config=config,
+            config=dataclasses.replace(config, seed=seed),
             presets=presets,
             predictor=predictor,
             plot_dir=plot_dir,
-            plot_stem=pathlib.Path(path).stem if path else "search",
-            image_path=path,
-            sampler=sampler,
+            plot_stem=pathlib.Path(name).stem if name else "search",
+            image_path=name,
+            sampler=samplers[id(restorer)],
+            return_image=True,
         )
         return WeightChoice(
-            weights, f"search {strategy} ({q.name})", info, score_output=score_file
+            weights,
+            f"search {strategy} ({q.name})",
+            info,
+            image=result.image,
+            unet_evaluations=result.unet_evaluations,
+            deblur=result.deblur,
+            score_output=score_file,
         )
 
     def score_file(path: pathlib.Path) -> float:
         # Read as `unires quality` reads files, so the two report the same number.
-        return float(q.score([quality_files.read_image(path)])[0])
+        return float(q.score([image_io.read_image(path).to_float()])[0])
 
     return choose

@@ -24,8 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from unires_jax.diffusion.ddim import ddim_step, final_alpha_cumprod
-from unires_jax.diffusion.schedules import Schedule
+from unires_jax.diffusion.ddim import final_alpha_cumprod, mixed_ddim_step
 from unires_jax.restore.restorer import ProgramParts, conditioned_eps_fn, decode_latents
 
 AXIS = "candidates"
@@ -42,29 +41,6 @@ class Static:
 def static_options(parts: ProgramParts) -> Static:
     """The programs' static options for a Restorer's `program_parts()`."""
     return Static(sample=parts.sample_options, codec=parts.codec_options)
-
-
-def _update(static: Static, schedule: Schedule, ts, prev, i, x_t, eps, seed):
-    """One DDIM step with the mixed prediction; ancestral noise as `sampler.combined_ddim`."""
-    options = static.sample
-    noise = None
-    if options.eta != 0:
-        rng = jax.random.key(seed)
-        noise = jax.random.normal(
-            jax.random.fold_in(rng, i), x_t.shape[1:], jnp.float32
-        )
-        noise = jnp.broadcast_to(noise, x_t.shape)
-    return ddim_step(
-        schedule,
-        eps,
-        ts[i],
-        prev[i],
-        x_t,
-        final_alpha_cumprod=final_alpha_cumprod(schedule, options.set_alpha_to_one),
-        eta=options.eta,
-        noise=noise,
-        return_x0=True,
-    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,54 +76,38 @@ def programs(mesh: Mesh) -> Programs:
         )(x1, x0, weights)
 
     @functools.partial(jax.jit, static_argnames=("unet_graph", "static"))
-    def advance(
-        unet_graph,
-        static,
-        schedule,
-        unet_state,
-        conditions,
-        context,
-        x,
-        pair_n,
-        pair_k,
-        pair_w,
-        ts,
-        prev,
-        start,
-        stop,
-        seed,
-    ):
-        def local(
-            schedule,
-            unet_state,
-            conditions,
-            context,
-            x,
-            pair_n,
-            pair_k,
-            pair_w,
-            ts,
-            prev,
-            start,
-            stop,
-            seed,
-        ):
+    def advance(unet_graph, static, model, candidates, steps):
+        """model: (schedule, unet_state, conditions, context), replicated; candidates: (x,
+        pair_n, pair_k, pair_w), sharded; steps: (ts, prev, start, stop, seed), replicated."""
+
+        def local(model, candidates, steps):
+            schedule, unet_state, conditions, context = model
+            x, pair_n, pair_k, pair_w = candidates
+            ts, prev, start, stop, seed = steps
             unet = nnx.merge(unet_graph, unet_state)
             eps_fn = conditioned_eps_fn(unet, static.sample, conditions, context)
-            n_loc = x.shape[0]
+            options = static.sample
+            rng = jax.random.key(seed) if options.eta != 0 else None
 
             def body(i, carry):
                 x_t, _ = carry
                 t = jnp.full(pair_n.shape, ts[i], jnp.int32)
-                eps = eps_fn(x_t[pair_n], t, pair_k).astype(jnp.float32)
-                mixed = jax.ops.segment_sum(
-                    eps * pair_w[:, None, None, None],
-                    pair_n,
-                    num_segments=n_loc,
-                    indices_are_sorted=True,
+                eps = eps_fn(x_t[pair_n], t, pair_k)
+                return mixed_ddim_step(
+                    schedule,
+                    eps,
+                    i,
+                    x_t,
+                    ts,
+                    prev,
+                    final_alpha_cumprod=final_alpha_cumprod(
+                        schedule, options.set_alpha_to_one
+                    ),
+                    eta=options.eta,
+                    rng=rng,
+                    pair_n=pair_n,
+                    pair_w=pair_w,
                 )
-                x_prev, x0 = _update(static, schedule, ts, prev, i, x_t, mixed, seed)
-                return x_prev, x0.astype(jnp.float32)
 
             return jax.lax.fori_loop(
                 start, stop, body, (x, jnp.zeros_like(x, jnp.float32))
@@ -156,38 +116,10 @@ def programs(mesh: Mesh) -> Programs:
         return jax.shard_map(
             local,
             mesh=mesh,
-            in_specs=(
-                rep,
-                rep,
-                rep,
-                rep,
-                shard,
-                shard,
-                shard,
-                shard,
-                rep,
-                rep,
-                rep,
-                rep,
-                rep,
-            ),
+            in_specs=(rep, shard, rep),
             out_specs=(shard, shard),
             check_vma=False,
-        )(
-            schedule,
-            unet_state,
-            conditions,
-            context,
-            x,
-            pair_n,
-            pair_k,
-            pair_w,
-            ts,
-            prev,
-            start,
-            stop,
-            seed,
-        )
+        )(model, candidates, steps)
 
     @functools.partial(
         jax.jit, static_argnames=("vae_graph", "static", "color_fix", "height", "width")

@@ -24,6 +24,9 @@ Optional attributes, each with the default used when absent:
 - `make_train_iterator(config, process_index, process_count) -> DataIterator = None` and
   `make_eval_iterator(...)`: data factories used by the CLI; each process's iterator yields its
   own `global_batch / process_count` examples per step.
+- `export(state, dst) -> None = None`: writes the trained model of a trainer state
+  (`RunResult.state`) as a checkpoint in the one format (`unires_jax/convert/checkpoint.py`)
+  that `unires_jax.restore.load` reads (`unires train --export DIR`).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class TaskHooks:
     sample_images: Callable[[nnx.Module, jax.Array], jax.Array] | None
     make_train_iterator: IteratorFactory | None
     make_eval_iterator: IteratorFactory | None
+    export: Callable[[dict, Any], None] | None
 
 
 def hooks(task: Any) -> TaskHooks:
@@ -108,6 +112,7 @@ def hooks(task: Any) -> TaskHooks:
         sample_images=getattr(task, "sample_images", None),
         make_train_iterator=getattr(task, "make_train_iterator", None),
         make_eval_iterator=getattr(task, "make_eval_iterator", None),
+        export=getattr(task, "export", None),
     )
 
 

@@ -10,6 +10,8 @@ class FoundIR(folders.ImageFolderBuilder):
     name = "foundir"
     DESCRIPTION = "FoundIR pairs (LQ = LQ/, HQ = GT/), one folder per degradation type."
     HOMEPAGE = "https://www.foundir.net"
+    # `unires eval` summarises by "group": here the degradation type folder.
+    GROUP_IS_DEGRADATION = True
     CITATION = (
         "Li, Chen, Dong, Tang & Pan, FoundIR: Unleashing Million-scale Training Data to Advance "
         "Foundation Models for Image Restoration."

@@ -24,12 +24,12 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from unires_jax.convert.clip import read_tokenizer
+from unires_jax.convert.config_io import ldm_config_from_dict
+from unires_jax.diffusion import experts as experts_lib
 from unires_jax.diffusion.objectives import ObjectiveSettings, unires_loss
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
-from unires_jax.convert.config_io import ldm_config_from_dict
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, init_ldm_modules, vae_kind
-from unires_jax.convert.clip import read_tokenizer
-from unires_jax.diffusion import experts as experts_lib
 
 BUNDLED_TOKENIZER = pathlib.Path(__file__).resolve().parents[2] / "assets" / "clip_tokenizer"
 
@@ -137,7 +137,7 @@ class UniResTask:
     def load_pretrained(self, model: UniResModel) -> None:
         if not self.config.task.pretrained:
             return
-        from unires_jax.convert.diffusers import load_ldm
+        from unires_jax.convert.ldm import load_ldm
 
         ldm = load_ldm(self.config.task.pretrained, lq_channels=self.model_cfg.lq_channels)
         for name in ("unet", "vae", "text_encoder"):
@@ -185,19 +185,20 @@ class UniResTask:
         )
 
     def export(self, state: dict, dst) -> None:
-        """Writes the EMA model of a trainer state as a Restorer checkpoint at `dst`."""
-        from unires_jax.convert.diffusers import save_ldm
+        """Writes the EMA model of a trainer state as a UniRes checkpoint at `dst` (the Task
+        protocol's optional export hook), with the experts and default inference settings that
+        `unires_jax.restore.load` reads."""
+        from unires_jax.convert.ldm import save_ldm
 
-        save_ldm(self.to_ldm(state), dst, extra=self.export_metadata())
-
-    def export_metadata(self) -> dict:
-        """What `Restorer.load` reads: the experts and default inference settings."""
-        return {
-            "unires": {
-                "experts": [dataclasses.asdict(e) for e in experts_lib.DEFAULT_EXPERTS],
-                "settings": dict(self.config.task.get("restore", {})),
-            }
-        }
+        save_ldm(
+            self.to_ldm(state),
+            dst,
+            experts=[dataclasses.asdict(e) for e in experts_lib.DEFAULT_EXPERTS],
+            settings=dict(self.config.task.get("restore", {})),
+            extra={"trained_by": "unires train", "steps": int(jax.device_get(state["step"]))}
+            if "step" in state
+            else {"trained_by": "unires train"},
+        )
 
 
 def _deep_merge(a: dict, b: dict) -> dict:

@@ -1,4 +1,5 @@
-"""Scoring image files: read, score one by one, and keep going past unreadable files."""
+"""Scoring image files with a no-reference quality model: read, score one by one, and keep going
+past unreadable files (`unires quality score`); fitting NIQE on a folder (`unires quality fit-niqe`)."""
 
 from __future__ import annotations
 
@@ -8,54 +9,28 @@ import pathlib
 from collections.abc import Iterable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from unires_jax.quality import niqe
 from unires_jax.quality.base import QualityModel
-
-IMAGE_SUFFIXES = {
-    ".png",
-    ".jpg",
-    ".jpeg",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".webp",
-    ".ppm",
-    ".pgm",
-}
+from unires_jax.restore import image_io
+from unires_jax.restore.inputs import collect_inputs
 
 
 def read_image(path: str | pathlib.Path) -> np.ndarray:
-    """Reads an image file as [H, W, 1] (grey) or [H, W, 3] (colour) float64 in [0, 1].
-
-    Alpha is dropped, palettes are expanded, 16-bit greys are scaled by 1/65535.
+    """An image file as quality models take it: `[H, W, 1]` (grey files) or `[H, W, 3]` float64 in
+    [0, 1], read by the one reader (`restore.image_io`: display orientation, 16 bits kept, alpha
+    dropped, palettes expanded).
 
     Raises:
-        ValueError: the file is not a readable image (message names the file).
+        ImageReadError (a ValueError): the message names the file and says why.
     """
-    path = pathlib.Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.asarray(im, np.float64)[..., None] / 65535.0
-            if im.mode in ("1", "L", "LA"):
-                return np.asarray(im.convert("L"), np.float64)[..., None] / 255.0
-            return np.asarray(im.convert("RGB"), np.float64) / 255.0
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise ValueError(f"{path}: not a readable image ({e})") from e
+    return image_io.read_image(path).to_float()
 
 
 def expand_paths(paths: Iterable[str | pathlib.Path]) -> list[pathlib.Path]:
-    """Files as given, folders replaced by their image files (by suffix, sorted, not recursive)."""
-    out = []
-    for p in map(pathlib.Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            out.append(p)
-    return out
+    """Files as given, folders replaced by every non-hidden file in them, recursively (the same
+    rule as `unires restore`: a stray non-image is reported, never silently skipped)."""
+    return [item.path for item in collect_inputs(paths)]
 
 
 @dataclasses.dataclass

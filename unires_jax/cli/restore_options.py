@@ -1,0 +1,207 @@
+"""The model options shared by `unires restore` and `unires eval`: which checkpoint, and how it
+restores (passed to `unires_jax.restore.load`, which hands them to the checkpoint's family).
+
+Options left out keep the checkpoint's settings, so only those the user gave are passed: a family
+refuses options it does not take (e.g. `--weights` for a model without experts).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from unires_jax.cli import model_options
+
+PRESET_CHOICES = ("most-popular", "average")
+# unires_jax.restore.color.COLOR_FIXES, spelled out so `--help` does not import JAX.
+COLOR_FIX_CHOICES = ("adain", "wavelet", "none")
+# unires_jax.search.STRATEGIES, spelled out for the same reason.
+SEARCH_CHOICES = (
+    "exhaustive",
+    "frequent",
+    "predict",
+    "halving",
+    "remix",
+    "refine",
+    "experts",
+)
+# unires_jax.restore.upscale.MAX_UPSCALE (that module loads the degradation library).
+MAX_UPSCALE = 8
+# unires_jax.restore.ensemble.ENSEMBLE_SIZES (importing the restore package loads JAX).
+ENSEMBLE_SIZES = (1, 2, 4, 8)
+DEFAULT_PRESET = "most-popular"
+_LOAD_OPTIONS = (
+    "steps",
+    "tile",
+    "tile_overlap",
+    "color_fix",
+    "max_negative",
+    "quality_words",
+    "ensemble",
+    "upscale",
+    "consistency",
+    "deblur",
+    "dtype",
+    "attention",
+    "weights",
+    "preset",
+    "search",
+    "quality",
+    "quality_checkpoint",
+    "budget",
+    "presets",
+    "predictor",
+)
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    """Adds --checkpoint, --seed and the restore options."""
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint folder of any model family (default: the UniRes model embedded in the "
+        "package); the options below that a family does not take are refused",
+    )
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument(
+        "--weights",
+        default=None,
+        help="expert weights summing to 1, e.g. 'DN=-0.2,DownLQ=1.2' (experts: BR, SR, MD, DD, "
+        "DN, DownLQ; unnamed ones get 0)",
+    )
+    weights.add_argument(
+        "--preset",
+        choices=PRESET_CHOICES,
+        default=None,
+        help=f"weights reported in the paper (default: {DEFAULT_PRESET})",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="DDIM steps (default: the checkpoint's stored setting: 4 for the embedded model, "
+        "50 for a diffusers folder; fewer steps trade texture for PSNR)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="sampling seed (default: 0)"
+    )
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="images with a side longer than this run as overlapping tiles (default: 512)",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="tile overlap (default: 64)",
+    )
+    parser.add_argument(
+        "--color-fix",
+        choices=COLOR_FIX_CHOICES,
+        default=None,
+        help="colour correction toward the input: adain (per-channel mean/std, the paper's), "
+        "wavelet (StableSR's: the input's low frequencies) or none (default: the model's)",
+    )
+    parser.add_argument(
+        "--no-color-fix",
+        dest="color_fix",
+        action="store_const",
+        const="none",
+        help="same as --color-fix none",
+    )
+    parser.add_argument(
+        "--ensemble",
+        type=int,
+        choices=ENSEMBLE_SIZES,
+        default=None,
+        metavar="N",
+        help="geometric self-ensemble: average N (2, 4 or 8) flipped / rotated restorations, "
+        "each with its own seed; higher PSNR and smoother texture at N times the cost "
+        "(default: 1, none). With --search the weights are chosen on the plain restoration",
+    )
+    parser.add_argument(
+        "--upscale",
+        type=int,
+        choices=range(1, MAX_UPSCALE + 1),
+        default=None,
+        metavar="N",
+        help=f"super-resolution: restore at N times the input's size (2 to {MAX_UPSCALE}); the "
+        "input is upscaled by bicubic interpolation, and the output is made consistent with "
+        "it (its antialiased bicubic downscale equals the input; default: 1, same size)",
+    )
+    parser.add_argument(
+        "--no-consistency",
+        dest="consistency",
+        action="store_false",
+        default=None,
+        help="with --upscale: skip the consistency projection (for noisy or compressed small "
+        "inputs, whose noise it would keep)",
+    )
+    parser.add_argument(
+        "--no-deblur",
+        dest="deblur",
+        action="store_false",
+        default=None,
+        help="do not fit a motion / defocus blur to the input (by default, when a straight "
+        "motion or a defocus blur fits the input's spectrum confidently, the output is made "
+        "consistent with it; the sidecar says what was found)",
+    )
+    parser.add_argument(
+        "--max-negative",
+        type=int,
+        default=None,
+        metavar="N",
+        help="reject weights with more than N negative entries",
+    )
+    parser.add_argument(
+        "--quality-words",
+        action="store_true",
+        default=None,
+        help="add the positive/negative quality-word experts (+1 / -1)",
+    )
+    model_options.add(parser)
+    parser.add_argument(
+        "--search",
+        choices=SEARCH_CHOICES,
+        default=None,
+        help="choose the weights per image by maximising a quality score (instead of fixed ones)",
+    )
+    parser.add_argument(
+        "--quality",
+        default=None,
+        help="Q for --search: niqe (default), brisque, piqe or musiq",
+    )
+    parser.add_argument(
+        "--quality-checkpoint",
+        default=None,
+        help="weights file of the quality model (MUSIQ npz)",
+    )
+    parser.add_argument(
+        "--budget",
+        default=None,
+        help="--search budget: UNet evaluations or a share like '0.5%%'",
+    )
+    parser.add_argument(
+        "--presets", default=None, help="presets JSON for --search frequent"
+    )
+    parser.add_argument(
+        "--predictor", default=None, help="predictor file for --search predict"
+    )
+    return parser
+
+
+def collect(args: argparse.Namespace) -> dict:
+    """The restore options the user gave (for `unires_jax.restore.load`)."""
+    return {
+        name: getattr(args, name)
+        for name in _LOAD_OPTIONS
+        if getattr(args, name, None) is not None
+    }
+
+
+def problem(args: argparse.Namespace) -> str | None:
+    """Why these options cannot run here (checked before the slow model load), or None."""
+    return model_options.problem(args)
