@@ -3,8 +3,9 @@
 Two formats:
 - safetensors (preferred): parsed directly (8-byte header length, JSON header, raw buffer), so
   float16 and bfloat16 tensors load as numpy arrays (bfloat16 via ml_dtypes) with no framework.
-- PyTorch `.bin` (a zip of a pickle plus raw storages): unpickled with an allow-list that only
-  rebuilds tensors and ordered dicts. Pickle can still run code in principle, so callers must pass
+- PyTorch `.bin` / `.pth` / `.pt` / `.ckpt` (a zip of a pickle plus raw storages, or the legacy
+  pre-1.6 stream of pickles and raw storages): unpickled with an allow-list that only rebuilds
+  tensors and ordered dicts. Pickle can still run code in principle, so callers must pass
   `allow_pickle=True` to opt in.
 
 Sharded checkpoints (`*.safetensors.index.json` / `*.bin.index.json` with a `weight_map`) are
@@ -14,12 +15,14 @@ read shard by shard.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import pathlib
 import pickle
 import struct
 import zipfile
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import ml_dtypes
 import numpy as np
@@ -141,10 +144,15 @@ def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> d
             "safetensors."
         )
     if not zipfile.is_zipfile(path):
-        raise WeightFileError(
-            f"{path}: not a zip-format PyTorch file (legacy pre-1.6 format or corrupt); re-save it "
-            "with a current torch.save or convert it to safetensors."
-        )
+        state = _read_legacy_torch(path)  # torch.save before 1.6 (e.g. lpips' head files)
+    else:
+        state = _read_zip_torch(path)
+    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]
+    return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+
+
+def _read_zip_torch(path: pathlib.Path) -> Mapping:
     with zipfile.ZipFile(path) as archive:
         pkl_names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pkl_names) != 1:
@@ -154,9 +162,7 @@ def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> d
             state = _TensorUnpickler(f, archive, prefix, path).load()
     if not isinstance(state, Mapping):
         raise WeightFileError(f"{path}: expected a state dict, got {type(state).__name__}")
-    if "state_dict" in state and isinstance(state["state_dict"], Mapping):
-        state = state["state_dict"]
-    return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+    return state
 
 
 def read_weights(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
@@ -201,3 +207,134 @@ def find_weight_file(folder: pathlib.Path, stems: tuple[str, ...], variant: str 
         f"{folder}: no weight file found; expected one of {[c.name for c in candidates[:4]]} "
         f"(found: {present or 'nothing'})"
     )
+
+
+# --- PyTorch's legacy (pre-1.6, non-zip) serialization ----------------------------------------
+#
+#   pickle(magic) pickle(protocol 1001) pickle(sys_info) pickle(state dict with storage ids)
+#   pickle(sorted storage keys), then per key: int64 element count + raw little-endian data.
+
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL = 1001
+
+
+class _Storage(NamedTuple):
+    key: str
+    dtype: type
+    numel: int
+
+
+class _Tensor(NamedTuple):
+    storage: _Storage
+    offset: int
+    size: tuple[int, ...]
+    stride: tuple[int, ...]
+
+
+def _rebuild(storage, offset, size, stride, *_unused) -> _Tensor:
+    return _Tensor(storage, offset, tuple(size), tuple(stride))
+
+
+class _LegacyUnpickler(pickle.Unpickler):
+    """Unpickles one legacy section; tensors become _Tensor placeholders, nothing else is built."""
+
+    def __init__(self, file, source: pathlib.Path, tensors: bool):
+        super().__init__(file)
+        self._source = source
+        self._tensors = tensors
+
+    def find_class(self, module, name):
+        if self._tensors:
+            if (module, name) == ("collections", "OrderedDict"):
+                return collections.OrderedDict
+            if module == "torch._utils" and name in (
+                "_rebuild_tensor_v2",
+                "_rebuild_tensor",
+            ):
+                return _rebuild
+            if module == "torch._utils" and name == "_rebuild_parameter":
+                return lambda data, *rest: data
+            if module == "torch" and name in _TORCH_STORAGE_DTYPES:
+                return name  # a marker; persistent_load maps it to a dtype
+        raise WeightFileError(
+            f"{self._source}: refusing to unpickle {module}.{name}; only tensors and dicts are "
+            "allowed in a weight file. Convert it to safetensors."
+        )
+
+    def persistent_load(self, pid):
+        # pid[5] is set for a view into a shared storage (torch < 0.4); not read here.
+        if (
+            not isinstance(pid, tuple)
+            or len(pid) != 6
+            or pid[0] != "storage"
+            or pid[1] not in _TORCH_STORAGE_DTYPES
+            or pid[5] is not None
+        ):
+            raise WeightFileError(f"{self._source}: unsupported legacy storage {pid!r}")
+        _, storage_type, key, _location, numel, _view = pid
+        return _Storage(str(key), _TORCH_STORAGE_DTYPES[storage_type], int(numel))
+
+
+def _read_legacy_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """Reads a legacy-format torch.save state dict as numpy arrays, without torch."""
+    f = io.BytesIO(path.read_bytes())
+
+    def section(tensors: bool = False):
+        try:
+            return _LegacyUnpickler(f, path, tensors).load()
+        except WeightFileError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+            raise WeightFileError(
+                f"{path}: not a PyTorch weight file ({type(e).__name__}: {e}); truncated?"
+            ) from e
+
+    if section() != _LEGACY_MAGIC or section() != _LEGACY_PROTOCOL:
+        raise WeightFileError(
+            f"{path}: not a PyTorch weight file (no legacy torch.save header)"
+        )
+    sys_info = section()
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", False):
+        raise WeightFileError(f"{path}: only little-endian PyTorch files are read")
+    state = section(tensors=True)
+    keys = section()
+    if not isinstance(state, Mapping) or not isinstance(keys, list):
+        raise WeightFileError(f"{path}: expected a state dict and its storage keys")
+    tensors = {k: v for k, v in state.items() if isinstance(v, _Tensor)}
+    storages = {t.storage.key: t.storage for t in tensors.values()}
+    raw: dict[str, np.ndarray] = {}
+    for key in keys:  # storages lie back to back, in this order
+        header = f.read(8)
+        if len(header) != 8:
+            raise WeightFileError(f"{path}: storage data ends early; truncated?")
+        (numel,) = struct.unpack("<q", header)
+        storage = storages.get(str(key))
+        if storage is None or numel != storage.numel:
+            raise WeightFileError(f"{path}: storage {key!r} does not match its tensors")
+        nbytes = numel * np.dtype(storage.dtype).itemsize
+        buffer = f.read(nbytes)
+        if len(buffer) != nbytes:
+            raise WeightFileError(f"{path}: storage {key!r} ends early; truncated?")
+        raw[storage.key] = np.frombuffer(buffer, dtype=storage.dtype)
+    out = {}
+    for name, t in tensors.items():
+        if t.storage.key not in raw:
+            raise WeightFileError(f"{path}: tensor {name!r} has no stored data")
+        out[name] = _strided(raw[t.storage.key], t, f"{path}: tensor {name!r}")
+    return out
+
+
+def _strided(storage: np.ndarray, t: _Tensor, what: str) -> np.ndarray:
+    """The tensor's elements of `storage` (a view by offset, size and stride), copied."""
+    if not t.size:
+        return storage[t.offset : t.offset + 1].reshape(()).copy()
+    last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
+    if min(t.size) > 0 and (t.offset < 0 or last >= storage.size or min(t.stride) < 0):
+        raise WeightFileError(f"{what} reaches outside its storage")
+    view = np.lib.stride_tricks.as_strided(
+        storage[t.offset :],
+        shape=t.size,
+        strides=tuple(s * storage.itemsize for s in t.stride),
+        writeable=False,
+    )
+    return np.array(view)
