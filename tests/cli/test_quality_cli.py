@@ -27,7 +27,10 @@ def folder(tmp_path):
     Image.fromarray(skimage.data.astronaut()[:200, :300]).save(d / "a.png")
     Image.fromarray(skimage.data.camera()[:192, :256]).save(d / "b.jpg")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    (d / "notes.txt").write_text("ignored: not an image suffix")
+    (d / "sub").mkdir()
+    Image.fromarray(skimage.data.camera()[:192, :200]).save(d / "sub" / "c.png")
+    (d / "notes.txt").write_text("not an image: reported, as `unires restore` reports it")
+    (d / ".hidden.png").write_text("hidden files are not inputs")
     return d
 
 
@@ -41,11 +44,12 @@ def test_score_folder_survives_corrupt_file(folder, tmp_path, capsys):
     assert rc == 1  # a file was skipped
     printed = capsys.readouterr()
     assert "a.png" in printed.out and "b.jpg" in printed.out and "mean" in printed.out
-    assert "broken.png" in printed.err
+    assert "broken.png" in printed.err and "notes.txt" in printed.err
     report = json.loads(out.read_text())
     assert report["metric"] == "piqe" and report["higher_is_better"] is False
-    assert sorted(p.rsplit("/", 1)[-1] for p in report["scores"]) == ["a.png", "b.jpg"]
-    assert list(report["errors"]) == [str(folder / "broken.png")]
+    # The folder rules of `unires restore`: recursive, hidden files skipped, non-images named.
+    assert sorted(p.rsplit("/", 1)[-1] for p in report["scores"]) == ["a.png", "b.jpg", "c.png"]
+    assert sorted(report["errors"]) == [str(folder / "broken.png"), str(folder / "notes.txt")]
     assert report["mean"] == pytest.approx(np.mean(list(report["scores"].values())))
 
 

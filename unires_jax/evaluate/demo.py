@@ -6,16 +6,18 @@ mixed ones are made with fixed parameters (x4 SR as `unires restore --upscale 4`
 restored with each single expert (one batched call)
 and with weights chosen by a cheap search (NIQE as Q), and scored with PSNR / SSIM against the
 clean photo and NIQE without it. Writes a side-by-side PNG per photo, `report.json` (and
-`report.jsonl`, one line per case) and prints a table.
+`report.jsonl`, one line per case) and prints a table. The cases run through the evaluation
+harness of `unires eval` (results.jsonl, summary.md / csv, images/, montages/; resumable).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import io
 import json
 import os
 import pathlib
-import tempfile
 import time
 from typing import Any
 
@@ -95,18 +97,10 @@ def case_input(hq: np.ndarray, case: str, seed: int) -> tuple[np.ndarray, np.nda
     return small.astype(np.float32), upscale_input(small, factor)
 
 
-def _metrics(images: np.ndarray, reference: np.ndarray, niqe) -> list[dict[str, float]]:
-    from unires_jax.quality import fidelity
-
-    images = np.asarray(images, np.float32)
-    ref = np.broadcast_to(reference, images.shape)
-    psnr = np.asarray(fidelity.psnr(ref, images))
-    ssim = np.asarray(fidelity.ssim(ref, images))
-    niqe_scores = niqe.score(images)
-    return [
-        {"psnr": float(p), "ssim": float(s), "niqe": float(n)}
-        for p, s, n in zip(psnr, ssim, niqe_scores)
-    ]
+def _case_pixels(photo: np.ndarray, case: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the image the restorer is given, the clean photo) of one demo case."""
+    hq = center_square(photo)
+    return case_input(hq, case, seed=seed)[0], hq
 
 
 def run_demo(
@@ -116,19 +110,24 @@ def run_demo(
     settings: DemoSettings = DemoSettings(),
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Runs the demo and writes its files into `output`; returns the report dict."""
-    import tqdm
+    """Runs the demo and writes its files into `output`; returns the report dict.
 
+    The cases go through the evaluation harness (`evaluate/harness.py`): `output` also gets
+    results.jsonl, summary.md/csv, images/ and montages/, and a rerun into the same folder
+    continues where an interrupted one stopped.
+    """
     from unires_jax.data.sample_photos import load_sample_photos
-    from unires_jax.quality import get as get_quality
+    from unires_jax.evaluate import harness
+    from unires_jax.evaluate.datasets import Sample
+    from unires_jax.evaluate.metrics import Metrics
     from unires_jax.restore.restorer import Restorer
+    from unires_jax.restore.upscale import upscale_input
     from unires_jax.search import CandidateSampler, SearchConfig, search
 
     output = pathlib.Path(output)
     output.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     restorer = restorer or Restorer.load(None)
-    niqe = get_quality("niqe")
     photos = load_sample_photos("heldout")
     names = settings.photos or tuple(sorted(photos))
     unknown = sorted(set(names) - set(photos))
@@ -143,52 +142,71 @@ def run_demo(
     search_config = SearchConfig(
         steps=settings.steps, seed=settings.seed, refine_base=settings.refine_base
     )
-    rows: list[dict[str, Any]] = []
+    metrics = Metrics.load(["psnr", "ssim", "niqe"])
     jobs = [(p, c) for p in names for c in settings.cases]
-    bar = tqdm.tqdm(jobs, desc="unires demo", disable=not progress, unit="case")
-    panels: dict[str, list[tuple[str, np.ndarray, np.ndarray, np.ndarray, str]]] = {}
-    for index, (photo, case) in enumerate(bar):
-        hq = center_square(photos[photo])
-        chain, expert = CASES[case]
-        factor = UPSCALE_CASES.get(case, 1)
-        given, lq = case_input(hq, case, seed=settings.seed + index)
+    samples = [
+        Sample(
+            id=f"{photo}/{case}",
+            degradation=case,
+            source=f"sample_photos:heldout/{photo}",
+            load=functools.partial(_case_pixels, photos[photo], case, settings.seed + index),
+            scale=UPSCALE_CASES.get(case, 1),
+        )
+        for index, (photo, case) in enumerate(jobs)
+    ]
+
+    def produce(sample, given, hq) -> harness.Produced:
+        photo, case = sample.id.split("/")
+        factor = sample.scale
         found = search(
             given,
             strategy=settings.strategy,
-            quality=niqe,
+            quality=metrics.models["niqe"],
             budget=settings.budget,
             sampler=samplers[factor],
             config=search_config,
             keep_images=True,
         )
         singles = _single_expert_images(found, experts, restorers[factor], given, settings)
-        scored = _metrics(np.concatenate([lq[None], singles, found.image[None]]), hq, niqe)
-        row = {
-            "photo": photo,
-            "case": case,
-            "degradations": list(chain),
-            "upscale": factor,
-            "task_expert": expert,
-            "input": scored[0],
-            "experts": dict(zip(experts, scored[1:-1])),
-            "search": {
-                **scored[-1],
+        lq = upscale_input(given, factor)  # the bicubic upscale, for the x4 case
+        chain, expert = CASES[case]
+        return harness.Produced(
+            {"input": lq, **dict(zip(experts, singles)), "search": found.image},
+            {
+                "photo": photo,
+                "case": case,
+                "degradations": list(chain),
+                "upscale": factor,
+                "task_expert": expert,
                 "weights": found.weights,
                 "strategy": found.strategy,
                 "unet_evaluations": found.unet_evaluations,
                 "seconds": found.seconds,
+                # What the restorer's blind deblurring fitted to the input, used or not.
+                "deblur": found.deblur,
             },
-            # What the restorer's blind deblurring fitted to the input, used or not.
-            "deblur": found.deblur,
-        }
-        best_single = min(experts, key=lambda e: row["experts"][e]["niqe"])
-        row["best_single_by_niqe"] = best_single
-        rows.append(row)
-        shown = singles[experts.index(expert)] if expert else singles[experts.index(best_single)]
-        label = expert or f"best single ({best_single})"
-        panels.setdefault(photo, []).append((case, lq, shown, found.image, label))
-    for photo, items in panels.items():
-        _write_figure(output / f"{photo}.png", center_square(photos[photo]), items)
+        )
+
+    evaluated = harness.evaluate(
+        samples,
+        produce,
+        metrics,
+        output,
+        run_config={
+            "demo": dataclasses.asdict(settings),
+            "model": restorer.ldm.source,
+            "experts": experts,
+        },
+        main_output="search",
+        save_outputs=experts,
+        quantize_to_8_bits=False,  # the model's own images, as the search scored them
+        progress=progress,
+        label="unires demo",
+    )
+    rows = [_demo_row(r, experts) for r in evaluated.rows]
+    for photo in dict.fromkeys(r["photo"] for r in rows):
+        mine = [r for r in rows if r["photo"] == photo]
+        _write_figure(output / f"{photo}.png", photos[photo], mine, output, samples)
     report = {
         "cases": rows,
         "summary": summarize(rows),
@@ -199,8 +217,29 @@ def run_demo(
     _write_atomic(output / "report.json", json.dumps(report, indent=2))
     _write_atomic(output / "report.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     print(format_table(rows))
-    print(f"wrote {output}/report.json and {len(panels)} figure(s) in {report['seconds']:.0f} s")
+    print(
+        f"wrote {output}/report.json, summary.md and {len({r['photo'] for r in rows})} "
+        f"figure(s) in {report['seconds']:.0f} s"
+    )
     return report
+
+
+def _demo_row(row: dict[str, Any], experts: list[str]) -> dict[str, Any]:
+    """A harness row in the demo report's layout."""
+    details, metrics = row["details"], row["metrics"]
+    out = {
+        key: details[key]
+        for key in ("photo", "case", "degradations", "upscale", "task_expert")
+    }
+    out["input"] = metrics["input"]
+    out["experts"] = {e: metrics[e] for e in experts}
+    out["search"] = {
+        **metrics["search"],
+        **{k: details[k] for k in ("weights", "strategy", "unet_evaluations", "seconds")},
+    }
+    out["deblur"] = details["deblur"]
+    out["best_single_by_niqe"] = min(experts, key=lambda e: out["experts"][e]["niqe"])
+    return out
 
 
 def _single_expert_images(found, experts, restorer, lq, settings) -> np.ndarray:
@@ -259,32 +298,48 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_figure(path: pathlib.Path, hq: np.ndarray, items) -> None:
+def _write_figure(path, photo, rows, output, samples) -> None:
+    """input | task expert (or the best single by NIQE) | searched weights | reference, per case."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(items), 4, figsize=(12, 3.1 * len(items)), squeeze=False)
-    for row, (case, lq, single, searched, label) in zip(axes, items):
-        for ax, image, title in zip(
-            row,
-            (lq, single, searched, hq),
-            (f"{case}: input", label, "searched weights", "reference"),
-        ):
+    from unires_jax.evaluate.harness import image_path
+    from unires_jax.restore import image_io
+    from unires_jax.restore.upscale import upscale_input
+
+    def read(sample_id, output_name=None):
+        pixels = image_io.read_image(image_path(output, sample_id, output_name)).pixels
+        return pixels.astype(np.float32) / 255.0
+
+    by_id = {s.id: s for s in samples}
+    hq = center_square(photo)
+    fig, axes = plt.subplots(len(rows), 4, figsize=(12, 3.1 * len(rows)), squeeze=False)
+    for ax_row, row in zip(axes, rows):
+        sample_id = f"{row['photo']}/{row['case']}"
+        given, _ = by_id[sample_id].load()
+        lq = upscale_input(given, row["upscale"])
+        expert = row["task_expert"] or row["best_single_by_niqe"]
+        label = row["task_expert"] or f"best single ({expert})"
+        panels = (
+            (lq, f"{row['case']}: input"),
+            (read(sample_id, expert), label),
+            (read(sample_id), "searched weights"),
+            (hq, "reference"),
+        )
+        for ax, (image, title) in zip(ax_row, panels):
             ax.imshow(np.clip(image, 0, 1))
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     fig.tight_layout()
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
-        fig.savefig(tmp.name, dpi=80)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
-    os.replace(tmp.name, path)
+    image_io.write_atomic(path, buffer.getvalue())
 
 
 def _write_atomic(path: pathlib.Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-        tmp.flush()
-        os.fsync(tmp.fileno())
-    os.replace(tmp.name, path)
+    from unires_jax.restore import image_io
+
+    image_io.write_atomic(path, text.encode("utf-8"))

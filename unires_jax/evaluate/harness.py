@@ -103,8 +103,11 @@ def evaluate(
     *,
     run_config: Mapping[str, Any],
     main_output: str = "restored",
+    save_outputs: Sequence[str] = (),
+    quantize_to_8_bits: bool = True,
     montage_count: int = 3,
     progress: bool | None = None,
+    label: str = "unires eval",
 ) -> EvalReport:
     """Evaluates every sample not yet recorded in `output_dir` (see the module docstring).
 
@@ -115,8 +118,12 @@ def evaluate(
       output_dir: created if missing; may hold an earlier run of the same `run_config`.
       run_config: JSON-ready description of the evaluation (a rerun must give the same).
       main_output: the output written to images/ and ranked in the montages.
+      save_outputs: other outputs also written to images/ (`image_path(..., output)`).
+      quantize_to_8_bits: score the images as an 8-bit file holds them (the default: what a
+        user gets); False scores the producer's floats (the demo measures the model itself).
       montage_count: best and worst samples per degradation type in each montage.
       progress: show a progress bar (None: only on a terminal).
+      label: the progress bar's and error messages' prefix.
 
     Raises:
       EvalError: repeated sample ids, or an output folder holding another evaluation.
@@ -129,7 +136,13 @@ def evaluate(
     output_dir = pathlib.Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     _claim(
-        output_dir, {**run_config, "metrics": list(metrics.names), "main": main_output}
+        output_dir,
+        {
+            **run_config,
+            "metrics": list(metrics.names),
+            "main": main_output,
+            "quantize_to_8_bits": quantize_to_8_bits,
+        },
     )
     done = read_rows(output_dir / RESULTS)
     t0 = time.perf_counter()
@@ -140,7 +153,7 @@ def evaluate(
         tqdm(
             todo,
             unit="image",
-            desc="unires eval",
+            desc=label,
             file=sys.stderr,
             disable=None if progress is None else not progress,
         ) as bar,
@@ -148,7 +161,14 @@ def evaluate(
         for sample in bar:
             bar.set_postfix_str(sample.id, refresh=False)
             try:
-                row = _evaluate_one(sample, produce, metrics, output_dir, main_output)
+                row = _evaluate_one(
+                    sample,
+                    produce,
+                    metrics,
+                    output_dir,
+                    (main_output, *save_outputs),
+                    quantize_to_8_bits,
+                )
             except Exception as e:  # noqa: BLE001 - one bad sample must not stop the others
                 message = f"{type(e).__name__}: {e}"
                 failed.append((sample.id, message))
@@ -203,19 +223,26 @@ def restorer_producer(restorer: ImageRestorer, *, seed: int = 0) -> Producer:
     return produce
 
 
-def _evaluate_one(sample, produce, metrics, output_dir, main_output) -> dict[str, Any]:
+def _evaluate_one(sample, produce, metrics, output_dir, saved, quantized) -> dict[str, Any]:
     t0 = time.perf_counter()
     lq, gt = sample.load()
     produced = produce(sample, lq, gt)
     names = list(produced.images)
-    images = np.stack([quantize(produced.images[n]) for n in names])
+    images = np.stack(
+        [
+            quantize(produced.images[n])
+            if quantized
+            else np.asarray(produced.images[n], np.float64)
+            for n in names
+        ]
+    )
     scores, errors = metrics.compute(images, gt)
-    if main_output in produced.images:
-        written = image_path(output_dir, sample.id)
-        written.parent.mkdir(parents=True, exist_ok=True)
-        image_io.write_atomic(
-            written, image_io.write_png(_to_uint8(images[names.index(main_output)]))
-        )
+    for index, output in enumerate(saved):
+        if output in produced.images:
+            written = image_path(output_dir, sample.id, None if index == 0 else output)
+            written.parent.mkdir(parents=True, exist_ok=True)
+            pixels = _to_uint8(images[names.index(output)])
+            image_io.write_atomic(written, image_io.write_png(pixels))
     return {
         "id": sample.id,
         "degradation": sample.degradation,
@@ -240,10 +267,14 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
     )
 
 
-def image_path(output_dir: pathlib.Path, sample_id: str) -> pathlib.Path:
-    """Where a sample's main output is written: images/<id>.png with unsafe characters replaced."""
+def image_path(
+    output_dir: pathlib.Path, sample_id: str, output: str | None = None
+) -> pathlib.Path:
+    """Where a sample's main output is written, images/<id>.png (another output:
+    images/<id>.<output>.png), with characters unsafe in file names replaced."""
     parts = [re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in sample_id.split("/") if p]
-    return output_dir / IMAGES / pathlib.Path(*parts).with_suffix(".png")
+    name = parts[-1] + ("" if output is None else "." + re.sub(r"[^A-Za-z0-9_-]", "_", output))
+    return output_dir / IMAGES / pathlib.Path(*parts[:-1], name + ".png")
 
 
 # --- the JSON-lines record ---------------------------------------------------------------------------

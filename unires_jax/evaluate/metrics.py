@@ -90,7 +90,7 @@ class Metrics:
     ):
         self.names = names
         self.options = options
-        self._models = models
+        self.models = models
 
     @classmethod
     def load(
@@ -161,12 +161,12 @@ class Metrics:
                         )
             if "lpips" in self.names:
                 cropped = _crop(images, border), _crop(ref, border)
-                out["lpips"] = self._models["lpips"].distance(*cropped)
+                out["lpips"] = self.models["lpips"].distance(*cropped)
         errors = {}
         for name in self.names:
             if name in NO_REFERENCE:
                 try:
-                    out[name] = np.asarray(self._models[name].score(images), np.float64)
+                    out[name] = np.asarray(self.models[name].score(images), np.float64)
                 except (
                     ValueError
                 ) as e:  # e.g. too small for the model: the others still count
