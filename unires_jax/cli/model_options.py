@@ -8,15 +8,16 @@ import argparse
 ATTENTION_CHOICES = ("chunked", "dot_product", "cudnn", "naive")
 
 
-def add(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+def add(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> list[str]:
+    """Adds --dtype and --attention; returns their dests."""
+    dtype = parser.add_argument(
         "--dtype",
         choices=("float32", "bfloat16"),
         default=None,
         help="model weights and compute: bfloat16 halves memory and is faster on GPU/TPU "
         "(on CPU it is slower; default: float32)",
     )
-    parser.add_argument(
+    attention = parser.add_argument(
         "--attention",
         choices=ATTENTION_CHOICES,
         default=None,
@@ -24,6 +25,7 @@ def add(parser: argparse.ArgumentParser) -> None:
         "(cuDNN flash attention, NVIDIA GPU with --dtype bfloat16) or naive (default: the "
         "fastest correct one on this backend)",
     )
+    return [dtype.dest, attention.dest]
 
 
 def problem(args: argparse.Namespace) -> str | None:

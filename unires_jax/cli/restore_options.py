@@ -29,28 +29,8 @@ MAX_UPSCALE = 8
 # unires_jax.restore.ensemble.ENSEMBLE_SIZES (importing the restore package loads JAX).
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 DEFAULT_PRESET = "most-popular"
-_LOAD_OPTIONS = (
-    "steps",
-    "tile",
-    "tile_overlap",
-    "color_fix",
-    "max_negative",
-    "quality_words",
-    "ensemble",
-    "upscale",
-    "consistency",
-    "deblur",
-    "dtype",
-    "attention",
-    "weights",
-    "preset",
-    "search",
-    "quality",
-    "quality_checkpoint",
-    "budget",
-    "presets",
-    "predictor",
-)
+# Where `collect` finds the dests of the options `add` declared (set as a parser default).
+_DESTS = "_restore_option_dests"
 
 
 def add(parser: argparse.ArgumentParser) -> None:
@@ -61,58 +41,69 @@ def add(parser: argparse.ArgumentParser) -> None:
         help="checkpoint folder of any model family (default: the UniRes model embedded in the "
         "package); the options below that a family does not take are refused",
     )
-    weights = parser.add_mutually_exclusive_group()
-    weights.add_argument(
+    parser.add_argument(
+        "--seed", type=int, default=0, help="sampling seed (default: 0)"
+    )
+    group = parser.add_argument_group(
+        "restore options",
+        "passed to the checkpoint's family, which refuses those it does not take",
+    )
+    dests: list[str] = []
+
+    def option(*flags, container=group, **kwargs):
+        dests.append(container.add_argument(*flags, **kwargs).dest)
+
+    weights = group.add_mutually_exclusive_group()
+    option(
         "--weights",
+        container=weights,
         default=None,
         help="expert weights summing to 1, e.g. 'DN=-0.2,DownLQ=1.2' (experts: BR, SR, MD, DD, "
         "DN, DownLQ; unnamed ones get 0)",
     )
-    weights.add_argument(
+    option(
         "--preset",
+        container=weights,
         choices=PRESET_CHOICES,
         default=None,
         help=f"weights reported in the paper (default: {DEFAULT_PRESET})",
     )
-    parser.add_argument(
+    option(
         "--steps",
         type=int,
         default=None,
         help="DDIM steps (default: the checkpoint's stored setting: 4 for the embedded model, "
         "50 for a diffusers folder; fewer steps trade texture for PSNR)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="sampling seed (default: 0)"
-    )
-    parser.add_argument(
+    option(
         "--tile",
         type=int,
         default=None,
         metavar="PX",
         help="images with a side longer than this run as overlapping tiles (default: 512)",
     )
-    parser.add_argument(
+    option(
         "--tile-overlap",
         type=int,
         default=None,
         metavar="PX",
         help="tile overlap (default: 64)",
     )
-    parser.add_argument(
+    option(
         "--color-fix",
         choices=COLOR_FIX_CHOICES,
         default=None,
         help="colour correction toward the input: adain (per-channel mean/std, the paper's), "
         "wavelet (StableSR's: the input's low frequencies) or none (default: the model's)",
     )
-    parser.add_argument(
+    option(
         "--no-color-fix",
         dest="color_fix",
         action="store_const",
         const="none",
         help="same as --color-fix none",
     )
-    parser.add_argument(
+    option(
         "--ensemble",
         type=int,
         choices=ENSEMBLE_SIZES,
@@ -122,7 +113,7 @@ def add(parser: argparse.ArgumentParser) -> None:
         "each with its own seed; higher PSNR and smoother texture at N times the cost "
         "(default: 1, none). With --search the weights are chosen on the plain restoration",
     )
-    parser.add_argument(
+    option(
         "--upscale",
         type=int,
         choices=range(1, MAX_UPSCALE + 1),
@@ -132,7 +123,7 @@ def add(parser: argparse.ArgumentParser) -> None:
         "input is upscaled by bicubic interpolation, and the output is made consistent with "
         "it (its antialiased bicubic downscale equals the input; default: 1, same size)",
     )
-    parser.add_argument(
+    option(
         "--no-consistency",
         dest="consistency",
         action="store_false",
@@ -140,7 +131,7 @@ def add(parser: argparse.ArgumentParser) -> None:
         help="with --upscale: skip the consistency projection (for noisy or compressed small "
         "inputs, whose noise it would keep)",
     )
-    parser.add_argument(
+    option(
         "--no-deblur",
         dest="deblur",
         action="store_false",
@@ -149,56 +140,52 @@ def add(parser: argparse.ArgumentParser) -> None:
         "motion or a defocus blur fits the input's spectrum confidently, the output is made "
         "consistent with it; the sidecar says what was found)",
     )
-    parser.add_argument(
+    option(
         "--max-negative",
         type=int,
         default=None,
         metavar="N",
         help="reject weights with more than N negative entries",
     )
-    parser.add_argument(
+    option(
         "--quality-words",
         action="store_true",
         default=None,
         help="add the positive/negative quality-word experts (+1 / -1)",
     )
-    model_options.add(parser)
-    parser.add_argument(
+    dests += model_options.add(group)
+    option(
         "--search",
         choices=SEARCH_CHOICES,
         default=None,
         help="choose the weights per image by maximising a quality score (instead of fixed ones)",
     )
-    parser.add_argument(
+    option(
         "--quality",
         default=None,
         help="Q for --search: niqe (default), brisque, piqe or musiq",
     )
-    parser.add_argument(
+    option(
         "--quality-checkpoint",
         default=None,
         help="weights file of the quality model (MUSIQ npz)",
     )
-    parser.add_argument(
+    option(
         "--budget",
         default=None,
         help="--search budget: UNet evaluations or a share like '0.5%%'",
     )
-    parser.add_argument(
-        "--presets", default=None, help="presets JSON for --search frequent"
-    )
-    parser.add_argument(
-        "--predictor", default=None, help="predictor file for --search predict"
-    )
-    return parser
+    option("--presets", default=None, help="presets JSON for --search frequent")
+    option("--predictor", default=None, help="predictor file for --search predict")
+    parser.set_defaults(**{_DESTS: tuple(dict.fromkeys(dests))})
 
 
 def collect(args: argparse.Namespace) -> dict:
     """The restore options the user gave (for `unires_jax.restore.load`)."""
     return {
         name: getattr(args, name)
-        for name in _LOAD_OPTIONS
-        if getattr(args, name, None) is not None
+        for name in getattr(args, _DESTS)
+        if getattr(args, name) is not None
     }
 
 

@@ -97,18 +97,7 @@ class _TensorUnpickler(pickle.Unpickler):
         self._storages: dict[str, np.ndarray] = {}
 
     def find_class(self, module, name):
-        if (module, name) == ("collections", "OrderedDict"):
-            return collections.OrderedDict
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return _rebuild_tensor
-        if module == "torch._utils" and name == "_rebuild_parameter":
-            return lambda data, requires_grad, backward_hooks, *rest: data
-        if module == "torch" and name in _TORCH_STORAGE_DTYPES:
-            return name  # a marker; persistent_load maps it to a dtype
-        raise WeightFileError(
-            f"{self._source}: refusing to unpickle {module}.{name}; only tensors and dicts are "
-            "allowed in a weight file. Convert it to safetensors."
-        )
+        return _allowed_class(module, name, _rebuild_tensor, self._source)
 
     def persistent_load(self, pid):
         kind, storage_type, key, _location, numel = pid
@@ -119,6 +108,24 @@ class _TensorUnpickler(pickle.Unpickler):
             dtype = _TORCH_STORAGE_DTYPES[storage_type]
             self._storages[key] = np.frombuffer(data, dtype=dtype, count=numel)
         return self._storages[key]
+
+
+def _allowed_class(module: str, name: str, rebuild, source: pathlib.Path):
+    """The only classes a weight pickle may name: ordered dicts, tensors, parameters, storage
+    types (a marker string that persistent_load maps to a dtype). Anything else is refused."""
+    if rebuild is not None:
+        if (module, name) == ("collections", "OrderedDict"):
+            return collections.OrderedDict
+        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+            return rebuild
+        if module == "torch._utils" and name == "_rebuild_parameter":
+            return lambda data, *rest: data
+        if module == "torch" and name in _TORCH_STORAGE_DTYPES:
+            return name
+    raise WeightFileError(
+        f"{source}: refusing to unpickle {module}.{name}; only tensors and dicts are allowed in "
+        "a weight file. Convert it to safetensors."
+    )
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
@@ -244,22 +251,8 @@ class _LegacyUnpickler(pickle.Unpickler):
         self._tensors = tensors
 
     def find_class(self, module, name):
-        if self._tensors:
-            if (module, name) == ("collections", "OrderedDict"):
-                return collections.OrderedDict
-            if module == "torch._utils" and name in (
-                "_rebuild_tensor_v2",
-                "_rebuild_tensor",
-            ):
-                return _rebuild
-            if module == "torch._utils" and name == "_rebuild_parameter":
-                return lambda data, *rest: data
-            if module == "torch" and name in _TORCH_STORAGE_DTYPES:
-                return name  # a marker; persistent_load maps it to a dtype
-        raise WeightFileError(
-            f"{self._source}: refusing to unpickle {module}.{name}; only tensors and dicts are "
-            "allowed in a weight file. Convert it to safetensors."
-        )
+        # The header sections hold plain values: only the state dict may name classes.
+        return _allowed_class(module, name, _rebuild if self._tensors else None, self._source)
 
     def persistent_load(self, pid):
         # pid[5] is set for a view into a shared storage (torch < 0.4); not read here.
