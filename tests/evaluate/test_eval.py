@@ -370,3 +370,64 @@ def test_bad_eval_arguments_fail_before_any_work(toy, tmp_path, capsys):
         )
         assert message in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_lpips_in_eval_is_the_lpips_metric_on_the_written_images(toy, tmp_path):
+    """`--metrics lpips` with user-supplied weights: the lpips package's head file (found
+    without importing lpips, which needs torchvision) and a random backbone in the torchvision
+    layout (tests/quality/test_lpips.py checks the metric itself against the lpips package)."""
+    import importlib.util
+
+    import safetensors.numpy
+
+    from unires_jax.convert.lpips import backbone_shapes
+    from unires_jax.quality import lpips
+    from unires_jax.quality.lpips_model import lpips_config
+
+    spec = importlib.util.find_spec("lpips")
+    assert spec is not None, (
+        "the README's test command installs lpips==0.1.4 (--no-deps)"
+    )
+    heads = pathlib.Path(spec.origin).parent / "weights" / "v0.1" / "alex.pth"
+    rng = np.random.default_rng(0)
+    backbone = tmp_path / "alexnet.safetensors"
+    safetensors.numpy.save_file(
+        {
+            k: (rng.standard_normal(s) * np.sqrt(2.0 / max(1, np.prod(s[1:])))).astype(
+                np.float32
+            )
+            for k, s in backbone_shapes(lpips_config("alex")).items()
+        },
+        backbone,
+    )
+    root = tmp_path / "pairs"
+    for sub in ("GT", "LQ"):
+        (root / sub).mkdir(parents=True)
+    gt = rng.integers(0, 256, (64, 72, 3), np.uint8)
+    Image.fromarray(gt).save(root / "GT" / "x.png")
+    noisy = np.clip(gt + rng.normal(0, 25, gt.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(noisy).save(root / "LQ" / "x.png")
+    out = tmp_path / "ev"
+    argv = [
+        "eval",
+        "--checkpoint",
+        str(toy),
+        "--pairs",
+        str(root),
+        "--output",
+        str(out),
+        "--metrics",
+        "lpips,psnr",
+        "--lpips-heads",
+        str(heads),
+        "--lpips-backbone",
+        str(backbone),
+        "--no-progress",
+    ]
+    assert cli_main(argv) == 0
+    row = _rows(out)[0]
+    metric = lpips.load("alex", heads=heads, backbone=backbone)
+    restored = _read(harness.image_path(out, "x"))
+    expected = metric.distance(restored[None], (gt / 255.0)[None])[0]
+    assert row["metrics"]["restored"]["lpips"] == pytest.approx(expected, abs=1e-6)
+    assert row["metrics"]["input"]["lpips"] > 0
