@@ -440,23 +440,53 @@ def _encode(samples: np.ndarray, fmt: str, icc: bytes | None) -> bytes:
     return buffer.getvalue()
 
 
+# Temporary files of `write_atomic` are named TEMP_PREFIX + the target's name + random + ".tmp",
+# so a later run can recognise (and remove) the ones a killed run left behind.
+TEMP_PREFIX = ".unires-tmp."
+
+
 def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Writes `data` to `path` so that readers see the old file or the whole new one.
 
     A temporary file is written in the same folder (hidden, removed on any failure), flushed
-    to disk, then renamed over `path`.
+    to disk, given the modes the process umask gives new files (as `open` would; mkstemp makes
+    it 0600), then renamed over `path`.
     """
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask: read from /proc where there is one (setting it to read it back, the
+    only portable way, briefly changes it for every thread)."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """Removes the temporary files `write_atomic` calls in `folder` (and below) left behind
+    when a run was killed; returns them."""
+    stale = sorted(pathlib.Path(folder).rglob(f"{TEMP_PREFIX}*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 # --- PNG at 16 bits (Pillow reads 16-bit colour PNG at 8 bits and cannot write it) ------------
