@@ -111,3 +111,15 @@ def load_toy(checkpoint, *, workdir=None, **options) -> ToyRestorer:
 def register(families) -> None:
     """Adds the toy family to a FAMILIES table (tests use monkeypatch.setitem)."""
     families[FAMILY] = load_toy
+
+
+if __name__ == "__main__":
+    # `python tests/toy_family.py restore|eval ...`: the `unires` command with the toy family
+    # registered, for tests that run it in a subprocess (to interrupt or kill it).
+    import sys
+
+    from unires_jax import restore
+    from unires_jax.cli.main import main
+
+    register(restore.FAMILIES)
+    sys.exit(main(sys.argv[1:]))

@@ -29,7 +29,7 @@ def test_save_and_read_round_trip_with_a_hash_per_file(tmp_path):
     assert (ckpt.family, ckpt.config, ckpt.settings) == (
         "toy",
         {"width": 4},
-        {"strength": 0.5},
+        {"strength": 0.5, "delay": 0.0},
     )
     assert ckpt.param_names() == ["cnn"]
     assert sorted(ckpt.files) == ["params/cnn.safetensors"]

@@ -201,27 +201,14 @@ def test_eval_on_a_gt_lq_folder_with_type_subfolders(toy, tmp_path):
     assert not (tmp_path / "ev2").exists()
 
 
-_KILLABLE = """
-import sys
-sys.path.insert(0, {tests!r})
-import toy_family
-from unires_jax import restore
-from unires_jax.cli.main import main
-toy_family.register(restore.FAMILIES)
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def test_a_killed_evaluation_resumes_without_recomputing_or_losing_rows(
     tmp_path, data_dir
 ):
     slow = toy_family.save_toy(tmp_path / "slow", delay=0.5)
     out = tmp_path / "ev"
-    script = tmp_path / "run.py"
-    script.write_text(_KILLABLE.format(tests=str(pathlib.Path(__file__).parents[1])))
     argv = [
         sys.executable,
-        str(script),
+        toy_family.__file__,
         "eval",
         "--checkpoint",
         str(slow),

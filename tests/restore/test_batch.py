@@ -57,15 +57,16 @@ def _rgb(h=6, w=8):
     return RNG.integers(0, 256, (h, w, 3)).astype(np.uint8)
 
 
-def _restore(inputs, out, restorer=None, **kwargs):
+def _restore(inputs, out, restorer=None, output_format="png", overwrite=False, **kwargs):
     errors = io.StringIO()
-    report = batch.restore_files(
-        restorer or IdentityRestorer(),
+    planned = batch.plan(
         collect_inputs(inputs, exclude=[out]),
         out,
-        progress=False,
-        errors=errors,
-        **kwargs,
+        output_format=output_format,
+        overwrite=overwrite,
+    )
+    report = batch.restore_files(
+        restorer or IdentityRestorer(), planned, progress=False, errors=errors, **kwargs
     )
     return report, errors.getvalue()
 
@@ -289,7 +290,8 @@ def test_log_appends_one_line_per_input_per_run(tmp_path):
         _restore([tmp_path / "a.png", tmp_path / "missing.png"], tmp_path / "out")
     log = _log(tmp_path / "out")
     assert len(log) == 4
-    assert [line["status"] for line in log] == ["ok", "error"] * 2
+    # The second run finds a.png's output complete and skips it; the missing file fails again.
+    assert [line["status"] for line in log] == ["ok", "error", "skipped", "error"]
     assert "no such file" in log[1]["error"]
 
 

@@ -64,9 +64,8 @@ def _restore(inputs, out, model=None, chooser=PRESET, **kwargs):
     restorer = unires.UniResRestorer(
         model, chooser, checkpoint=kwargs.pop("checkpoint", None)
     )
-    report = batch.restore_files(
-        restorer, collect_inputs(inputs), out, progress=False, errors=errors, **kwargs
-    )
+    planned = batch.plan(collect_inputs(inputs), out)
+    report = batch.restore_files(restorer, planned, progress=False, errors=errors, **kwargs)
     return report, errors.getvalue(), model
 
 

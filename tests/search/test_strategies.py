@@ -314,8 +314,7 @@ def test_weight_chooser_plugs_into_restore_files(restorer, sampler, images, tmp_
     )
     report = batch.restore_files(
         UniResRestorer(restorer, chooser),
-        collect_inputs([tmp_path / "photo.png"]),
-        tmp_path / "out",
+        batch.plan(collect_inputs([tmp_path / "photo.png"]), tmp_path / "out"),
         progress=False,
     )
     assert not report.failed

@@ -171,9 +171,7 @@ def run(args: argparse.Namespace) -> int:
     from unires_jax.evaluate.metrics import MetricError, MetricOptions, Metrics
 
     output = pathlib.Path(args.output)
-    if output.exists() and not output.is_dir():
-        return _fail(f"{output}: --output must be a folder")
-    if problem := restore_options.problem(args):
+    if problem := restore_options.output_folder_problem(output) or restore_options.problem(args):
         return _fail(problem)
     try:
         metrics = Metrics.load(

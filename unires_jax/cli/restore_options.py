@@ -8,6 +8,8 @@ refuses options it does not take (e.g. `--weights` for a model without experts).
 from __future__ import annotations
 
 import argparse
+import os
+import pathlib
 
 from unires_jax.cli import model_options
 
@@ -42,7 +44,10 @@ def add(parser: argparse.ArgumentParser) -> None:
         "package); the options below that a family does not take are refused",
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="sampling seed (default: 0)"
+        "--seed",
+        type=_seed,
+        default=0,
+        help=f"sampling seed, 0 to {MAX_SEED} (default: 0)",
     )
     group = parser.add_argument_group(
         "restore options",
@@ -178,6 +183,34 @@ def add(parser: argparse.ArgumentParser) -> None:
     option("--presets", default=None, help="presets JSON for --search frequent")
     option("--predictor", default=None, help="predictor file for --search predict")
     parser.set_defaults(**{_DESTS: tuple(dict.fromkeys(dests))})
+
+
+MAX_SEED = 2**32 - 1
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{MAX_SEED}")
+    return value
+
+
+def output_folder_problem(folder: pathlib.Path) -> str | None:
+    """Why `folder` cannot be (or become) the output folder, checked before any work, or None."""
+    if folder.exists():
+        if not folder.is_dir():
+            return f"--output {folder}: exists and is not a folder"
+        existing = folder
+    else:
+        existing = next((p for p in folder.absolute().parents if p.exists()), None)
+        if existing is None or not existing.is_dir():
+            return f"--output {folder}: cannot be created, {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"--output {folder}: {existing} is not writable"
+    return None
 
 
 def collect(args: argparse.Namespace) -> dict:

@@ -127,8 +127,11 @@ def parse_weights(text: str) -> dict[str, float]:
         name, sep, value = item.partition("=")
         if not sep:
             raise WeightError(f"cannot read weight {item!r}: expected NAME=VALUE, e.g. DN=-0.2")
+        name = name.strip()
+        if name in out:
+            raise WeightError(f"weight {name!r} is given twice in {text!r}; give each expert once")
         try:
-            out[name.strip()] = float(value)
+            out[name] = float(value)
         except ValueError:
             raise WeightError(f"cannot read weight {item!r}: {value!r} is not a number") from None
     return out

@@ -65,20 +65,27 @@ def collect_inputs(
 
 
 def plan_outputs(
-    inputs: Sequence[InputFile], output_dir: pathlib.Path, suffixes: Sequence[str]
+    inputs: Sequence[InputFile],
+    output_dir: pathlib.Path,
+    suffixes: Sequence[str],
+    *,
+    name_suffix: str = "",
 ) -> list[pathlib.Path]:
     """Output paths, one per input, no two sharing a name (nor a sidecar).
 
-    Names that collide (same stem from two folders, or `a.png` and `a.jpg`) get `_2`, `_3`, ...
-    in input order; names compare case-insensitively so case-insensitive file systems are safe.
+    An output is named after its input's stem plus `name_suffix` (e.g. "_restored") and the
+    extension in `suffixes`. Names that collide (same stem from two folders, or `a.png` and
+    `a.jpg`) get `_2`, `_3`, ... in input order; names compare case-insensitively so
+    case-insensitive file systems are safe.
     """
     taken: set[str] = set()
     out = []
     for item, suffix in zip(inputs, suffixes):
-        stem, n = item.relative, 1
+        base = item.relative.with_name(item.relative.name + name_suffix)
+        stem, n = base, 1
         while str(stem).lower() in taken:
             n += 1
-            stem = item.relative.with_name(f"{item.relative.name}_{n}")
+            stem = base.with_name(f"{base.name}_{n}")
         taken.add(str(stem).lower())
         out.append(output_dir / stem.parent / (stem.name + suffix))
     return out

@@ -86,9 +86,32 @@ class RestoreSettings:
     deblur: bool = True
 
     def __post_init__(self):
+        _check_int("steps", self.steps, 1, MAX_STEPS)
+        _check_int("tile", self.tile, 8, None)
+        _check_int("tile_overlap", self.tile_overlap, 0, self.tile - 1)
+        _check_int("downlq_factor", self.downlq_factor, 1, None)
+        _check_int("max_pairs_per_call", self.max_pairs_per_call, 1, None)
+        if self.max_negative is not None:
+            _check_int("max_negative", self.max_negative, 0, None)
+        if not (isinstance(self.eta, (int, float)) and 0 <= self.eta <= 1e3):
+            raise ValueError(f"eta={self.eta!r}: expected a number >= 0 (0 = deterministic DDIM)")
         object.__setattr__(self, "color_fix", color_fix_method(self.color_fix))
         object.__setattr__(self, "ensemble", ensemble_lib.check_ensemble_size(self.ensemble))
         object.__setattr__(self, "upscale", upscale_lib.check_upscale(self.upscale))
+
+
+# DDIM steps cannot exceed the training timesteps (1000 for every Stable Diffusion schedule).
+MAX_STEPS = 1000
+
+
+def _check_int(name: str, value, lo: int, hi: int | None) -> None:
+    """A ValueError naming the setting (and its command-line flag) and the allowed range."""
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name}={value!r} ({flag}): expected a whole number")
+    if value < lo or (hi is not None and value > hi):
+        allowed = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+        raise ValueError(f"{name}={value} ({flag}): expected a whole number {allowed}")
 
 
 @dataclasses.dataclass
