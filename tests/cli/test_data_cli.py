@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import numpy as np
 import PIL.Image
@@ -104,3 +105,28 @@ def test_build_and_list_need_their_arguments():
         _run(["data", "build"])
     with pytest.raises(SystemExit):
         _run(["data"])
+
+
+def test_build_into_an_impossible_data_dir_names_the_folder(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("a file where a folder should be")
+    data_dir = tmp_path / "a_file" / "datasets"
+    assert _run(["data", "build", "sample_photos", "--data_dir", str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(data_dir) in err and "--data_dir" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_build_into_a_read_only_data_dir_names_the_folder(tmp_path, capsys):
+    data_dir = tmp_path / "datasets"
+    data_dir.mkdir()
+    data_dir.chmod(0o555)
+    try:
+        assert (
+            _run(["data", "build", "sample_photos", "--data_dir", str(data_dir)]) == 1
+        )
+    finally:
+        data_dir.chmod(0o755)
+    err = capsys.readouterr().err
+    assert str(data_dir) in err and "read-only" in err
+    assert list(data_dir.iterdir()) == []  # TFDS never started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import numpy as np
 import pytest
@@ -114,3 +115,97 @@ def test_fit_niqe_writes_a_loadable_model(tmp_path, capsys):
     assert quality_cmd.run(_parse(["quality", "fit-niqe", str(d), str(out)])) == 0
     model = niqe.load_niqe_model(out)
     assert model.mu.shape == (36,) and np.all(np.isfinite(model.cov))
+
+
+def _score(argv: list[str]) -> int:
+    return quality_cmd.run(_parse(["quality", "score", *argv]))
+
+
+def test_no_inputs_is_a_one_line_error_naming_the_paths(tmp_path, capsys):
+    empty, hidden_only = tmp_path / "empty", tmp_path / "hidden_only"
+    empty.mkdir()
+    hidden_only.mkdir()
+    (hidden_only / ".DS_Store").write_bytes(b"")
+    assert _score(["--metric", "piqe", str(empty), str(hidden_only)]) == 2
+    printed = capsys.readouterr()
+    assert printed.out == ""  # no table header for nothing
+    assert printed.err.count("\n") == 1 and "no input files" in printed.err
+    assert str(empty) in printed.err and str(hidden_only) in printed.err
+
+
+def test_every_skipped_file_is_named(tmp_path, capsys):
+    small = tmp_path / "small.png"
+    Image.fromarray(skimage.data.camera()[:64, :64]).save(
+        small
+    )  # NIQE needs 96x96 blocks
+    out = tmp_path / "scores.json"
+    assert _score(["--metric", "niqe", str(small), "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"skipped {small}: " in err
+    assert json.loads(out.read_text())["errors"][str(small)].startswith(f"{small}: ")
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["missing_folder/scores.json", "a_file/scores.json", "a_folder"],
+)
+def test_json_to_an_impossible_path_is_refused_before_scoring(
+    folder, tmp_path, capsys, where
+):
+    (tmp_path / "a_file").write_text("a file, not a folder")
+    (tmp_path / "a_folder").mkdir()
+    target = tmp_path / where
+    assert (
+        _score(["--metric", "piqe", str(folder / "a.png"), "--json", str(target)]) == 2
+    )
+    printed = capsys.readouterr()
+    assert printed.out == ""  # nothing was scored
+    assert (
+        printed.err.count("\n") == 1
+        and str(target) in printed.err
+        and "--json" in printed.err
+    )
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_json_into_a_read_only_folder_is_refused_before_scoring(
+    folder, tmp_path, capsys
+):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert (
+            _score(
+                [
+                    "--metric",
+                    "piqe",
+                    str(folder / "a.png"),
+                    "--json",
+                    str(locked / "s.json"),
+                ]
+            )
+            == 2
+        )
+    finally:
+        locked.chmod(0o755)
+    printed = capsys.readouterr()
+    assert printed.out == "" and str(locked / "s.json") in printed.err
+
+
+def test_musiq_checkpoint_claiming_more_data_than_it_holds_is_an_error(
+    tmp_path, capsys
+):
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f4", "fortran_order": False, "shape": (10**12,)}
+    )
+    bomb = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bomb, "w") as archive:  # 4 TB claimed, 16 bytes held
+        archive.writestr("opt/target/head/bias.npy", header.getvalue() + bytes(16))
+    assert _score(["--metric", "musiq", "--checkpoint", str(bomb), str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(bomb) in err and "opt/target/head/bias" in err

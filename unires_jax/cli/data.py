@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         report = builders.build(
             args.name, manual_dir=args.manual_dir, data_dir=args.data_dir
         )
-    except (KeyError, FileNotFoundError) as e:  # LayoutError is a FileNotFoundError.
+    # LayoutError is a FileNotFoundError; an unwritable --data_dir raises PermissionError or
+    # NotADirectoryError before TFDS starts.
+    except (KeyError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"unires data build: error: {message}", file=sys.stderr)
         return 1

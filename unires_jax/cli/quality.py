@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import pathlib
 import sys
+import tempfile
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -60,12 +62,42 @@ def _print_table(report) -> None:
         )
 
 
+def _unwritable(path: pathlib.Path) -> str | None:
+    """Why a file cannot be written at `path`, or None if it can (checked by creating a
+    temporary file next to it, so read-only folders and file systems are caught, as root too)."""
+    if path.is_dir():
+        return "it is a folder"
+    folder = path.parent
+    if not folder.is_dir():
+        return (
+            f"{folder} is not a folder"
+            if folder.exists()
+            else f"{folder} does not exist"
+        )
+    if path.exists() and not os.access(path, os.W_OK):
+        return "the file is read-only"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return f"cannot create files in {folder} ({e.strerror or e})"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from unires_jax import quality
     from unires_jax.evaluate import scoring as files
     from unires_jax.quality import niqe
+    from unires_jax.restore.image_io import write_atomic
 
     if args.quality_command == "fit-niqe":
+        reason = _unwritable(pathlib.Path(args.out))
+        if reason:
+            print(
+                f"unires quality fit-niqe: error: cannot write {args.out}: {reason}",
+                file=sys.stderr,
+            )
+            return 2
         try:
             model, errors = files.fit_niqe_from_folder(args.dir, args.sharpness)
         except (ValueError, FileNotFoundError) as e:
@@ -77,6 +109,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
         return 1 if errors else 0
 
+    # Cheap checks first: nothing is loaded or scored if the results could not be written.
+    reason = args.json and _unwritable(pathlib.Path(args.json))
+    if reason:
+        print(
+            f"unires quality score: error: cannot write --json {args.json}: {reason}",
+            file=sys.stderr,
+        )
+        return 2
+    inputs = files.expand_paths(args.images)
+    if not inputs:
+        print(
+            f"unires quality score: error: no input files in {', '.join(args.images)} "
+            "(folders are searched recursively; names starting with '.' are skipped)",
+            file=sys.stderr,
+        )
+        return 2
     kwargs = {} if args.checkpoint is None else {"checkpoint": args.checkpoint}
     if args.crop_border:
         if args.metric != "niqe":
@@ -91,12 +139,18 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, FileNotFoundError, ModuleNotFoundError) as e:
         print(f"unires quality score: error: {e}", file=sys.stderr)
         return 2
-    report = files.score_files(model, args.images)
+    report = files.score_files(model, inputs)
     _print_table(report)
     for message in report.errors.values():
         print(f"skipped {message}", file=sys.stderr)
     if args.json:
-        pathlib.Path(args.json).write_text(
-            json.dumps(report.to_json(), indent=2) + "\n"
-        )
+        text = json.dumps(report.to_json(), indent=2) + "\n"
+        try:
+            write_atomic(args.json, text.encode())
+        except OSError as e:
+            print(
+                f"unires quality score: error: cannot write --json {args.json}: {e}",
+                file=sys.stderr,
+            )
+            return 2
     return 1 if report.errors or not report.scores else 0

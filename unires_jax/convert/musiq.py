@@ -25,6 +25,7 @@ or wrongly shaped key raises `MusiqCheckpointError` naming the keys and the file
 
 from __future__ import annotations
 
+import math
 import pathlib
 import zipfile
 from typing import NamedTuple
@@ -146,9 +147,12 @@ def read_official_npz(path: str | pathlib.Path) -> dict[str, np.ndarray]:
             f"'musiq' release ({', '.join(f for f, _ in HEADS.values())})."
         )
     try:
+        _check_npy_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
             arrays = {k: np.asarray(npz[k]) for k in names if k.startswith(PREFIX)}
+    except MusiqCheckpointError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise MusiqCheckpointError(
             f"{path}: not a readable .npz ({type(e).__name__}: {e}); the file may be truncated or "
@@ -161,6 +165,32 @@ def read_official_npz(path: str | pathlib.Path) -> dict[str, np.ndarray]:
             "trees are not read here."
         )
     return arrays
+
+
+def _check_npy_sizes(path: pathlib.Path) -> None:
+    """Each `opt/target/` array must hold the bytes its .npy header claims: numpy allocates the
+    claimed size before reading, so a damaged header could ask for terabytes."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not (
+                info.filename.startswith(PREFIX) and info.filename.endswith(".npy")
+            ):
+                continue
+            with archive.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(f)
+                held = info.file_size - f.tell()
+            claimed = math.prod(shape) * dtype.itemsize
+            if claimed > held:
+                raise MusiqCheckpointError(
+                    f"{path}: array {info.filename[: -len('.npy')]} claims shape {shape} "
+                    f"({claimed} bytes) but holds {held} bytes; the file is damaged"
+                )
 
 
 def check_official_arrays(

@@ -10,13 +10,19 @@ Two formats:
 
 Sharded checkpoints (`*.safetensors.index.json` / `*.bin.index.json` with a `weight_map`) are
 read shard by shard.
+
+Every offset, size and stride a file claims is checked against the bytes it holds before an array
+is built, so a damaged or crafted file raises WeightFileError naming it, never reads out of bounds.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import io
+import itertools
 import json
+import math
 import pathlib
 import pickle
 import struct
@@ -69,21 +75,61 @@ def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
         raise WeightFileError(f"{path}: header length {header_len} exceeds the file; truncated?")
     try:
         header = json.loads(raw[8 : 8 + header_len])
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
         raise WeightFileError(f"{path}: unreadable safetensors header ({e})") from e
+    if not isinstance(header, dict):
+        raise WeightFileError(
+            f"{path}: the safetensors header is a JSON {type(header).__name__}, not an object"
+        )
     buffer = memoryview(raw)[8 + header_len :]
-    out = {}
+    entries = []
     for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
-        if dtype is None:
-            raise WeightFileError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-        start, end = info["data_offsets"]
-        if end > len(buffer):
-            raise WeightFileError(f"{path}: tensor {name!r} runs past the end of file; truncated?")
-        out[name] = np.frombuffer(buffer[start:end], dtype=dtype).reshape(info["shape"]).copy()
-    return out
+        if name != "__metadata__":
+            entries.append((name, *_safetensors_entry(path, name, info, len(buffer))))
+    # Tensors may not share bytes: sorted by start, each must end before the next begins.
+    entries.sort(key=lambda e: (e[3], e[4]))
+    for before, after in itertools.pairwise(entries):
+        if after[3] < before[4]:
+            raise WeightFileError(
+                f"{path}: tensors {before[0]!r} (bytes {before[3]}-{before[4]}) and "
+                f"{after[0]!r} (bytes {after[3]}-{after[4]}) overlap; the file is damaged"
+            )
+    return {
+        name: np.frombuffer(buffer[start:end], dtype=dtype).reshape(shape).copy()
+        for name, dtype, shape, start, end in entries
+    }
+
+
+def _safetensors_entry(path: pathlib.Path, name: str, info, size: int):
+    """(dtype, shape, start, end) of one header entry, checked against a buffer of `size` bytes."""
+    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+        raise WeightFileError(
+            f"{path}: header entry {name!r} is not a tensor record (dtype, shape, data_offsets)"
+        )
+    dtype = _SAFETENSORS_DTYPES.get(info["dtype"]) if isinstance(info["dtype"], str) else None
+    if dtype is None:
+        raise WeightFileError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+    shape, offsets = info["shape"], info["data_offsets"]
+    if not _is_int_list(shape) or min(shape, default=0) < 0:
+        raise WeightFileError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
+    if not _is_int_list(offsets) or len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1]:
+        raise WeightFileError(f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}")
+    start, end = offsets
+    if end > size:
+        raise WeightFileError(f"{path}: tensor {name!r} runs past the end of file; truncated?")
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    if end - start != nbytes:
+        raise WeightFileError(
+            f"{path}: tensor {name!r} of shape {shape} ({info['dtype']}) needs {nbytes} bytes, "
+            f"but its data_offsets span {end - start}"
+        )
+    return dtype, tuple(shape), start, end
+
+
+def _is_int_list(value) -> bool:
+    return isinstance(value, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    )
 
 
 class _TensorUnpickler(pickle.Unpickler):
@@ -97,15 +143,35 @@ class _TensorUnpickler(pickle.Unpickler):
         self._storages: dict[str, np.ndarray] = {}
 
     def find_class(self, module, name):
-        return _allowed_class(module, name, _rebuild_tensor, self._source)
+        rebuild = functools.partial(_rebuild_tensor, source=self._source)
+        return _allowed_class(module, name, rebuild, self._source)
 
     def persistent_load(self, pid):
-        kind, storage_type, key, _location, numel = pid
-        if kind != "storage" or storage_type not in _TORCH_STORAGE_DTYPES:
+        if (
+            not isinstance(pid, tuple)
+            or len(pid) != 5
+            or pid[0] != "storage"
+            or not isinstance(pid[1], str)
+            or pid[1] not in _TORCH_STORAGE_DTYPES
+            or not _is_int_list([pid[4]])
+            or pid[4] < 0
+        ):
             raise WeightFileError(f"{self._source}: unsupported storage {pid!r}")
+        _, storage_type, key, _location, numel = pid
         if key not in self._storages:
-            data = self._archive.read(f"{self._prefix}/data/{key}")
-            dtype = _TORCH_STORAGE_DTYPES[storage_type]
+            member = f"{self._prefix}/data/{key}"
+            try:
+                data = self._archive.read(member)
+            except KeyError:
+                raise WeightFileError(
+                    f"{self._source}: storage record {member} is missing; truncated?"
+                ) from None
+            dtype = np.dtype(_TORCH_STORAGE_DTYPES[storage_type])
+            if len(data) < numel * dtype.itemsize:
+                raise WeightFileError(
+                    f"{self._source}: storage {key!r} claims {numel} elements "
+                    f"({numel * dtype.itemsize} bytes) but holds {len(data)} bytes"
+                )
             self._storages[key] = np.frombuffer(data, dtype=dtype, count=numel)
         return self._storages[key]
 
@@ -128,17 +194,11 @@ def _allowed_class(module: str, name: str, rebuild, source: pathlib.Path):
     )
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_unused):
-    itemsize = storage.dtype.itemsize
-    if not size:
-        return storage[storage_offset : storage_offset + 1].reshape(()).copy()
-    view = np.lib.stride_tricks.as_strided(
-        storage[storage_offset:],
-        shape=tuple(size),
-        strides=tuple(s * itemsize for s in stride),
-        writeable=False,
-    )
-    return np.array(view)
+def _rebuild_tensor(storage, storage_offset, size, stride, *_unused, source: pathlib.Path):
+    if not isinstance(storage, np.ndarray):
+        raise WeightFileError(f"{source}: a tensor record without a storage ({storage!r})")
+    what = f"{source}: a tensor record"
+    return _strided(storage, _Tensor(None, storage_offset, size, stride), what)
 
 
 def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
@@ -160,13 +220,25 @@ def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> d
 
 
 def _read_zip_torch(path: pathlib.Path) -> Mapping:
-    with zipfile.ZipFile(path) as archive:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise WeightFileError(f"{path}: not a readable zip archive ({e})") from e
+    with archive:
         pkl_names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pkl_names) != 1:
             raise WeightFileError(f"{path}: expected one data.pkl in the archive, found {pkl_names}")
         prefix = pkl_names[0][: -len("/data.pkl")]
-        with archive.open(pkl_names[0]) as f:
-            state = _TensorUnpickler(f, archive, prefix, path).load()
+        try:
+            with archive.open(pkl_names[0]) as f:
+                state = _TensorUnpickler(f, archive, prefix, path).load()
+        except WeightFileError:
+            raise
+        except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError) as e:
+            raise WeightFileError(
+                f"{path}: not a readable PyTorch weight file ({type(e).__name__}: {e}); "
+                "truncated or damaged?"
+            ) from e
     if not isinstance(state, Mapping):
         raise WeightFileError(f"{path}: expected a state dict, got {type(state).__name__}")
     return state
@@ -238,7 +310,9 @@ class _Tensor(NamedTuple):
     stride: tuple[int, ...]
 
 
-def _rebuild(storage, offset, size, stride, *_unused) -> _Tensor:
+def _rebuild(storage, offset, size, stride, *_unused, source: pathlib.Path) -> _Tensor:
+    if not isinstance(storage, _Storage):
+        raise WeightFileError(f"{source}: a tensor record without a storage ({storage!r})")
     return _Tensor(storage, offset, tuple(size), tuple(stride))
 
 
@@ -252,7 +326,8 @@ class _LegacyUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         # The header sections hold plain values: only the state dict may name classes.
-        return _allowed_class(module, name, _rebuild if self._tensors else None, self._source)
+        rebuild = functools.partial(_rebuild, source=self._source) if self._tensors else None
+        return _allowed_class(module, name, rebuild, self._source)
 
     def persistent_load(self, pid):
         # pid[5] is set for a view into a shared storage (torch < 0.4); not read here.
@@ -302,7 +377,7 @@ def _read_legacy_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
             raise WeightFileError(f"{path}: storage data ends early; truncated?")
         (numel,) = struct.unpack("<q", header)
         storage = storages.get(str(key))
-        if storage is None or numel != storage.numel:
+        if storage is None or numel != storage.numel or numel < 0:
             raise WeightFileError(f"{path}: storage {key!r} does not match its tensors")
         nbytes = numel * np.dtype(storage.dtype).itemsize
         buffer = f.read(nbytes)
@@ -318,16 +393,41 @@ def _read_legacy_torch(path: pathlib.Path) -> dict[str, np.ndarray]:
 
 
 def _strided(storage: np.ndarray, t: _Tensor, what: str) -> np.ndarray:
-    """The tensor's elements of `storage` (a view by offset, size and stride), copied."""
-    if not t.size:
-        return storage[t.offset : t.offset + 1].reshape(()).copy()
-    last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
-    if min(t.size) > 0 and (t.offset < 0 or last >= storage.size or min(t.stride) < 0):
-        raise WeightFileError(f"{what} reaches outside its storage")
-    view = np.lib.stride_tricks.as_strided(
-        storage[t.offset :],
-        shape=t.size,
-        strides=tuple(s * storage.itemsize for s in t.stride),
-        writeable=False,
-    )
-    return np.array(view)
+    """The tensor's elements of `storage` (a view by offset, size and stride), copied.
+
+    Offset, sizes and strides come from the file, so they are checked before `as_strided`, which
+    would otherwise read whatever memory they point at (or crash the process).
+    """
+    offset, size, stride = t.offset, t.size, t.stride
+    if (
+        not _is_int_list([offset])
+        or not _is_int_list(size)
+        or not _is_int_list(stride)
+        or len(size) != len(stride)
+    ):
+        raise WeightFileError(
+            f"{what} has an invalid offset {offset!r}, size {size!r} or stride {stride!r}"
+        )
+    if offset < 0 or min(size, default=0) < 0 or min(stride, default=0) < 0:
+        raise WeightFileError(
+            f"{what} has a negative offset, size or stride (offset {offset}, size "
+            f"{tuple(size)}, stride {tuple(stride)})"
+        )
+    if math.prod(size) == 0:
+        return np.zeros(tuple(size), storage.dtype)
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    if last >= storage.size:
+        raise WeightFileError(
+            f"{what} reaches outside its storage: size {tuple(size)}, stride {tuple(stride)} "
+            f"and offset {offset} need element {last}, the storage holds {storage.size}"
+        )
+    try:
+        view = np.lib.stride_tricks.as_strided(
+            storage[offset:],
+            shape=tuple(size),
+            strides=tuple(s * storage.itemsize for s in stride),
+            writeable=False,
+        )
+        return np.array(view)
+    except (MemoryError, ValueError):  # a stride-0 (broadcast) record may claim too much
+        raise WeightFileError(f"{what} of size {tuple(size)} does not fit in memory") from None

@@ -80,8 +80,15 @@ def score_files(
             img = read_image(path)
             scores[str(path)] = float(model.score([img])[0])
         except (ValueError, FileNotFoundError) as e:
-            errors[str(path)] = str(e)
+            errors[str(path)] = _naming(path, e)
     return ScoreReport(model.name, model.higher_is_better, scores, errors)
+
+
+def _naming(path: pathlib.Path, error: Exception) -> str:
+    """The error's message, starting with the file's name if it does not name it (quality models
+    report sizes and limits, not the file they were given)."""
+    message = str(error)
+    return message if str(path) in message else f"{path}: {message}"
 
 
 def fit_niqe_from_folder(
@@ -97,7 +104,7 @@ def fit_niqe_from_folder(
         try:
             img = read_image(path)
         except ValueError as e:
-            errors[str(path)] = str(e)
+            errors[str(path)] = _naming(path, e)
             continue
         if min(img.shape[:2]) < 96:
             errors[str(path)] = (

@@ -8,12 +8,22 @@ unchanged, and 16-bit inputs are written with 16 bits where the format holds the
 
 Pillow decodes 16-bit RGB(A) PNG and TIFF to 8 bits and cannot write them, so those go through
 a small vectorised PNG codec at the end of this file and tifffile (a scikit-image dependency).
+Float TIFFs (read by tifffile) must hold values in [0, 1]; they become 16-bit integers.
+
+Colour profiles: an embedded ICC profile for the colour space of the pixels handed out (RGB, or
+grey for grey images) is copied to the output unchanged, since the pixels stay in that space.
+CMYK (and Lab, YCbCr) pixels with a profile for their colour space are converted to sRGB with it
+(littlecms, through Pillow's ImageCms) and the output carries an sRGB profile; without one,
+Pillow's naive conversion is used. A profile that fits neither is not copied. Every such step
+is recorded in `ImageInfo.notes`.
+
 Files are written atomically: a temporary file in the destination folder, fsync, `os.replace`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import os
 import pathlib
@@ -37,6 +47,15 @@ _GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")
 _TO_RGB = ("RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 # ITU-R BT.601 luma, as Pillow's convert("L").
 _LUMA = np.array([0.299, 0.587, 0.114], np.float64)
+# Pillow mode -> the ICC colour space signature of a profile that describes those pixels.
+_ICC_SPACES = {"CMYK": "CMYK", "LAB": "Lab", "YCbCr": "YCbr"}
+_ICC_INTENTS = (
+    "perceptual",
+    "relative colorimetric",
+    "saturation",
+    "absolute colorimetric",
+)
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
 class ImageReadError(ValueError):
@@ -58,7 +77,9 @@ class ImageInfo:
       width, height: size in display orientation.
       orientation: the EXIF orientation that was applied (1: none).
       notes: conversions worth knowing about (palette expanded, precision lost, ...).
-      icc_profile: embedded colour profile, copied to the output.
+      icc_profile: the colour profile written to the output: the embedded one when it
+        describes the pixels handed out (RGB, or grey), an sRGB profile after a CMYK -> sRGB
+        conversion, else None (see the notes).
     """
 
     path: str
@@ -123,6 +144,8 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
             f"{path}: empty file (0 bytes); the copy or download may not have finished"
         )
     try:
+        if _is_float_tiff(path):  # Pillow cannot open float RGB TIFFs
+            return _read_float_tiff(path)
         with Image.open(path) as im:
             if im.format not in FORMATS:
                 raise ImageReadError(
@@ -190,12 +213,14 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
         im = ImageOps.exif_transpose(im)
     if mode in ("I", *_GREY_16, "F"):
         array = np.asarray(im)
-        if mode == "F" or (
-            mode == "I" and array.size and (array.min() < 0 or array.max() > 65535)
-        ):
+        if mode == "F":  # only when tifffile could not read the file
+            return _from_array(
+                path, _float_to_uint16(path, array, notes), 32, notes, **meta
+            )
+        if mode == "I" and array.size and (array.min() < 0 or array.max() > 65535):
             raise ImageReadError(
-                f"{path}: {mode} images with values outside 16 bits are not supported; "
-                "save it as 8- or 16-bit"
+                f"{path}: 32-bit integer samples range from {array.min()} to {array.max()}, "
+                "outside 16 bits (0 to 65535); save it as 8- or 16-bit"
             )
         return _from_array(path, array.astype(np.uint16), 16, notes, **meta)
     if mode == "1":
@@ -211,9 +236,7 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
     elif mode in ("La", "RGBa"):
         im = im.convert(mode.upper())
     elif mode in _TO_RGB:
-        if mode != "RGBX":
-            notes.append(f"{mode} converted to RGB")
-        im = im.convert("RGB")
+        im, meta["icc"] = _convert_to_rgb(im, icc, notes)
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         raise ImageReadError(
             f"{path}: unsupported image mode {mode}; save it as RGB or grey"
@@ -244,15 +267,189 @@ def _read_deep_tiff(path: pathlib.Path) -> np.ndarray:
 
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
-        array, axes = page.asarray(), page.axes
+        array, axes, photometric = page.asarray(), page.axes, page.photometric
     if "S" in axes and axes.index("S") != len(axes) - 1:
         array = np.moveaxis(array, axes.index("S"), -1)
-    if array.ndim != 3 or array.dtype != np.uint16 or array.shape[-1] not in (2, 3, 4):
+    colour_model = (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
+    if (
+        array.ndim != 3
+        or array.dtype != np.uint16
+        or array.shape[-1] not in (2, 3, 4)
+        or photometric not in colour_model  # e.g. 16-bit CMYK, not RGBA
+    ):
         raise ImageReadError(
-            f"{path}: TIFF with {array.dtype} samples and axes {axes} is not supported; save it "
-            "as 8- or 16-bit RGB(A) or grey"
+            f"{path}: TIFF with {array.dtype} samples, axes {axes} and photometric "
+            f"{_name(photometric)} is not supported; save it as 8- or 16-bit RGB(A) or grey"
         )
     return array
+
+
+def _name(tag_value) -> str:
+    """A tifffile enum value's name (unknown values are plain ints)."""
+    return getattr(tag_value, "name", str(tag_value))
+
+
+def _is_float_tiff(path: pathlib.Path) -> bool:
+    with open(path, "rb") as f:
+        if f.read(4) not in _TIFF_MAGIC:
+            return False
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tif.pages[0].sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
+    except (OSError, ValueError, IndexError, EOFError, struct.error):
+        return False  # a damaged TIFF: Pillow's attempt names the problem
+
+
+def _read_float_tiff(path: pathlib.Path) -> LoadedImage:
+    """A float TIFF (grey or RGB, with or without alpha) with values in [0, 1] -> 16 bits."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        array, axes, photometric = page.asarray(), page.axes, page.photometric
+        n_pages = len(tif.pages)
+        orientation = int(page.tags.valueof("Orientation", 1))
+        icc = page.tags.valueof("InterColorProfile") or None
+    notes = []
+    if n_pages > 1:
+        notes.append(f"the file holds {n_pages} frames; only the first is restored")
+    if "S" in axes and axes.index("S") != len(axes) - 1:
+        array = np.moveaxis(array, axes.index("S"), -1)
+    channels = 1 if array.ndim == 2 else array.shape[-1]
+    grey = photometric == tifffile.PHOTOMETRIC.MINISBLACK and channels in (1, 2)
+    rgb = photometric == tifffile.PHOTOMETRIC.RGB and channels in (3, 4)
+    if array.ndim not in (2, 3) or not (grey or rgb):
+        raise ImageReadError(
+            f"{path}: TIFF with {array.dtype} samples, axes {axes} and photometric "
+            f"{_name(photometric)} is not supported; save it as RGB(A) or grey"
+        )
+    if orientation not in range(1, 9):
+        notes.append(f"invalid EXIF orientation {orientation} ignored")
+        orientation = 1
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels] + f";{array.dtype}"
+    pixels = _float_to_uint16(path, array, notes)
+    return _from_array(
+        path,
+        apply_orientation(pixels, orientation),
+        array.dtype.itemsize * 8,
+        notes,
+        fmt="TIFF",
+        mode=mode,
+        orientation=orientation,
+        icc=icc,
+    )
+
+
+def _float_to_uint16(
+    path: pathlib.Path, array: np.ndarray, notes: list[str]
+) -> np.ndarray:
+    """Float samples in [0, 1] -> uint16 (rounded); other values are refused, naming the range."""
+    if not np.isfinite(array).all():
+        raise ImageReadError(
+            f"{path}: {array.dtype} samples include NaN or infinite values; save an image with "
+            "values in [0, 1] (or as 8- or 16-bit integers)"
+        )
+    lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+    if lo < 0.0 or hi > 1.0:
+        raise ImageReadError(
+            f"{path}: {array.dtype} samples range from {lo:g} to {hi:g}, outside [0, 1] "
+            "(linear HDR data?). Scale them into [0, 1] (e.g. divide by the maximum, or "
+            "tone-map HDR images) or save the image as 8- or 16-bit integers"
+        )
+    notes.append(f"{array.dtype} samples in [0, 1] read as 16-bit integers (rounded)")
+    return np.round(array.astype(np.float64) * 65535.0).astype(np.uint16)
+
+
+def _icc_colour_space(icc: bytes) -> str | None:
+    """An ICC profile's colour space signature, stripped ("RGB", "GRAY", "CMYK", "Lab", ...);
+    None if the bytes are not an ICC profile."""
+    if len(icc) < 128 or icc[36:40] != b"acsp":
+        return None
+    return icc[16:20].decode("latin-1").strip()
+
+
+@functools.cache
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _convert_to_rgb(
+    im: Image.Image, icc: bytes | None, notes: list[str]
+) -> tuple[Image.Image, bytes | None]:
+    """RGBX, CMYK, YCbCr, LAB or HSV -> RGB, with the embedded profile where it describes the
+    pixels (then the result is sRGB). Returns the image and the profile the output gets."""
+    mode = im.mode
+    if mode == "RGBX":
+        return im.convert("RGB"), icc
+    space = _ICC_SPACES.get(mode)
+    if icc is not None and space is not None and _icc_colour_space(icc) == space:
+        intent = int.from_bytes(icc[64:68], "big")
+        intent = intent if intent < len(_ICC_INTENTS) else 0
+        try:
+            from PIL import ImageCms
+        except ImportError as e:  # Pillow built without littlecms
+            notes.append(
+                f"{mode} converted to RGB without the embedded ICC profile ({e}): Pillow's "
+                "naive conversion, so colours may differ from a colour-managed viewer's"
+            )
+            return im.convert("RGB"), None
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            name = ImageCms.getProfileDescription(source).strip()
+            rgb = ImageCms.profileToProfile(
+                im,
+                source,
+                ImageCms.createProfile("sRGB"),
+                renderingIntent=intent,
+                outputMode="RGB",
+            )
+            srgb = _srgb_profile()
+        except (OSError, ValueError, ImageCms.PyCMSError) as e:
+            notes.append(
+                f"{mode} converted to RGB without the embedded ICC profile, which littlecms "
+                f"cannot use ({e}): Pillow's naive conversion, so colours may differ from a "
+                "colour-managed viewer's"
+            )
+            return im.convert("RGB"), None
+        notes.append(
+            f"{mode} converted to sRGB with the embedded ICC profile ({name!r}, "
+            f"{_ICC_INTENTS[intent]} intent); the output carries an sRGB profile"
+        )
+        return rgb, srgb
+    if mode == "CMYK":
+        why = (
+            "none embedded" if icc is None else "the embedded one is not a CMYK profile"
+        )
+        notes.append(
+            f"CMYK converted to RGB without a colour profile ({why}): Pillow's naive "
+            "conversion, so colours may differ from a colour-managed viewer's"
+        )
+    else:
+        notes.append(f"{mode} converted to RGB")
+    return im.convert("RGB"), icc
+
+
+def _output_profile(icc: bytes | None, grey: bool, notes: list[str]) -> bytes | None:
+    """The embedded profile if it describes the pixels handed out (grey or RGB), else None."""
+    if icc is None:
+        return None
+    space, wanted = _icc_colour_space(icc), "GRAY" if grey else "RGB"
+    if space == wanted:
+        return icc
+    if space is None:
+        notes.append(
+            "the embedded colour profile is not an ICC profile; not copied to the output"
+        )
+    else:
+        notes.append(
+            f"the embedded ICC profile is for {space} but the image is read as "
+            f"{'grey' if grey else 'RGB'}; not copied to the output"
+        )
+    return None
 
 
 def _from_array(
@@ -266,6 +463,8 @@ def _from_array(
     colour = array[..., :1] if grey else array[..., :3]
     pixels = np.ascontiguousarray(np.repeat(colour, 3, axis=-1) if grey else colour)
     alpha = np.ascontiguousarray(array[..., -1]) if has_alpha else None
+    notes = list(notes)
+    icc = _output_profile(icc, grey, notes)
     info = ImageInfo(
         path=str(path),
         format=fmt,
@@ -365,10 +564,15 @@ def encode_output(
     output_suffix(info.format, output_format)  # validates output_format
     fmt = "PNG" if output_format == "png" else info.format
     depth_ok = fmt in ("PNG", "TIFF")
-    depth = 16 if info.file_bit_depth == 16 and depth_ok else 8
+    deep = info.file_bit_depth >= 16
+    depth = 16 if deep and depth_ok else 8
     notes = []
-    if info.file_bit_depth == 16 and depth == 8:
-        notes.append(f"16-bit input written as 8-bit: {fmt} holds 8 bits per sample")
+    if deep and depth == 8:
+        notes.append(
+            f"{info.file_bit_depth}-bit input written as 8-bit: {fmt} holds 8 bits per sample"
+        )
+    if info.file_bit_depth > 16 and depth == 16:
+        notes.append(f"{info.file_bit_depth}-bit input written as 16-bit")
     if info.bit_depth == 8 and info.file_bit_depth == 16:
         notes.append(
             "the input was read at 8 bits (Pillow limit); the output keeps 16 bits"
@@ -523,6 +727,8 @@ def read_png(data: bytes) -> tuple[np.ndarray, bool]:
             raise PNGError(f"the {kind!r} chunk is corrupt (CRC mismatch)")
         pos += 12 + length
         if kind == b"IHDR":
+            if len(body) != 13:
+                raise PNGError(f"the IHDR chunk holds {len(body)} bytes, not 13")
             header = struct.unpack(">IIBBBBB", body)
         elif kind == b"IDAT":
             idat.append(body)
@@ -533,19 +739,32 @@ def read_png(data: bytes) -> tuple[np.ndarray, bool]:
     if header is None:
         raise PNGError("no IHDR chunk")
     width, height, depth, colour, _, _, interlace = header
+    if not (1 <= width < 2**31 and 1 <= height < 2**31):
+        raise PNGError(f"invalid image size {width}x{height} in the IHDR chunk")
     channels = {v: k for k, v in _PNG_COLOUR_TYPES.items()}.get(colour)
     if channels is None or depth not in (8, 16) or interlace:
         raise PNGError(
             f"PNG colour type {colour}, depth {depth}, interlace {interlace} is not handled here"
         )
     bpp = channels * depth // 8
+    stride = 1 + width * bpp
+    compressed = b"".join(idat)
+    # Deflate expands at most 1032:1, so a header claiming more than that is checked before
+    # inflating, and no more than the header's size is inflated (a small file cannot claim
+    # gigabytes of memory).
+    if height * stride > 1032 * len(compressed) + 1024:
+        raise PNGError(
+            f"the image data is truncated: {len(compressed)} compressed bytes cannot hold "
+            f"{width}x{height} pixels"
+        )
     try:
-        raw = zlib.decompress(b"".join(idat))
+        raw = zlib.decompressobj().decompress(compressed, height * stride)
     except zlib.error as e:
         raise PNGError(f"the image data is corrupt ({e})") from None
-    stride = 1 + width * bpp
     if len(raw) < height * stride:
-        raise PNGError("the image data is truncated")
+        raise PNGError(
+            f"the image data is truncated ({len(raw)} of {height * stride} bytes)"
+        )
     rows = np.frombuffer(raw, np.uint8, height * stride).reshape(height, stride)
     pixels = _unfilter(rows[:, 1:].reshape(height, width, bpp), rows[:, 0])
     if depth == 16:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pathlib
+import tempfile
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -104,8 +106,11 @@ def build(
 
     Raises:
       folders.LayoutError: the manual folder is missing or has the wrong layout.
+      PermissionError, NotADirectoryError: nothing can be written in `data_dir`.
     """
     builder = get_builder(name, data_dir=data_dir, **kwargs)
+    if not builder.is_prepared():
+        _check_writable(os.fspath(builder.data_dir), data_dir)
     if builder.MANUAL_DOWNLOAD_INSTRUCTIONS and not builder.is_prepared():
         if manual_dir is None or not os.path.isdir(manual_dir):
             raise folders.LayoutError(
@@ -125,6 +130,31 @@ def build(
         },
         skipped=[tuple(item) for item in builder.info.metadata.get("skipped", [])],
     )
+
+
+def _check_writable(folder: str, data_dir: str | os.PathLike | None) -> None:
+    """Raises, naming the folder, if the dataset folder cannot be created and written: TFDS
+    would otherwise fail part-way with a traceback. Probes by creating a temporary file in the
+    deepest existing folder, so read-only file systems are caught, as root too."""
+    if "://" in folder:  # a cloud bucket: TFDS reports its own errors
+        return
+    given = os.fspath(data_dir) if data_dir else "(default)"
+    existing = pathlib.Path(folder)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(
+            f"--data_dir {given}: {existing} is a file, not a folder, so {folder} cannot be "
+            "created; choose another --data_dir"
+        )
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise PermissionError(
+            f"--data_dir {given}: cannot write in {existing} (read-only? {e.strerror or e}); "
+            "choose a writable --data_dir"
+        ) from None
 
 
 def is_built(name: str, *, data_dir: str | os.PathLike | None = None) -> bool:
