@@ -10,7 +10,8 @@ SCRIPT = pathlib.Path(__file__).with_name("trainer_subprocess.py")
 CONFIG = pathlib.Path(__file__).with_name("trainer_toy_config.py")
 
 
-def env(devices: int = 8, **extra) -> dict:
+def env(devices: int = 8, fault: str | None = None, umask: int | None = None, **extra):
+    """The subprocess environment; `fault` and `umask` are read by trainer_subprocess.py."""
     out = dict(os.environ)
     out.update(
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
@@ -18,6 +19,12 @@ def env(devices: int = 8, **extra) -> dict:
         PYTHONPATH=os.pathsep.join([str(REPO), out.get("PYTHONPATH", "")]),
         PYTHONUNBUFFERED="1",
     )
+    out.pop("UNIRES_TEST_FAULT", None)
+    out.pop("UNIRES_TEST_UMASK", None)
+    if fault:
+        out["UNIRES_TEST_FAULT"] = fault
+    if umask is not None:
+        out["UNIRES_TEST_UMASK"] = oct(umask)
     out.update(extra)
     return out
 
@@ -32,10 +39,12 @@ def command(workdir, *flags) -> list[str]:
     ]
 
 
-def start(workdir, *flags, devices: int = 8, log=None) -> subprocess.Popen:
+def start(
+    workdir, *flags, devices: int = 8, log=None, fault=None, umask=None
+) -> subprocess.Popen:
     return subprocess.Popen(
         command(workdir, *flags),
-        env=env(devices),
+        env=env(devices, fault, umask),
         cwd=REPO,
         stdout=log or subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -44,11 +53,17 @@ def start(workdir, *flags, devices: int = 8, log=None) -> subprocess.Popen:
 
 
 def run(
-    workdir, *flags, devices: int = 8, timeout: float = 120
+    workdir,
+    *flags,
+    devices: int = 8,
+    timeout: float = 120,
+    fault: str | None = None,
+    umask: int | None = None,
 ) -> subprocess.CompletedProcess:
+    """Runs the toy trainer to the end (or to the SIGKILL that `fault` asks for)."""
     return subprocess.run(
         command(workdir, *flags),
-        env=env(devices),
+        env=env(devices, fault, umask),
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -7,12 +7,16 @@ Everything after `train` is parsed as absl flags, so ml_collections overrides wo
 `python -m unires_jax.train ...`.
 
 Exit status: 0 when done, 128 + signal number after a preemption (checkpoint saved: rerun the same
-command to resume), 1 on a non-finite loss, 2 on bad flags, 75 when peers did not connect.
+command to resume), 1 on a non-finite loss or a checkpoint that cannot be restored, 2 on bad
+flags, 75 when peers did not connect. A damaged newest checkpoint is set aside and the previous
+intact one used (see unires_jax/train/checkpoint.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import sys
@@ -87,9 +91,8 @@ def _define_flags(argv: list[str]) -> flags.FlagValues:
     return fv
 
 
-def _config_root(argv: list[str]) -> str | None:
-    """The folder above configs/ for `--config=configs/x.py`, so `from configs import common`
-    resolves from any working directory."""
+def _config_path(argv: list[str]) -> str | None:
+    """The file of `--config=configs/x.py[:arg]` (absolute), or None."""
     for i, arg in enumerate(argv):
         value = None
         if arg.startswith("--config="):
@@ -97,9 +100,27 @@ def _config_root(argv: list[str]) -> str | None:
         elif arg == "--config" and i + 1 < len(argv):
             value = argv[i + 1]
         if value:
-            path = os.path.abspath(value.split(":", 1)[0])
-            return os.path.dirname(os.path.dirname(path))
+            return os.path.abspath(value.split(":", 1)[0])
     return None
+
+
+def _expose_configs_package(config_path: str | None) -> None:
+    """Lets a config in a folder named `configs/` import its siblings (`from configs import
+    common`) from any working directory.
+
+    Only the name `configs` is bound, to that folder; nothing goes on `sys.path`. Putting the
+    folder above `configs/` first on `sys.path` (as before) ran any module planted there, e.g. a
+    `flax.py` in a shared folder, in place of the installed package. A `configs` package that is
+    already imported (e.g. by a notebook) is left alone.
+    """
+    if config_path is None:
+        return
+    folder = os.path.dirname(config_path)
+    if os.path.basename(folder) != "configs" or "configs" in sys.modules:
+        return
+    spec = importlib.machinery.ModuleSpec("configs", None, is_package=True)
+    spec.submodule_search_locations = [folder]
+    sys.modules["configs"] = importlib.util.module_from_spec(spec)
 
 
 def main(argv: list[str]) -> int:
@@ -107,9 +128,7 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help", "--helpfull") for a in argv):
         print(__doc__ + "\n" + _USAGE)
         return 0
-    root = _config_root(argv)
-    if root and root not in sys.path:
-        sys.path.insert(0, root)
+    _expose_configs_package(_config_path(argv))
     argv = ["unires train"] + list(argv)
     fv = _define_flags(argv)
     try:
@@ -158,11 +177,15 @@ def main(argv: list[str]) -> int:
     task = FAMILIES[family](config)
     export = task_lib.hooks(task).export
     if fv.export and export is None:
-        print(f"unires train: error: family {family!r} cannot --export", file=sys.stderr)
+        print(
+            f"unires train: error: family {family!r} cannot --export", file=sys.stderr
+        )
         return 2
+    from unires_jax.train.checkpoint import CheckpointError
+
     try:
         result = trainer.run(config, fv.workdir, task)
-    except trainer.NonFiniteLossError as err:
+    except (trainer.NonFiniteLossError, CheckpointError) as err:
         print(f"unires train: error: {err}", file=sys.stderr)
         return 1
     if result.status == "preempted":

@@ -1,20 +1,32 @@
 """Preemption-safe checkpoints: orbax CheckpointManager plus the data iterator's position.
 
 Layout under `directory`: one folder per step, holding `state/` (the train state pytree, saved
-sharded by orbax) and `data/process_<i>-of-<n>.json` (each process's iterator state). Saves are
-asynchronous; keep-last-k plus the best by a metric. `PreemptionWatcher` turns SIGTERM / SIGINT
-into a flag that the training loop polls, so the loop can save and exit between steps.
+sharded by orbax), `data/process_<i>-of-<n>.json` (each process's iterator state) and
+`unires_manifest.json` (size and SHA-256 of every file of the step). Saves are asynchronous;
+keep-last-k plus the best by a metric. `PreemptionWatcher` turns SIGTERM / SIGINT into a flag
+that the training loop polls, so the loop can save and exit between steps.
+
+Integrity: process 0 writes the manifest after all processes have written the step and before
+orbax commits it (renames `<step>.orbax-checkpoint-tmp` to `<step>`), so every committed step
+has one; it carries a hash of its own contents. `Checkpointer.newest_intact_step` checks the
+newest step against its manifest, moves a damaged step aside to `<step>.damaged-<reason>`
+(orbax no longer sees it; nothing is deleted) and tries the previous one. Steps older than every
+step with a manifest were written before manifests existed: they are used with a warning that
+they cannot be verified.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import logging
 import math
+import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import jax
@@ -22,12 +34,17 @@ import numpy as np
 import orbax.checkpoint as ocp
 from etils import epath
 from orbax.checkpoint._src.metadata import array_metadata_store
+from orbax.checkpoint._src.path import atomicity_types
 from orbax.checkpoint.checkpoint_managers import preservation_policy as pp
 
 if TYPE_CHECKING:
     from typing import Self  # Python >= 3.11; annotations are not evaluated at run time
 
 _log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint could not be restored; the message names the folder and what to do."""
 
 
 def _encode_data_state(state: Any) -> str:
@@ -57,7 +74,7 @@ class DataStateHandler(ocp.CheckpointHandler):
         path = directory / name
         if not path.exists():
             found = sorted(p.name for p in directory.iterdir())
-            raise FileNotFoundError(
+            raise CheckpointError(
                 f"{path} is missing (found {found}): the checkpoint was written by a different "
                 "number of processes; the data position cannot be restored per process. Resume "
                 "with the same process count, or start a new workdir from these weights."
@@ -101,6 +118,120 @@ def _state_handler() -> ocp.PyTreeCheckpointHandler:
     return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
 
 
+MANIFEST = "unires_manifest.json"
+_MANIFEST_FORMAT = "unires-train-step"
+# orbax rewrites these at the step's root when it commits, after the manifest is written: they are
+# checked for being present and readable, not hashed.
+_COMMIT_FILES = ("_CHECKPOINT_METADATA", "commit_success.txt")
+_CHUNK = 8 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Damage:
+    """Why a step folder does not match its manifest: `kind` is "manifest" (missing or
+    damaged), "missing", "truncated" or "changed"; `detail` is a sentence naming the file."""
+
+    kind: str
+    detail: str
+
+
+def _relative_files(folder: epath.Path) -> list[str]:
+    return sorted(
+        (root / name).relative_to(folder).as_posix()
+        for root, _, names in folder.walk()
+        for name in names
+    )
+
+
+def _digest(path: epath.Path) -> tuple[int, str]:
+    h, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+            size += len(chunk)
+    return size, h.hexdigest()
+
+
+def _manifest_hash(body: dict) -> str:
+    fields = {k: v for k, v in body.items() if k != "manifest_sha256"}
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_manifest(folder: epath.Path, step: int) -> None:
+    """Writes `folder/unires_manifest.json`: size and SHA-256 of every file of the step.
+
+    Written to a temporary name and renamed, so a reader sees the whole manifest or none.
+    """
+    files = {}
+    for name in _relative_files(folder):
+        if name in _COMMIT_FILES or name in (MANIFEST, f".{MANIFEST}.tmp"):
+            continue
+        size, sha = _digest(folder / name)
+        files[name] = {"size": size, "sha256": sha}
+    body = {"format": _MANIFEST_FORMAT, "version": 1, "step": int(step), "files": files}
+    body["manifest_sha256"] = _manifest_hash(body)
+    tmp = folder / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    tmp.replace(folder / MANIFEST)
+
+
+def check_step(folder: epath.Path) -> Damage | None:
+    """Compares a step folder with its manifest; None when every listed file matches."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return Damage(
+            "manifest",
+            f"{MANIFEST} is missing: the save did not finish, or the file was removed",
+        )
+    try:
+        body = json.loads(path.read_text())
+        files = dict(body["files"])
+        intact = body["manifest_sha256"] == _manifest_hash(body)
+    except (ValueError, KeyError, TypeError):  # UnicodeDecodeError is a ValueError
+        intact = False
+    if not intact:
+        return Damage(
+            "manifest", f"{MANIFEST} is damaged (it does not match its own hash)"
+        )
+    for name in _COMMIT_FILES:
+        if not (folder / name).exists():
+            return Damage("missing", f"{name} is missing")
+    try:
+        json.loads((folder / "_CHECKPOINT_METADATA").read_text())
+    except ValueError:
+        return Damage("changed", "_CHECKPOINT_METADATA is not readable JSON")
+    # Sizes first (cheap), then contents.
+    for name, want in sorted(files.items()):
+        if not (folder / name).exists():
+            return Damage("missing", f"{name} is missing")
+        size = (folder / name).stat().length
+        if size != want["size"]:
+            kind = "truncated" if size < want["size"] else "changed"
+            return Damage(
+                kind, f"{name} is {kind}: {size} bytes, {want['size']} were written"
+            )
+    for name, want in sorted(files.items()):
+        _, sha = _digest(folder / name)
+        if sha != want["sha256"]:
+            return Damage(
+                "changed",
+                f"{name} has changed since it was written (SHA-256 {sha[:16]}..., the "
+                f"manifest says {want['sha256'][:16]}...)",
+            )
+    return None
+
+
+def _from_process_0(value: int | None) -> int | None:
+    """Process 0's value (None travels as -1) on every process."""
+    from jax.experimental import multihost_utils
+
+    got = int(
+        multihost_utils.broadcast_one_to_all(np.int32(-1 if value is None else value))
+    )
+    return None if got < 0 else got
+
+
 class Checkpointer:
     """Saves and restores (train state, data iterator state) pairs.
 
@@ -127,7 +258,12 @@ class Checkpointer:
             raise ValueError(
                 f"config.checkpoint.best_mode={best_mode!r}: use 'min' or 'max'"
             )
+        if "://" not in os.fspath(directory):
+            directory = os.path.abspath(directory)  # orbax needs absolute local paths
         self.directory = epath.Path(directory)
+        self._async = async_save
+        self._saving: int | None = None  # the step whose save is in flight
+        self._verified: set[int] = set()
         policies = [pp.LatestN(n=max(int(keep), 1))]
         if keep_best > 0:
             policies.append(
@@ -140,7 +276,13 @@ class Checkpointer:
                 )
             )
         options = ocp.CheckpointManagerOptions(
-            enable_async_checkpointing=async_save,
+            # Always the async checkpointer: its post-finalization callback (process 0, all
+            # processes' files written, not yet committed) writes the manifest. A synchronous
+            # save waits right after starting.
+            enable_async_checkpointing=True,
+            async_options=ocp.AsyncOptions(
+                post_finalization_callback=self._write_manifest
+            ),
             preservation_policy=pp.AnyPreservationPolicy(policies),
             create=True,
         )
@@ -156,8 +298,92 @@ class Checkpointer:
         )
 
     def latest_step(self) -> int | None:
-        """The newest complete checkpoint's step, or None."""
+        """The newest complete checkpoint's step, or None (unchecked: see newest_intact_step)."""
         return self._manager.latest_step()
+
+    def step_dir(self, step: int) -> epath.Path:
+        return self.directory / str(step)
+
+    def newest_intact_step(
+        self, warn: Callable[[str], None] = _log.warning
+    ) -> int | None:
+        """The newest step whose files match its manifest, or None; damaged ones are set aside.
+
+        Process 0 checks the steps from the newest down: a damaged step folder is renamed to
+        `<step>.damaged-<reason>` (orbax no longer lists it, so it is never retried; nothing is
+        deleted), and the previous step is tried. Every process gets process 0's answer.
+
+        Args:
+          warn: called with one readable line per skipped or unverifiable step, and when no
+            checkpoint is intact (the caller then starts from scratch).
+        """
+        step = self._check_steps(warn) if jax.process_index() == 0 else None
+        if jax.process_count() > 1:
+            step = _from_process_0(step)  # also a barrier: process 0's renames are done
+            self._manager.reload()
+        return step
+
+    def is_verified(self, step: int) -> bool:
+        """Whether newest_intact_step checked `step` against its manifest (process 0 only)."""
+        return step in self._verified
+
+    def _check_steps(self, warn: Callable[[str], None]) -> int | None:
+        steps = sorted(self._manager.all_steps(), reverse=True)
+        listed = [s for s in steps if (self.step_dir(s) / MANIFEST).exists()]
+        oldest_listed = min(listed, default=None)
+        skipped = []
+        try:
+            for step in steps:
+                folder = self.step_dir(step)
+                if oldest_listed is None or step < oldest_listed:
+                    warn(
+                        f"checkpoint step {step} ({folder}) has no {MANIFEST}: it was written "
+                        "before manifests existed, so its files cannot be verified; resuming "
+                        "from it"
+                    )
+                    return step
+                damage = check_step(folder)
+                if damage is None:
+                    self._verified.add(step)
+                    return step
+                aside = self._set_aside(step, damage.kind)
+                skipped.append(step)
+                warn(
+                    f"checkpoint step {step} is damaged and was skipped: {folder}: "
+                    f"{damage.detail}. The folder was moved to {aside} (kept for inspection; "
+                    "delete it when done); trying the previous checkpoint"
+                )
+            if skipped:
+                warn(
+                    f"no intact checkpoint in {self.directory} (damaged steps {skipped} were "
+                    "set aside): training starts from scratch at step 0"
+                )
+            return None
+        finally:
+            if skipped:
+                self._manager.reload()
+
+    def _set_aside(self, step: int, kind: str) -> epath.Path:
+        target = self.directory / f"{step}.damaged-{kind}"
+        n = 2
+        while target.exists():
+            target = self.directory / f"{step}.damaged-{kind}-{n}"
+            n += 1
+        self.step_dir(step).rename(target)
+        return target
+
+    def _write_manifest(self) -> None:
+        """orbax's post-finalization callback: the step is written, not yet committed."""
+        step = self._saving
+        tmp = self.directory / f"{step}{atomicity_types.TMP_DIR_SUFFIX}"
+        # Object stores (no renames) write the step in place.
+        folder = tmp if tmp.exists() else self.step_dir(step)
+        if step is None or not folder.exists():
+            raise FileNotFoundError(
+                f"{folder}: the checkpoint of step {step} is not where orbax writes it, so "
+                f"its {MANIFEST} cannot be written (unires_jax/train/checkpoint.py)"
+            )
+        write_manifest(folder, step)
 
     def all_steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -173,6 +399,8 @@ class Checkpointer:
         if metrics and self._best_metric in metrics:
             value = float(metrics[self._best_metric])
             ranked = {self._best_metric: value} if math.isfinite(value) else None
+        self._manager.wait_until_finished()  # the previous save's callback reads self._saving
+        self._saving = step
         self._manager.save(
             step,
             args=ocp.args.Composite(
@@ -182,6 +410,8 @@ class Checkpointer:
             metrics=ranked,
             force=True,
         )
+        if not self._async:
+            self._manager.wait_until_finished()
 
     def restore(self, step: int, abstract_state: Any) -> tuple[Any, Any]:
         """Restores (state, data_state) at `step` onto the shardings in `abstract_state`.
@@ -191,18 +421,33 @@ class Checkpointer:
           abstract_state: pytree of `jax.ShapeDtypeStruct`s with `.sharding` set: the layout
             to restore into (it may use a different mesh than the one that saved).
         """
-        restored = self._manager.restore(
-            step,
-            args=ocp.args.Composite(
-                state=ocp.args.PyTreeRestore(
-                    abstract_state,
-                    restore_args=ocp.checkpoint_utils.construct_restore_args(
-                        abstract_state
+        try:
+            restored = self._manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.PyTreeRestore(
+                        abstract_state,
+                        restore_args=ocp.checkpoint_utils.construct_restore_args(
+                            abstract_state
+                        ),
                     ),
+                    data=DataStateRestore(),
                 ),
-                data=DataStateRestore(),
-            ),
-        )
+            )
+        except CheckpointError:
+            raise
+        except Exception as err:  # orbax and tensorstore raise many types; all end here
+            folder = self.step_dir(step)
+            why = (
+                "Its files match its manifest: did the config (model or optimizer) change since "
+                "it was written? Use that config, or a new --workdir."
+                if self.is_verified(step)
+                else f"If its files are damaged, move it aside (e.g. to {folder}.damaged) and "
+                "rerun to resume from the previous checkpoint."
+            )
+            raise CheckpointError(
+                f"{folder}: restoring checkpoint step {step} failed ({str(err)[:500]}). {why}"
+            ) from err
         return restored["state"], restored["data"]
 
     def wait(self) -> None:

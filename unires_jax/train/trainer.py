@@ -111,8 +111,9 @@ def run(
       A RunResult; "preempted" after SIGTERM/SIGINT (rerun the same command to resume).
 
     Raises:
-      NonFiniteLossError: the loss or gradient norm became NaN/Inf; the message names the step
-        and the last good checkpoint (which is kept).
+      NonFiniteLossError: the loss or gradient norm became NaN/Inf; the message names the step,
+        the last good checkpoint (which is kept) and what to change before rerunning.
+      checkpoint.CheckpointError: the newest intact checkpoint could not be restored.
     """
     workdir = os.fspath(workdir)
     hooks = task_lib.hooks(task)
@@ -156,7 +157,12 @@ def run(
 
 
 def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> RunResult:
-    start = ckpt.latest_step()
+    def warn(line: str) -> None:
+        _log.warning(line)
+        writer.text(line)
+
+    # Walks back past damaged checkpoints (set aside, so a rerun never retries them).
+    start = ckpt.newest_intact_step(warn)
     if start is None:
         state, start = eng.init(), 0
         writer.text(f"fresh start: {total} steps, batch {config.train.batch_size}")
@@ -164,7 +170,8 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
         tree, data_state = ckpt.restore(start, eng.checkpoint_target())
         state = eng.from_checkpoint(tree)
         train_iter.set_state(data_state)
-        writer.text(f"resumed from step {start}")
+        checked = " (files match its manifest)" if ckpt.is_verified(start) else ""
+        writer.text(f"resumed from step {start}{checked}")
     if start >= total:
         return RunResult(step=start, status="completed")
 
@@ -203,11 +210,7 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
         if values.get("finite", 1.0) < 1.0:
             ckpt.wait()
             raise NonFiniteLossError(
-                f"non-finite loss or gradient at step {step_no} (loss={values['loss']}, "
-                f"grad_norm={values['grad_norm']}): training stopped and that update was not "
-                f"applied. The last good checkpoint is step {last_saved} in {ckpt.directory}"
-                f"{' (none saved yet)' if not last_saved else ''}; rerunning resumes from it. "
-                "Check the data at that step, or lower config.optim.lr / config.optim.clip_norm."
+                _non_finite_message(step_no, values, ckpt, start, last_saved)
             )
         interval.add(values)
         return values
@@ -278,6 +281,29 @@ def _train(config, setup, eng, ckpt, writer, train_iter, eval_iter, total) -> Ru
     ckpt.wait()
     _maybe_profile(log_cfg, total + 1, writer.workdir, stop_only=True)
     return RunResult(total, "completed", None, logged, eng.checkpoint_tree(state))
+
+
+def _non_finite_message(step_no, values, ckpt, start, last_saved) -> str:
+    """Says where training can go on from without sending the user round in a loop: resuming is
+    exact, so an unchanged rerun reaches the same non-finite step again."""
+    if not last_saved:
+        where = f"No checkpoint was saved yet in {ckpt.directory}; a rerun starts from step 0"
+    else:
+        where = f"The last good checkpoint is step {last_saved} in {ckpt.directory}"
+        if last_saved == start:
+            intact = (
+                ", whose files match its manifest" if ckpt.is_verified(start) else ""
+            )
+            where += f" (this run resumed from step {start}{intact})"
+    return (
+        f"non-finite loss or gradient at step {step_no} (loss={values['loss']}, "
+        f"grad_norm={values['grad_norm']}): training stopped and that update was not applied. "
+        f"{where}. Resuming is exact (same state, same batches), so rerunning the same command "
+        f"will repeat the non-finite value at step {step_no}. Check the data of that step, or "
+        "rerun with a lower --config.optim.lr / --config.optim.clip_norm (they apply from the "
+        f"resumed step), or move the newest step folders of {ckpt.directory} aside to resume "
+        "from an earlier step."
+    )
 
 
 def _check_local_batch(batch: dict, global_batch: int) -> None:
