@@ -11,8 +11,8 @@ An experiment config builds on `base_config()` and changes a few fields:
         c.precision.compute_dtype = "bfloat16"
         return c
 
-`unires train` puts the folder above `configs/` on sys.path, so `from configs import common` works
-from any working directory.
+`unires train` binds the name `configs` to the config file's own `configs/` folder (nothing is
+added to sys.path), so `from configs import common` works from any working directory.
 """
 
 import ml_collections

@@ -7,7 +7,7 @@ puts it back in the input's layout: grey inputs are written as grey (luma), alph
 unchanged, and 16-bit inputs are written with 16 bits where the format holds them.
 
 Pillow decodes 16-bit RGB(A) PNG and TIFF to 8 bits and cannot write them, so those go through
-a small vectorised PNG codec at the end of this file and tifffile (a scikit-image dependency).
+a small vectorised PNG codec (`restore/png.py`) and tifffile (`restore/tiff.py`).
 Float TIFFs (read by tifffile) must hold values in [0, 1]; they become 16-bit integers.
 
 Colour profiles: an embedded ICC profile for the colour space of the pixels handed out (RGB, or
@@ -15,7 +15,7 @@ grey for grey images) is copied to the output unchanged, since the pixels stay i
 CMYK (and Lab, YCbCr) pixels with a profile for their colour space are converted to sRGB with it
 (littlecms, through Pillow's ImageCms) and the output carries an sRGB profile; without one,
 Pillow's naive conversion is used. A profile that fits neither is not copied. Every such step
-is recorded in `ImageInfo.notes`.
+is recorded in `ImageInfo.notes` (`restore/icc.py`).
 
 Files are written atomically: a temporary file in the destination folder, fsync, `os.replace`.
 """
@@ -23,17 +23,17 @@ Files are written atomically: a temporary file in the destination folder, fsync,
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import os
 import pathlib
-import struct
 import tempfile
-import zlib
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from unires_jax.restore import icc as icc_lib
+from unires_jax.restore.png import PNGError, read_png, write_png  # noqa: F401 - re-exported
 
 # Pillow format name -> the suffix `--format same` writes.
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "TIFF": ".tif"}
@@ -47,15 +47,6 @@ _GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")
 _TO_RGB = ("RGBX", "CMYK", "YCbCr", "LAB", "HSV")
 # ITU-R BT.601 luma, as Pillow's convert("L").
 _LUMA = np.array([0.299, 0.587, 0.114], np.float64)
-# Pillow mode -> the ICC colour space signature of a profile that describes those pixels.
-_ICC_SPACES = {"CMYK": "CMYK", "LAB": "Lab", "YCbCr": "YCbr"}
-_ICC_INTENTS = (
-    "perceptual",
-    "relative colorimetric",
-    "saturation",
-    "absolute colorimetric",
-)
-_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
 
 
 class ImageReadError(ValueError):
@@ -144,8 +135,12 @@ def read_image(path: str | os.PathLike) -> LoadedImage:
             f"{path}: empty file (0 bytes); the copy or download may not have finished"
         )
     try:
-        if _is_float_tiff(path):  # Pillow cannot open float RGB TIFFs
-            return _read_float_tiff(path)
+        from unires_jax.restore import (
+            tiff,  # imports this module: TIFF reading builds on it
+        )
+
+        if tiff.is_float(path):  # Pillow cannot open float RGB TIFFs
+            return tiff.read_float(path)
         with Image.open(path) as im:
             if im.format not in FORMATS:
                 raise ImageReadError(
@@ -195,16 +190,18 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
             meta["mode"] = (
                 rawmode  # e.g. "LA;16B": Pillow calls 16-bit grey+alpha "RGBA"
             )
-            return _from_array(
+            return from_array(
                 path, apply_orientation(pixels, orientation), 16, notes, **meta
             )
         notes.append(
             "interlaced 16-bit colour PNG: Pillow decodes it at 8 bits per sample"
         )
-    if fmt == "TIFF" and _is_deep_colour_tiff(path):
-        pixels = _read_deep_tiff(path)
+    from unires_jax.restore import tiff
+
+    if fmt == "TIFF" and tiff.is_deep_colour(path):
+        pixels = tiff.read_deep(path)
         meta["mode"] = rawmode
-        return _from_array(
+        return from_array(
             path, apply_orientation(pixels, orientation), 16, notes, **meta
         )
 
@@ -214,15 +211,15 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
     if mode in ("I", *_GREY_16, "F"):
         array = np.asarray(im)
         if mode == "F":  # only when tifffile could not read the file
-            return _from_array(
-                path, _float_to_uint16(path, array, notes), 32, notes, **meta
+            return from_array(
+                path, tiff.float_to_uint16(path, array, notes), 32, notes, **meta
             )
         if mode == "I" and array.size and (array.min() < 0 or array.max() > 65535):
             raise ImageReadError(
                 f"{path}: 32-bit integer samples range from {array.min()} to {array.max()}, "
                 "outside 16 bits (0 to 65535); save it as 8- or 16-bit"
             )
-        return _from_array(path, array.astype(np.uint16), 16, notes, **meta)
+        return from_array(path, array.astype(np.uint16), 16, notes, **meta)
     if mode == "1":
         notes.append("1-bit image read as 8-bit grey")
         im = im.convert("L")
@@ -236,13 +233,13 @@ def _read_opened(path: pathlib.Path, im: Image.Image) -> LoadedImage:
     elif mode in ("La", "RGBa"):
         im = im.convert(mode.upper())
     elif mode in _TO_RGB:
-        im, meta["icc"] = _convert_to_rgb(im, icc, notes)
+        im, meta["icc"] = icc_lib.convert_to_rgb(im, icc, notes)
     elif mode not in ("L", "LA", "RGB", "RGBA"):
         raise ImageReadError(
             f"{path}: unsupported image mode {mode}; save it as RGB or grey"
         )
     file_depth = 16 if ";16" in rawmode else 8
-    return _from_array(path, np.asarray(im), file_depth, notes, **meta)
+    return from_array(path, np.asarray(im), file_depth, notes, **meta)
 
 
 def _rawmode(im: Image.Image) -> str:
@@ -253,206 +250,7 @@ def _rawmode(im: Image.Image) -> str:
     return args if isinstance(args, str) else str(args[0])
 
 
-def _is_deep_colour_tiff(path: pathlib.Path) -> bool:
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        return page.bitspersample > 8 and page.samplesperpixel > 1
-
-
-def _read_deep_tiff(path: pathlib.Path) -> np.ndarray:
-    """A 16-bit multi-channel TIFF -> [H, W, C] uint16 (C = 2, 3 or 4)."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        array, axes, photometric = page.asarray(), page.axes, page.photometric
-    if "S" in axes and axes.index("S") != len(axes) - 1:
-        array = np.moveaxis(array, axes.index("S"), -1)
-    colour_model = (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB)
-    if (
-        array.ndim != 3
-        or array.dtype != np.uint16
-        or array.shape[-1] not in (2, 3, 4)
-        or photometric not in colour_model  # e.g. 16-bit CMYK, not RGBA
-    ):
-        raise ImageReadError(
-            f"{path}: TIFF with {array.dtype} samples, axes {axes} and photometric "
-            f"{_name(photometric)} is not supported; save it as 8- or 16-bit RGB(A) or grey"
-        )
-    return array
-
-
-def _name(tag_value) -> str:
-    """A tifffile enum value's name (unknown values are plain ints)."""
-    return getattr(tag_value, "name", str(tag_value))
-
-
-def _is_float_tiff(path: pathlib.Path) -> bool:
-    with open(path, "rb") as f:
-        if f.read(4) not in _TIFF_MAGIC:
-            return False
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            return tif.pages[0].sampleformat == tifffile.SAMPLEFORMAT.IEEEFP
-    except (OSError, ValueError, IndexError, EOFError, struct.error):
-        return False  # a damaged TIFF: Pillow's attempt names the problem
-
-
-def _read_float_tiff(path: pathlib.Path) -> LoadedImage:
-    """A float TIFF (grey or RGB, with or without alpha) with values in [0, 1] -> 16 bits."""
-    import tifffile
-
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        array, axes, photometric = page.asarray(), page.axes, page.photometric
-        n_pages = len(tif.pages)
-        orientation = int(page.tags.valueof("Orientation", 1))
-        icc = page.tags.valueof("InterColorProfile") or None
-    notes = []
-    if n_pages > 1:
-        notes.append(f"the file holds {n_pages} frames; only the first is restored")
-    if "S" in axes and axes.index("S") != len(axes) - 1:
-        array = np.moveaxis(array, axes.index("S"), -1)
-    channels = 1 if array.ndim == 2 else array.shape[-1]
-    grey = photometric == tifffile.PHOTOMETRIC.MINISBLACK and channels in (1, 2)
-    rgb = photometric == tifffile.PHOTOMETRIC.RGB and channels in (3, 4)
-    if array.ndim not in (2, 3) or not (grey or rgb):
-        raise ImageReadError(
-            f"{path}: TIFF with {array.dtype} samples, axes {axes} and photometric "
-            f"{_name(photometric)} is not supported; save it as RGB(A) or grey"
-        )
-    if orientation not in range(1, 9):
-        notes.append(f"invalid EXIF orientation {orientation} ignored")
-        orientation = 1
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[channels] + f";{array.dtype}"
-    pixels = _float_to_uint16(path, array, notes)
-    return _from_array(
-        path,
-        apply_orientation(pixels, orientation),
-        array.dtype.itemsize * 8,
-        notes,
-        fmt="TIFF",
-        mode=mode,
-        orientation=orientation,
-        icc=icc,
-    )
-
-
-def _float_to_uint16(
-    path: pathlib.Path, array: np.ndarray, notes: list[str]
-) -> np.ndarray:
-    """Float samples in [0, 1] -> uint16 (rounded); other values are refused, naming the range."""
-    if not np.isfinite(array).all():
-        raise ImageReadError(
-            f"{path}: {array.dtype} samples include NaN or infinite values; save an image with "
-            "values in [0, 1] (or as 8- or 16-bit integers)"
-        )
-    lo, hi = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-    if lo < 0.0 or hi > 1.0:
-        raise ImageReadError(
-            f"{path}: {array.dtype} samples range from {lo:g} to {hi:g}, outside [0, 1] "
-            "(linear HDR data?). Scale them into [0, 1] (e.g. divide by the maximum, or "
-            "tone-map HDR images) or save the image as 8- or 16-bit integers"
-        )
-    notes.append(f"{array.dtype} samples in [0, 1] read as 16-bit integers (rounded)")
-    return np.round(array.astype(np.float64) * 65535.0).astype(np.uint16)
-
-
-def _icc_colour_space(icc: bytes) -> str | None:
-    """An ICC profile's colour space signature, stripped ("RGB", "GRAY", "CMYK", "Lab", ...);
-    None if the bytes are not an ICC profile."""
-    if len(icc) < 128 or icc[36:40] != b"acsp":
-        return None
-    return icc[16:20].decode("latin-1").strip()
-
-
-@functools.cache
-def _srgb_profile() -> bytes:
-    from PIL import ImageCms
-
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-
-
-def _convert_to_rgb(
-    im: Image.Image, icc: bytes | None, notes: list[str]
-) -> tuple[Image.Image, bytes | None]:
-    """RGBX, CMYK, YCbCr, LAB or HSV -> RGB, with the embedded profile where it describes the
-    pixels (then the result is sRGB). Returns the image and the profile the output gets."""
-    mode = im.mode
-    if mode == "RGBX":
-        return im.convert("RGB"), icc
-    space = _ICC_SPACES.get(mode)
-    if icc is not None and space is not None and _icc_colour_space(icc) == space:
-        intent = int.from_bytes(icc[64:68], "big")
-        intent = intent if intent < len(_ICC_INTENTS) else 0
-        try:
-            from PIL import ImageCms
-        except ImportError as e:  # Pillow built without littlecms
-            notes.append(
-                f"{mode} converted to RGB without the embedded ICC profile ({e}): Pillow's "
-                "naive conversion, so colours may differ from a colour-managed viewer's"
-            )
-            return im.convert("RGB"), None
-        try:
-            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            name = ImageCms.getProfileDescription(source).strip()
-            rgb = ImageCms.profileToProfile(
-                im,
-                source,
-                ImageCms.createProfile("sRGB"),
-                renderingIntent=intent,
-                outputMode="RGB",
-            )
-            srgb = _srgb_profile()
-        except (OSError, ValueError, ImageCms.PyCMSError) as e:
-            notes.append(
-                f"{mode} converted to RGB without the embedded ICC profile, which littlecms "
-                f"cannot use ({e}): Pillow's naive conversion, so colours may differ from a "
-                "colour-managed viewer's"
-            )
-            return im.convert("RGB"), None
-        notes.append(
-            f"{mode} converted to sRGB with the embedded ICC profile ({name!r}, "
-            f"{_ICC_INTENTS[intent]} intent); the output carries an sRGB profile"
-        )
-        return rgb, srgb
-    if mode == "CMYK":
-        why = (
-            "none embedded" if icc is None else "the embedded one is not a CMYK profile"
-        )
-        notes.append(
-            f"CMYK converted to RGB without a colour profile ({why}): Pillow's naive "
-            "conversion, so colours may differ from a colour-managed viewer's"
-        )
-    else:
-        notes.append(f"{mode} converted to RGB")
-    return im.convert("RGB"), icc
-
-
-def _output_profile(icc: bytes | None, grey: bool, notes: list[str]) -> bytes | None:
-    """The embedded profile if it describes the pixels handed out (grey or RGB), else None."""
-    if icc is None:
-        return None
-    space, wanted = _icc_colour_space(icc), "GRAY" if grey else "RGB"
-    if space == wanted:
-        return icc
-    if space is None:
-        notes.append(
-            "the embedded colour profile is not an ICC profile; not copied to the output"
-        )
-    else:
-        notes.append(
-            f"the embedded ICC profile is for {space} but the image is read as "
-            f"{'grey' if grey else 'RGB'}; not copied to the output"
-        )
-    return None
-
-
-def _from_array(
+def from_array(
     path, array, file_depth, notes, *, fmt, mode, orientation, icc
 ) -> LoadedImage:
     """[H, W], [H, W, 2] (grey+alpha), [H, W, 3] or [H, W, 4] -> LoadedImage."""
@@ -464,7 +262,7 @@ def _from_array(
     pixels = np.ascontiguousarray(np.repeat(colour, 3, axis=-1) if grey else colour)
     alpha = np.ascontiguousarray(array[..., -1]) if has_alpha else None
     notes = list(notes)
-    icc = _output_profile(icc, grey, notes)
+    icc = icc_lib.output_profile(icc, grey, notes)
     info = ImageInfo(
         path=str(path),
         format=fmt,
@@ -543,7 +341,10 @@ def sniff_format(path: str | os.PathLike) -> str | None:
 
 
 def encode_output(
-    restored: np.ndarray, source: LoadedImage, output_format: str = "png", upscale: int = 1
+    restored: np.ndarray,
+    source: LoadedImage,
+    output_format: str = "png",
+    upscale: int = 1,
 ) -> EncodedImage:
     """Encodes the restorer's output in the input's layout (grey/RGB, alpha, bit depth).
 
@@ -657,7 +458,9 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     it 0600), then renamed over `path`.
     """
     path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f"{TEMP_PREFIX}{path.name}.", suffix=".tmp", dir=path.parent
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -691,145 +494,3 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[pathlib.Path]:
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
-
-
-# --- PNG at 16 bits (Pillow reads 16-bit colour PNG at 8 bits and cannot write it) ------------
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
-
-
-class PNGError(ValueError):
-    """A PNG stream that cannot be decoded (corrupt, truncated or an unsupported variant)."""
-
-
-def read_png(data: bytes) -> tuple[np.ndarray, bool]:
-    """Decodes a non-interlaced 8- or 16-bit grey/RGB, with or without alpha, PNG.
-
-    Returns:
-      pixels `[H, W, C]` uint8 or uint16 (C = 1, 2, 3 or 4), and whether a tRNS colour key
-      was present (not applied).
-    """
-    if not data.startswith(_PNG_SIGNATURE):
-        raise PNGError("not a PNG file")
-    pos, header, idat, has_key = len(_PNG_SIGNATURE), None, [], False
-    while True:
-        if pos + 12 > len(data):
-            raise PNGError("the file is truncated (no IEND chunk)")
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        body, crc = (
-            data[pos + 8 : pos + 8 + length],
-            data[pos + 8 + length : pos + 12 + length],
-        )
-        if len(crc) < 4:
-            raise PNGError(f"the file is truncated inside a {kind!r} chunk")
-        if zlib.crc32(kind + body) != int.from_bytes(crc, "big"):
-            raise PNGError(f"the {kind!r} chunk is corrupt (CRC mismatch)")
-        pos += 12 + length
-        if kind == b"IHDR":
-            if len(body) != 13:
-                raise PNGError(f"the IHDR chunk holds {len(body)} bytes, not 13")
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"tRNS":
-            has_key = True
-        elif kind == b"IEND":
-            break
-    if header is None:
-        raise PNGError("no IHDR chunk")
-    width, height, depth, colour, _, _, interlace = header
-    if not (1 <= width < 2**31 and 1 <= height < 2**31):
-        raise PNGError(f"invalid image size {width}x{height} in the IHDR chunk")
-    channels = {v: k for k, v in _PNG_COLOUR_TYPES.items()}.get(colour)
-    if channels is None or depth not in (8, 16) or interlace:
-        raise PNGError(
-            f"PNG colour type {colour}, depth {depth}, interlace {interlace} is not handled here"
-        )
-    bpp = channels * depth // 8
-    stride = 1 + width * bpp
-    compressed = b"".join(idat)
-    # Deflate expands at most 1032:1, so a header claiming more than that is checked before
-    # inflating, and no more than the header's size is inflated (a small file cannot claim
-    # gigabytes of memory).
-    if height * stride > 1032 * len(compressed) + 1024:
-        raise PNGError(
-            f"the image data is truncated: {len(compressed)} compressed bytes cannot hold "
-            f"{width}x{height} pixels"
-        )
-    try:
-        raw = zlib.decompressobj().decompress(compressed, height * stride)
-    except zlib.error as e:
-        raise PNGError(f"the image data is corrupt ({e})") from None
-    if len(raw) < height * stride:
-        raise PNGError(
-            f"the image data is truncated ({len(raw)} of {height * stride} bytes)"
-        )
-    rows = np.frombuffer(raw, np.uint8, height * stride).reshape(height, stride)
-    pixels = _unfilter(rows[:, 1:].reshape(height, width, bpp), rows[:, 0])
-    if depth == 16:
-        pixels = np.ascontiguousarray(pixels).view(">u2").astype(np.uint16)
-    return pixels.reshape(height, width, channels), has_key
-
-
-def write_png(samples: np.ndarray, *, icc_profile: bytes | None = None) -> bytes:
-    """Encodes `[H, W, C]` uint8 or uint16 samples (C = 1, 2, 3, 4) as PNG (Paeth filter)."""
-    h, w, c = samples.shape
-    depth = 16 if samples.dtype == np.uint16 else 8
-    raw = np.ascontiguousarray(samples.astype(">u2" if depth == 16 else np.uint8))
-    x = raw.view(np.uint8).reshape(h, w, -1).astype(np.int16)
-    a, b, ul = (np.zeros_like(x) for _ in range(3))
-    a[:, 1:], b[1:], ul[1:, 1:] = x[:, :-1], x[:-1], x[:-1, :-1]
-    filtered = ((x - _paeth(a, b, ul)) & 0xFF).astype(np.uint8).reshape(h, -1)
-    rows = np.concatenate([np.full((h, 1), 4, np.uint8), filtered], axis=1)
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body))
-            + kind
-            + body
-            + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    out = [
-        _PNG_SIGNATURE,
-        chunk(
-            b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _PNG_COLOUR_TYPES[c], 0, 0, 0)
-        ),
-    ]
-    if icc_profile:
-        out.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc_profile)))
-    out += [chunk(b"IDAT", zlib.compress(rows.tobytes(), 6)), chunk(b"IEND", b"")]
-    return b"".join(out)
-
-
-def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """The PNG Paeth predictor of left `a`, up `b` and upper-left `c` (int16 arrays)."""
-    pa, pb, pc = np.abs(b - c), np.abs(a - c), np.abs(a + b - 2 * c)
-    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
-
-
-def _unfilter(filtered: np.ndarray, kinds: np.ndarray) -> np.ndarray:
-    """Undoes the PNG row filters. filtered: `[H, W, B]` uint8 (B bytes per pixel); kinds: `[H]`.
-
-    Each pixel depends on its left, upper and upper-left neighbours, so the pixels of one
-    anti-diagonal (r + c = d) are independent: the loop runs over the H + W - 1 diagonals,
-    each a strided slice of a zero-padded flat output, vectorised over rows and bytes.
-    """
-    if kinds.size and kinds.max() > 4:
-        raise PNGError(f"unknown PNG row filter type {kinds.max()}")
-    h, w, nb = filtered.shape
-    if not kinds.any():
-        return np.ascontiguousarray(filtered)
-    src = filtered.reshape(h * w, nb).astype(np.int16)
-    out = np.zeros(((h + 1) * (w + 1), nb), np.int16)  # zero top row and left column
-    for d in range(h + w - 1):
-        r0, r1 = max(0, d - w + 1), min(h - 1, d)
-        # Flat index of pixel (r0, d - r0) in `src` (w - 1 apart per row) and `out` (w apart).
-        q, p, n = r0 * (w - 1) + d, r0 * w + w + d + 2, r1 - r0 + 1
-        x = src[q : q + (n - 1) * (w - 1) + 1 : max(w - 1, 1)]
-        a, b, c = (out[p - o : p - o + (n - 1) * w + 1 : w] for o in (1, w + 1, w + 2))
-        k = kinds[r0 : r1 + 1, None]
-        pred = np.choose(k, (0, a, b, (a + b) >> 1, _paeth(a, b, c)))
-        out[p : p + (n - 1) * w + 1 : w] = (x + pred) & 0xFF
-    return out.reshape(h + 1, w + 1, nb)[1:, 1:].astype(np.uint8)

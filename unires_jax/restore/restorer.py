@@ -108,7 +108,7 @@ def _check_int(name: str, value, lo: int, hi: int | None) -> None:
     """A ValueError naming the setting (and its command-line flag) and the allowed range."""
     flag = "--" + name.replace("_", "-")
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name}={value!r} ({flag}): expected a whole number")
+        raise TypeError(f"{name}={value!r} ({flag}): expected a whole number")
     if value < lo or (hi is not None and value > hi):
         allowed = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
         raise ValueError(f"{name}={value} ({flag}): expected a whole number {allowed}")
