@@ -18,7 +18,7 @@ import argparse
 import pathlib
 import sys
 
-from unires_jax.cli import restore_options
+from unires_jax.cli import interrupts, restore_options
 
 DEFAULT_METRICS = "psnr,ssim,niqe"
 # The split evaluated when `--dataset NAME` names none, first one the dataset has.
@@ -171,7 +171,9 @@ def run(args: argparse.Namespace) -> int:
     from unires_jax.evaluate.metrics import MetricError, MetricOptions, Metrics
 
     output = pathlib.Path(args.output)
-    if problem := restore_options.output_folder_problem(output) or restore_options.problem(args):
+    if problem := restore_options.output_folder_problem(
+        output
+    ) or restore_options.problem(args):
         return _fail(problem)
     try:
         metrics = Metrics.load(
@@ -221,16 +223,24 @@ def run(args: argparse.Namespace) -> int:
         "lpips_net": args.lpips_net if "lpips" in metrics.names else None,
     }
     try:
-        report = harness.evaluate(
-            samples,
-            harness.restorer_producer(restorer, seed=args.seed),
-            metrics,
-            output,
-            run_config=run_config,
-            montage_count=args.montage,
-            progress=False if args.no_progress else None,
-        )
+        with interrupts.sigterm_interrupts():
+            report = harness.evaluate(
+                samples,
+                harness.restorer_producer(restorer, seed=args.seed),
+                metrics,
+                output,
+                run_config=run_config,
+                montage_count=args.montage,
+                progress=False if args.no_progress else None,
+            )
     except harness.EvalError as e:
         return _fail(e)
+    except KeyboardInterrupt:
+        print(
+            f"unires eval: interrupted; every finished row is in {output / harness.RESULTS}: rerun "
+            "the same command to go on",
+            file=sys.stderr,
+        )
+        return 130
     print(report.text())
     return 1 if report.failed else 0

@@ -10,12 +10,10 @@ rerunning the same command finishes the rest).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import pathlib
-import signal
 import sys
 
-from unires_jax.cli import restore_options
+from unires_jax.cli import interrupts, restore_options
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -108,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             "unires restore: interrupted before any image was restored", file=sys.stderr
         )
         return 130
-    with _sigterm_interrupts():
+    with interrupts.sigterm_interrupts():
         report = batch.restore_files(
             restorer,
             plan,
@@ -119,14 +117,3 @@ def run(args: argparse.Namespace) -> int:
     if report.interrupted:
         return 130
     return 1 if report.failed else 0
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts():
-    """SIGTERM (a preempted job, `kill`) stops the batch as Ctrl-C does: the current image is
-    abandoned cleanly and the summary printed."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
