@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 
 from unires_jax.convert import torch_layout
-from unires_jax.models import configs
+from unires_jax.models import configs, layers
 from unires_jax.models.partitioning import ALL_LOGICAL_AXES
 from unires_jax.models.unet import UNet
 
@@ -107,6 +107,53 @@ def test_attention_implementations_agree():
     scale = np.abs(outs["naive"]).max()
     for impl in ("dot_product", "chunked"):
         assert np.abs(outs[impl] - outs["naive"]).max() / scale < 1e-5, impl
+
+
+@pytest.mark.parametrize(
+    "backend, expected",
+    [("cpu", "chunked"), ("tpu", "dot_product"), ("gpu", "dot_product")],
+)
+def test_default_attention_is_chunked_on_cpu_and_xla_fused_on_accelerators(
+    backend, expected
+):
+    assert layers.default_attention(backend) == expected
+    assert expected in layers.ATTENTION_IMPLEMENTATIONS
+
+
+def test_default_attention_follows_jax_backend():
+    assert layers.default_attention() == layers.default_attention(jax.default_backend())
+
+
+@pytest.mark.parametrize("dtype, tol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)])
+def test_chunked_attention_matches_naive(dtype, tol):
+    # 3 heads of 5, 37 queries in blocks of 16 rows (padding), 11 keys: no size divides another.
+    kq, kk, kv = jax.random.split(jax.random.key(0), 3)
+    q = jax.random.normal(kq, (2, 37, 3, 5), dtype) * 3
+    k = jax.random.normal(kk, (2, 11, 3, 5), dtype)
+    v = jax.random.normal(kv, (2, 11, 3, 5), dtype)
+    ref = layers.attention(q, k, v, implementation="naive").astype(jnp.float32)
+    for chunk in (16, 64, 4096):  # blocks of query rows; of whole sequences
+        got = layers.attention(q, k, v, implementation="chunked", chunk=chunk)
+        assert got.dtype == dtype
+        err = jnp.abs(got.astype(jnp.float32) - ref).max() / jnp.abs(ref).max()
+        assert err < tol, (chunk, float(err))
+
+
+def test_group_norm_matches_float64_reference_far_from_zero_mean():
+    # Activations with a mean 1000x their spread: float32 statistics must not cancel away
+    # (E[x^2] - E[x]^2 would be off by ~0.3 here; centred statistics by 2e-4).
+    rng = np.random.default_rng(0)
+    x = (1e3 + rng.standard_normal((2, 5, 3, 8))).astype(np.float32)
+    norm = layers.GroupNorm(4, 8, eps=1e-5, dtype=jnp.float32, param_dtype=jnp.float32)
+    gamma = rng.standard_normal(8).astype(np.float32)
+    beta = rng.standard_normal(8).astype(np.float32)
+    norm.scale[...], norm.bias[...] = jnp.asarray(gamma), jnp.asarray(beta)
+    got = np.asarray(jax.jit(lambda v: norm(v))(jnp.asarray(x)))
+    g = x.astype(np.float64).reshape(2, -1, 4, 2)
+    mean = g.mean(axis=(1, 3), keepdims=True)
+    var = g.var(axis=(1, 3), keepdims=True)
+    want = ((g - mean) / np.sqrt(var + 1e-5)).reshape(x.shape) * gamma + beta
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-3)
 
 
 _ON_GPU = jax.default_backend() == "gpu"
