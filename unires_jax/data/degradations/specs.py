@@ -53,6 +53,8 @@ class Degradation:
     spec: str
     steps: tuple[Step, ...]
     scale: int
+    # The PSF of the spec's blur step (blur, motion or defocus), for baselines that are given it.
+    kernel: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def apply(self, hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """`[H, W, 3]` float in [0, 1] -> the degraded image, 8-bit rounded, `scale` times smaller."""
@@ -74,10 +76,12 @@ def _number(text: str, spec: str, lo: float, hi: float) -> float:
     return value
 
 
-def _gaussian_blur(sigma: float) -> Step:
-    size = 2 * math.ceil(3 * sigma) + 1
-    kernel = gaussian_kernel(size, sigma, sigma)
-    return lambda x, rng: convolve(x, kernel)
+def _convolving(kernel: np.ndarray) -> Step:
+    def step(x, rng):
+        return convolve(x, kernel)
+
+    step.kernel = kernel
+    return step
 
 
 def _downscale(factor: int) -> Step:
@@ -105,16 +109,15 @@ def _step(text: str, spec: str) -> tuple[Step, int]:
         quality = int(_number(arg, spec, 1, 100))
         return (lambda x, rng: jpeg_roundtrip(x, quality)), 1
     if kind == "blur":
-        return _gaussian_blur(_number(arg, spec, 0.1, 20)), 1
+        sigma = _number(arg, spec, 0.1, 20)
+        size = 2 * math.ceil(3 * sigma) + 1
+        return _convolving(gaussian_kernel(size, sigma, sigma)), 1
     if kind == "motion":
         length, _, angle = arg.partition("@")
-        kernel = line_kernel(
-            _number(length, spec, 1, 64), _number(angle or "45", spec, -360, 360)
-        )
-        return (lambda x, rng: convolve(x, kernel)), 1
+        angle_deg = _number(angle or "45", spec, -360, 360)
+        return _convolving(line_kernel(_number(length, spec, 1, 64), angle_deg)), 1
     if kind == "defocus":
-        kernel = disk_kernel(_number(arg, spec, 0.5, 20))
-        return (lambda x, rng: convolve(x, kernel)), 1
+        return _convolving(disk_kernel(_number(arg, spec, 0.5, 20))), 1
     if kind == "down":
         factor = _number(arg, spec, 2, 8)
         if factor != int(factor):
@@ -135,7 +138,8 @@ def parse(spec: str) -> Degradation:
         step, factor = _step(part.strip(), spec)
         steps.append(step)
         scale *= factor
-    return Degradation(spec, tuple(steps), scale)
+    kernel = next((s.kernel for s in steps if hasattr(s, "kernel")), None)
+    return Degradation(spec, tuple(steps), scale, kernel)
 
 
 def parse_list(text: str) -> list[Degradation]:
