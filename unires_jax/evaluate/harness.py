@@ -122,7 +122,7 @@ def evaluate(
       quantize_to_8_bits: score the images as an 8-bit file holds them (the default: what a
         user gets); False scores the producer's floats (the demo measures the model itself).
       montage_count: best and worst samples per degradation type in each montage.
-      progress: show a progress bar (None: only on a terminal).
+      progress: show a progress bar (None: on a terminal; elsewhere a line per sample).
       label: the progress bar's and error messages' prefix.
 
     Raises:
@@ -148,6 +148,7 @@ def evaluate(
     t0 = time.perf_counter()
     failed, computed = [], 0
     todo = [s for s in samples if s.id not in done]
+    lines = progress is None and not sys.stderr.isatty()
     with (
         open(output_dir / RESULTS, "a", encoding="utf-8") as results,
         tqdm(
@@ -172,14 +173,19 @@ def evaluate(
             except Exception as e:  # noqa: BLE001 - one bad sample must not stop the others
                 message = f"{type(e).__name__}: {e}"
                 failed.append((sample.id, message))
-                bar.write(
-                    f"unires eval: error: {sample.id}: {message}", file=sys.stderr
-                )
+                bar.write(f"{label}: error: {sample.id}: {message}", file=sys.stderr)
                 _append(output_dir / ERRORS, {"id": sample.id, "error": message})
                 continue
             _append_open(results, row)
             done[sample.id] = row
             computed += 1
+            if lines:  # no progress bar (not a terminal): one line per sample instead
+                print(
+                    f"{label}: [{computed}/{len(todo)}] {sample.id} {_brief(row, main_output)}"
+                    f" ({row['seconds']:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     rows = [done[s.id] for s in samples if s.id in done]
     summary = summarize(rows)
     write_summary(output_dir, summary)
@@ -254,6 +260,12 @@ def _evaluate_one(sample, produce, metrics, output_dir, saved, quantized) -> dic
         **({"metric_errors": errors} if errors else {}),
         "details": produced.details,
     }
+
+
+def _brief(row: Mapping[str, Any], main_output: str) -> str:
+    """The main output's scores of a row, short: "psnr 27.31 ssim 0.812"."""
+    scores = row["metrics"].get(main_output, {})
+    return " ".join(f"{k} {v:.4g}" for k, v in scores.items() if v is not None)
 
 
 def quantize(image: np.ndarray) -> np.ndarray:
