@@ -98,16 +98,24 @@ def classical(spec: str, lq: np.ndarray, kernel) -> dict[str, np.ndarray]:
         else:
             out["bm3d"] = np.clip(bm3d.bm3d_rgb(lq, max(sigma, 1e-3)), 0, 1)
     if kinds & {"blur", "motion", "defocus"} and kernel is not None:
-        out["rl_true_psf"] = np.stack(
-            [richardson_lucy(lq[..., c], kernel, num_iter=30) for c in range(3)], -1
+        out["rl_true_psf"] = _deconvolve(
+            lq, kernel, lambda x, k: richardson_lucy(x, k, num_iter=30)
         )
         psf = deblur.fit_psf(lq.mean(-1))
         if psf.confident:
-            out["wiener_fitted_psf"] = np.stack(
-                [np.clip(wiener(lq[..., c], psf.kernel, balance=0.01), 0, 1) for c in range(3)],
-                -1,
+            out["wiener_fitted_psf"] = _deconvolve(
+                lq, psf.kernel(), lambda x, k: wiener(x, k, balance=0.01)
             )
     return {k: np.clip(v, 0, 1).astype(np.float32) for k, v in out.items()}
+
+
+def _deconvolve(lq: np.ndarray, kernel: np.ndarray, method) -> np.ndarray:
+    """A per-channel deconvolution of a reflect-padded image (the blur was made with reflected
+    borders; without the padding Richardson-Lucy's zero borders ring into the photo)."""
+    pad = max(kernel.shape)
+    padded = np.pad(lq, ((pad, pad), (pad, pad), (0, 0)), mode="reflect").astype(np.float64)
+    channels = [method(padded[..., c], kernel.astype(np.float64)) for c in range(3)]
+    return np.clip(np.stack(channels, -1)[pad:-pad, pad:-pad], 0, 1)
 
 
 def _pixels(photo: str, spec: str, size: int, seed: int):
