@@ -54,6 +54,8 @@ CASES = (
     "blur:1+noise:15+jpeg:40",
     "down:4",
 )
+# PSNRs above this are the same picture (float rounding of identical 8-bit images); shown as is.
+IDENTICAL_DB = 60.0
 # The targets on the mean over photos: (case, method or "input", dB over it).
 TARGETS = (
     ("noise:25", "best classical", 0.0),
@@ -228,9 +230,9 @@ def _means(rows):
         entry = out.setdefault(row["degradation"], {"photos": 0, "worse": [], "methods": {}})
         entry["photos"] += 1
         m = row["metrics"]
-        inf = float("inf")
-        unires_psnr = m["unires"].get("psnr") or inf
-        if unires_psnr < (m["input"].get("psnr") or inf) - 1e-9:
+        # Above 60 dB two 8-bit images differ by float rounding only: the same picture.
+        unires_psnr = min(m["unires"].get("psnr") or IDENTICAL_DB, IDENTICAL_DB)
+        if unires_psnr < min(m["input"].get("psnr") or IDENTICAL_DB, IDENTICAL_DB) - 1e-6:
             entry["worse"].append(row["id"].split("/", 1)[1])
         for method, scores in m.items():
             acc = entry["methods"].setdefault(method, {})
@@ -259,7 +261,7 @@ def _table(rows, cases) -> str:
         entry = means[case]
         methods = entry["methods"]
         # PSNR of an image identical to the reference is infinite (recorded as null).
-        psnr = {k: v.get("psnr", float("inf")) for k, v in methods.items()}
+        psnr = {k: min(v.get("psnr", IDENTICAL_DB), IDENTICAL_DB) for k, v in methods.items()}
         classic = {k: v for k, v in psnr.items() if k not in ("input", "unires")}
         best = max(classic, key=classic.get) if classic else None
         best_text = f"{classic[best]:.2f} ({best})" if best else "-"

@@ -171,7 +171,8 @@ def test_sidecar_holds_weights_steps_seed_settings_and_checkpoint(good_run, chec
     assert sidecar["weights_source"] == "--weights"
     assert sidecar["steps"] == 1 and sidecar["seed"] == 3
     assert (
-        sidecar["settings"]["tile"] == 128 and sidecar["settings"]["color_fix"] == "adain"
+        sidecar["settings"]["tile"] == 128
+        and sidecar["settings"]["color_fix"] == "adain"
     )
     assert sidecar["checkpoint"] == str(checkpoint.resolve())
     assert sidecar["unet_evaluations"] == 2  # two active experts, one step
@@ -202,7 +203,7 @@ def test_folder_with_bad_files_restores_the_good_ones_and_fails(tmp_path, checkp
     for name in ("corrupt.png", "truncated.jpg", "notes.txt"):
         assert f"{folder / name}:" in stderr
     assert "3 failed" in stdout
-    # Default weights: the most-popular preset. No partial or temporary files.
+    # Default weights: chosen per image by the adaptive choice. No partial or temporary files.
     assert _files(out) == [
         "good.json",
         "good.png",
@@ -210,9 +211,8 @@ def test_folder_with_bad_files_restores_the_good_ones_and_fails(tmp_path, checkp
         "rgba.json",
         "rgba.png",
     ]
-    assert (
-        json.loads((out / "good.json").read_text())["weights_source"]
-        == "preset most-popular"
+    assert json.loads((out / "good.json").read_text())["weights_source"].startswith(
+        "adaptive: "
     )
     log = [json.loads(x) for x in (out / batch.LOG_NAME).read_text().splitlines()]
     assert sorted((os.path.basename(x["input"]), x["status"]) for x in log) == [
@@ -252,7 +252,11 @@ def test_weight_options_name_their_source():
     def choice(*argv):
         return _fixed_choice(restore_options.collect(_parse(["x", "-o", "y", *argv])))
 
-    assert choice() == ({"DN": -0.2, "DownLQ": 1.2}, "preset most-popular")
+    assert choice() is None  # the adaptive choice
+    assert choice("--preset", "most-popular") == (
+        {"DN": -0.2, "DownLQ": 1.2},
+        "preset most-popular",
+    )
     weights, source = choice("--preset", "average")
     assert source == "preset average" and weights["DownLQ"] == 0.83
     assert choice("--weights", "BR=0.25, DownLQ=0.75") == (
@@ -260,7 +264,9 @@ def test_weight_options_name_their_source():
         "--weights",
     )
     assert choice("--search", "refine") is None
-    with pytest.raises(SystemExit):  # argparse: --weights and --preset exclude each other
+    with pytest.raises(
+        SystemExit
+    ):  # argparse: --weights and --preset exclude each other
         _parse(["x", "-o", "y", "--weights", "BR=1", "--preset", "average"])
 
 
@@ -318,10 +324,22 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
 
     assert len(jax.devices()) == 8
     photo = tmp_path / "astronaut.png"
-    Image.fromarray(data.astronaut()[100:196, 100:292]).save(photo)  # 96 x 192: NIQE's minimum
+    Image.fromarray(data.astronaut()[100:196, 100:292]).save(
+        photo
+    )  # 96 x 192: NIQE's minimum
     out = tmp_path / "out"
     code, _stdout, stderr = _cli(
-        [photo, "-o", out, "--search", "halving", "--quality", "niqe", "--budget", "0.5%"]
+        [
+            photo,
+            "-o",
+            out,
+            "--search",
+            "halving",
+            "--quality",
+            "niqe",
+            "--budget",
+            "0.5%",
+        ]
     )
     assert code == 0, stderr
     restored = np.asarray(Image.open(out / "astronaut.png"))
@@ -330,7 +348,9 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
     details = sidecar["weights_details"]
     assert sidecar["weights_source"] == "search halving (niqe)"
     assert abs(sum(sidecar["weights"].values()) - 1.0) < 1e-5
-    assert details["candidates_evaluated"] == 1512 and details["candidates_finished"] >= 1
+    assert (
+        details["candidates_evaluated"] == 1512 and details["candidates_finished"] >= 1
+    )
     # The search's chosen image is the output: nothing is sampled again after the search.
     assert sidecar["unet_evaluations"] == details["unet_evaluations"] > 0
     assert all(pathlib.Path(p).stat().st_size > 0 for p in details["plots"])
@@ -339,7 +359,9 @@ def test_search_with_the_embedded_model_on_8_devices(tmp_path):
     from unires_jax.evaluate import scoring as files
 
     reported = files.score_files(quality.get("niqe"), [out / "astronaut.png"]).scores
-    assert details["output_score"] == pytest.approx(reported[str(out / "astronaut.png")], abs=1e-9)
+    assert details["output_score"] == pytest.approx(
+        reported[str(out / "astronaut.png")], abs=1e-9
+    )
     logged = pathlib.Path(details["log"]).read_text().splitlines()
     assert len(logged) > 1512  # an image line and one line per scored candidate stage
 
@@ -348,11 +370,15 @@ def test_ensemble_option_averages_copies_and_is_recorded(tmp_path, checkpoint):
     Image.fromarray(_rgb(16, 24)).save(tmp_path / "a.png")
     weights = ["--weights", "SR=0.5,DownLQ=0.5", "--seed", "3", "--ensemble", "2"]
     out = tmp_path / "out"
-    code, _, err = _cli([tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS])
+    code, _, err = _cli(
+        [tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS]
+    )
     assert code == 0, err
     sidecar = json.loads((out / "a.json").read_text())
     assert sidecar["settings"]["ensemble"] == 2
-    assert sidecar["unet_evaluations"] == 4  # two copies x two active experts x one step
+    assert (
+        sidecar["unet_evaluations"] == 4
+    )  # two copies x two active experts x one step
     assert "ensemble" not in restore_options.collect(_parse(["x", "-o", "y"]))
     from unires_jax.restore.ensemble import ENSEMBLE_SIZES
 
@@ -361,13 +387,23 @@ def test_ensemble_option_averages_copies_and_is_recorded(tmp_path, checkpoint):
         _parse(["x", "-o", "y", "--ensemble", "3"])
 
 
-def test_dtype_and_attention_options_reach_the_unet_and_the_sidecar(tmp_path, checkpoint):
+def test_dtype_and_attention_options_reach_the_unet_and_the_sidecar(
+    tmp_path, checkpoint
+):
     Image.fromarray(_rgb(16, 24)).save(tmp_path / "a.png")
     weights = ["--weights", "SR=0.5,DownLQ=0.5", "--seed", "3"]
     images = {}
     for dtype, attention in (("float32", "naive"), ("bfloat16", "chunked")):
         out = tmp_path / dtype
-        argv = [tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS]
+        argv = [
+            tmp_path / "a.png",
+            "--checkpoint",
+            checkpoint,
+            "-o",
+            out,
+            *weights,
+            *SETTINGS,
+        ]
         code, _, err = _cli([*argv, "--dtype", dtype, "--attention", attention])
         assert code == 0, err
         sidecar = json.loads((out / "a.json").read_text())
@@ -388,21 +424,47 @@ def test_attention_choices_are_the_models_implementations():
 def test_cudnn_attention_off_gpu_fails_before_loading(tmp_path, checkpoint):
     Image.fromarray(_rgb(4, 4)).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    argv = [tmp_path / "a.png", "--checkpoint", checkpoint, "-o", out, "--attention", "cudnn"]
+    argv = [
+        tmp_path / "a.png",
+        "--checkpoint",
+        checkpoint,
+        "-o",
+        out,
+        "--attention",
+        "cudnn",
+    ]
     code, _, stderr = _cli([*argv, "--dtype", "bfloat16"])
-    assert code == 2 and "needs an NVIDIA GPU" in stderr and "--attention chunked" in stderr
+    assert (
+        code == 2
+        and "needs an NVIDIA GPU" in stderr
+        and "--attention chunked" in stderr
+    )
     assert not out.exists()
 
 
-def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(tmp_path, checkpoint):
+def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(
+    tmp_path, checkpoint
+):
     # A smooth RGBA input, so the projection onto it stays inside [0, 1] almost everywhere.
     y, x = np.mgrid[0:12, 0:16]
-    rgb = np.stack([40 + 8 * x, 60 + 10 * y, 120 + 4 * (x + y)], axis=-1).astype(np.uint8)
+    rgb = np.stack([40 + 8 * x, 60 + 10 * y, 120 + 4 * (x + y)], axis=-1).astype(
+        np.uint8
+    )
     alpha = (255 - 10 * x).astype(np.uint8)
     Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(tmp_path / "small.png")
     weights = ["--weights", "SR=1", "--upscale", "2"]
     out = tmp_path / "out"
-    code, _, err = _cli([tmp_path / "small.png", "--checkpoint", checkpoint, "-o", out, *weights, *SETTINGS])
+    code, _, err = _cli(
+        [
+            tmp_path / "small.png",
+            "--checkpoint",
+            checkpoint,
+            "-o",
+            out,
+            *weights,
+            *SETTINGS,
+        ]
+    )
     assert code == 0, err
     written = np.asarray(Image.open(out / "small.png"))
     assert written.shape == (24, 32, 4)
@@ -415,8 +477,13 @@ def test_upscale_option_restores_at_n_times_the_size_consistent_with_the_input(t
     down = InputConsistency.of(rgb / 255.0, 2).downscale(written[..., :3] / 255.0)
     assert np.abs(down - rgb / 255.0).max() < 2.5 / 255
     sidecar = json.loads((out / "small.json").read_text())
-    assert sidecar["settings"]["upscale"] == 2 and sidecar["settings"]["consistency"] is True
-    given = restore_options.collect(_parse(["x", "-o", "y", "--upscale", "3", "--no-consistency"]))
+    assert (
+        sidecar["settings"]["upscale"] == 2
+        and sidecar["settings"]["consistency"] is True
+    )
+    given = restore_options.collect(
+        _parse(["x", "-o", "y", "--upscale", "3", "--no-consistency"])
+    )
     assert given["upscale"] == 3 and given["consistency"] is False
     with pytest.raises(SystemExit):
         _parse(["x", "-o", "y", "--upscale", "9"])
@@ -439,9 +506,25 @@ def test_a_second_process_reuses_the_compiled_programs(tmp_path, checkpoint):
     for run in range(2):
         out = tmp_path / f"out{run}"
         child = subprocess.run(
-            [sys.executable, "-m", "unires_jax", "restore", photo, "--checkpoint", checkpoint,
-             "-o", out, "--weights", "SR=0.5,DownLQ=0.5", *SETTINGS],
-            check=False, env=env, capture_output=True, text=True, timeout=600,
+            [
+                sys.executable,
+                "-m",
+                "unires_jax",
+                "restore",
+                photo,
+                "--checkpoint",
+                checkpoint,
+                "-o",
+                out,
+                "--weights",
+                "SR=0.5,DownLQ=0.5",
+                *SETTINGS,
+            ],
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert child.returncode == 0, child.stderr[-2000:]
         outputs.append(np.asarray(Image.open(out / "photo.png")))
@@ -454,22 +537,41 @@ def test_a_second_process_reuses_the_compiled_programs(tmp_path, checkpoint):
     np.testing.assert_array_equal(outputs[0], outputs[1])
 
 
-def test_blurred_photo_is_deblurred_and_the_sidecar_says_with_what(tmp_path, checkpoint):
+def test_blurred_photo_is_deblurred_and_the_sidecar_says_with_what(
+    tmp_path, checkpoint
+):
     from unires_jax.data.degradations.blur import convolve, line_kernel
     from unires_jax.data.sample_photos import load_sample_photos
 
     # 128 px: the smallest input the PSF is fitted to, and one untiled program at --tile 128.
-    photo = load_sample_photos("train")["camera"][200:328, 200:328].astype(np.float32) / 255
+    photo = (
+        load_sample_photos("train")["camera"][200:328, 200:328].astype(np.float32) / 255
+    )
     blurred = np.clip(convolve(photo, line_kernel(12.0, 60.0)), 0, 1)
-    Image.fromarray(np.round(blurred * 255).astype(np.uint8)).save(tmp_path / "shaken.png")
+    Image.fromarray(np.round(blurred * 255).astype(np.uint8)).save(
+        tmp_path / "shaken.png"
+    )
     out = tmp_path / "out"
-    code, _, err = _cli([tmp_path / "shaken.png", "--checkpoint", checkpoint, "-o", out,
-                         "--weights", "MD=1", *SETTINGS])
+    code, _, err = _cli(
+        [
+            tmp_path / "shaken.png",
+            "--checkpoint",
+            checkpoint,
+            "-o",
+            out,
+            "--weights",
+            "MD=1",
+            *SETTINGS,
+        ]
+    )
     assert code == 0, err
     sidecar = json.loads((out / "shaken.json").read_text())
     assert sidecar["settings"]["deblur"] is True
     found = sidecar["deblur"]
     assert found["used"] and found["family"] == "line"
     assert abs(found["size_px"] - 12.0) <= 0.8 and abs(found["angle_deg"] - 60.0) <= 2.0
-    assert restore_options.collect(_parse(["x", "-o", "y", "--no-deblur"]))["deblur"] is False
+    assert (
+        restore_options.collect(_parse(["x", "-o", "y", "--no-deblur"]))["deblur"]
+        is False
+    )
     assert "deblur" not in restore_options.collect(_parse(["x", "-o", "y"]))

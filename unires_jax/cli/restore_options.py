@@ -30,7 +30,6 @@ SEARCH_CHOICES = (
 MAX_UPSCALE = 8
 # unires_jax.restore.ensemble.ENSEMBLE_SIZES (importing the restore package loads JAX).
 ENSEMBLE_SIZES = (1, 2, 4, 8)
-DEFAULT_PRESET = "most-popular"
 # Where `collect` finds the dests of the options `add` declared (set as a parser default).
 _DESTS = "_restore_option_dests"
 
@@ -63,15 +62,21 @@ def add(parser: argparse.ArgumentParser) -> None:
         "--weights",
         container=weights,
         default=None,
-        help="expert weights summing to 1, e.g. 'DN=-0.2,DownLQ=1.2' (experts: BR, SR, MD, DD, "
-        "DN, DownLQ; unnamed ones get 0)",
+        help="fixed expert weights summing to 1, e.g. 'DN=1' or 'DN=-0.2,DownLQ=1.2'; unnamed "
+        "experts get 0. The experts (one UNet, one prompt each): BR blind restoration (no "
+        "prompt), SR super-resolution, MD motion deblur, DD defocus deblur, DN denoise (also "
+        "JPEG artefacts in the embedded model), DownLQ super-resolution conditioned on a "
+        "downscaled input (smooths harder). Default: none of --weights / --preset / --search "
+        "measures noise, JPEG blocking and blur per image, runs the expert it calls for and "
+        "leaves clean photos unchanged",
     )
     option(
         "--preset",
         container=weights,
         choices=PRESET_CHOICES,
         default=None,
-        help=f"weights reported in the paper (default: {DEFAULT_PRESET})",
+        help="weights reported in the paper (most-popular: DN=-0.2,DownLQ=1.2, tuned for the "
+        "paper's SD-2.1 model; average)",
     )
     option(
         "--steps",
@@ -85,14 +90,15 @@ def add(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="PX",
-        help="images with a side longer than this run as overlapping tiles (default: 512)",
+        help="images with a side longer than this run as overlapping tiles (default: the "
+        "checkpoint's setting; 256 for the embedded model, 512 for a diffusers folder)",
     )
     option(
         "--tile-overlap",
         type=int,
         default=None,
         metavar="PX",
-        help="tile overlap (default: 64)",
+        help="tile overlap (default: the checkpoint's; 32 for the embedded model, 64 otherwise)",
     )
     option(
         "--color-fix",
@@ -178,7 +184,9 @@ def add(parser: argparse.ArgumentParser) -> None:
     option(
         "--budget",
         default=None,
-        help="--search budget: UNet evaluations or a share like '0.5%%'",
+        help="--search budget: UNet evaluations or a share of the exhaustive grid's cost like "
+        "'0.5%%' (default: 0.5%%, about 90 UNet evaluations of the image; exhaustive: its whole "
+        "grid, 1512 candidates, minutes to hours per image)",
     )
     option("--presets", default=None, help="presets JSON for --search frequent")
     option("--predictor", default=None, help="predictor file for --search predict")

@@ -133,7 +133,7 @@ class PreparedImage:
         return images if self.consistency is None else self.consistency.project(images)
 
 
-def _to_float_image(image: Any) -> np.ndarray:
+def to_float_image(image: Any) -> np.ndarray:
     """[H, W, 3] uint8 / uint16 / float in [0, 1] -> float32 [H, W, 3] in [0, 1]."""
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[-1] != 3:
@@ -273,7 +273,7 @@ class Restorer:
         """Pads the image and encodes the LQ (and, if used, DownLQ) latents once (after
         upscaling it, with `settings.upscale` > 1; at the input's size, with `settings.deblur`,
         the blur PSF is fitted to it first)."""
-        lq = _to_float_image(image)
+        lq = to_float_image(image)
         consistency = psf = None
         factor = self.settings.upscale
         if factor > 1:
@@ -446,7 +446,7 @@ class Restorer:
         matrix = self.weights_matrix(weights)
         if first_copy is not None and (batched or len(matrix) != 1):
             raise ValueError("first_copy goes with one weight vector")
-        pixels = _to_float_image(image)
+        pixels = to_float_image(image)
         total = plain = None
         for index in range(self.settings.ensemble):
             copy = np.ascontiguousarray(ensemble_lib.transform(pixels, index))

@@ -20,11 +20,14 @@ from typing import Any
 import numpy as np
 
 from unires_jax.diffusion import experts as experts_lib
+from unires_jax.restore import adaptive
 from unires_jax.restore.interface import OptionError, Restored, check_options
-from unires_jax.restore.restorer import Restorer, RestoreSettings
+from unires_jax.restore.restorer import Restorer, RestoreSettings, to_float_image
 
 FAMILY = "unires"
-DEFAULT_PRESET = "most-popular"
+# A search's budget when none is given (exhaustive searches the whole grid): a share of the
+# exhaustive grid's UNet evaluations; 0.5% is about 90 evaluations of a 4-step model.
+DEFAULT_SEARCH_BUDGET = "0.5%"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +42,8 @@ class WeightChoice:
         `[H, W, 3]` float32, settings.upscale times the input's size.
       unet_evaluations: UNet image-evaluations the choice spent.
       deblur: what the restorer's blind deblurring fitted to the image, when the chooser ran it.
+      complete: `image` is the finished restoration (self-ensemble included); otherwise it is
+        the first copy of a self-ensemble.
       score_output: scores the written output file (its path) with the chooser's quality
         model, recorded as `weights_details.output_score` (None, with `output_score_error`,
         when it fails: the output is kept). A search scores the restored image before it is
@@ -53,6 +58,7 @@ class WeightChoice:
     image: np.ndarray | None = None
     unet_evaluations: int = 0
     deblur: Mapping[str, Any] | None = None
+    complete: bool = False
     score_output: Callable[[pathlib.Path], float] | None = None
 
 
@@ -64,6 +70,57 @@ def fixed_weights(weights: Mapping[str, float], source: str) -> WeightChooser:
     """A chooser giving every image the same weights."""
     choice = WeightChoice(dict(weights), source)
     return lambda pixels, restorer, *, seed, name: choice
+
+
+def adaptive_weights() -> WeightChooser:
+    """The default chooser: measure the degradation, run the one expert it calls for (if any) and
+    blend its output with the input as `restore/adaptive.py` says. Only a blur plan runs with
+    the restorer's blind deblurring; the others run without it, so a texture that the PSF fit
+    mistakes for blur is never deconvolved."""
+    without_deblur: dict[int, Restorer] = {}
+
+    def choose(
+        pixels, restorer: Restorer, *, seed: int, name: str | None
+    ) -> WeightChoice:
+        y = to_float_image(pixels)
+        decided = adaptive.plan(y, upscale=restorer.settings.upscale)
+        details = {"adaptive": decided.to_json()}
+        source = f"{adaptive.SOURCE}: {decided.reason}"
+        if decided.expert is None:
+            return WeightChoice({}, source, details, image=y, complete=True)
+        if decided.expert not in ("MD", "DD") and restorer.settings.deblur:
+            if id(restorer) not in without_deblur:
+                without_deblur[id(restorer)] = restorer.with_settings(deblur=False)
+            restorer = without_deblur[id(restorer)]
+        weights = {decided.expert: 1.0}
+        restored, timing = restorer.timed_restore(y, weights, seed=seed)
+        evaluations, weight = timing["unet_evaluations"], 1.0
+        if decided.blend == "fixed":
+            weight = adaptive.JPEG_BLEND
+        elif decided.blend == "sure":
+            sigma = decided.analysis.noise / 255.0
+            eps = adaptive.EPS_SCALE * sigma
+            probe = (
+                np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
+            )
+            # Clipped into [0, 1]: a few pixels at the extremes move less than eps * probe.
+            shifted = np.clip(y + eps * probe, 0.0, 1.0)
+            probed, extra = restorer.timed_restore(shifted, weights, seed=seed)
+            evaluations += extra["unet_evaluations"]
+            weight = adaptive.sure_weight(y, restored, probed, shifted - y, sigma)
+        image = (y + weight * (restored - y)).astype(np.float32)
+        details["adaptive"]["blend_weight"] = round(weight, 4)
+        return WeightChoice(
+            weights,
+            source,
+            details,
+            image=image,
+            unet_evaluations=evaluations,
+            deblur=timing.get("deblur"),
+            complete=True,
+        )
+
+    return choose
 
 
 class UniResRestorer:
@@ -103,10 +160,15 @@ class UniResRestorer:
     ) -> Restored:
         t0 = time.perf_counter()
         choice = self.choose_weights(image, self.restorer, seed=seed, name=name)
-        weights = weights_by_name(self.restorer, choice.weights)
+        # A choice made without the experts (the adaptive choice leaving the image alone) has
+        # no weights, only its image.
+        unmixed = choice.image is not None and not choice.weights
+        weights = {} if unmixed else weights_by_name(self.restorer, choice.weights)
         t_chosen = time.perf_counter()
         evaluations, deblur = choice.unet_evaluations, choice.deblur
-        if choice.image is not None and self.restorer.settings.ensemble == 1:
+        if choice.image is not None and (
+            self.restorer.settings.ensemble == 1 or unmixed
+        ):
             pixels = choice.image
         else:
             pixels, timing = self.restorer.timed_restore(
@@ -183,8 +245,9 @@ def load(
       RestoreSettings fields (steps, tile, tile_overlap, color_fix, max_negative, quality_words,
         ensemble, upscale, consistency, deblur, ...): override the checkpoint's settings.
       dtype, attention: how the UNet runs (`Restorer.load`).
-      weights: fixed weights, a dict or "DN=-0.2,DownLQ=1.2"; preset: a paper preset name
-        (default when neither they nor `search` is given: "most-popular").
+      weights: fixed weights, a dict or "DN=-0.2,DownLQ=1.2"; preset: a paper preset name.
+        When neither they nor `search` is given, the weights adapt to each image
+        (`restore/adaptive.py`).
       search: a weight-search strategy per image (`unires_jax.search.STRATEGIES`), with quality
         (default "niqe"), quality_checkpoint, budget, presets and predictor; the search logs
         and plots go into `workdir` (search_logs/, search_plots/) when it is given.
@@ -203,9 +266,12 @@ def load(
         raise OptionError(str(e)) from None
     # The quality model of a search is loaded before the (slower) UniRes model, so a missing
     # quality checkpoint is reported first.
-    chooser = (
-        fixed_weights(*fixed) if fixed is not None else _search_chooser(given, workdir)
-    )
+    if fixed is not None:
+        chooser = fixed_weights(*fixed)
+    elif "search" in given:
+        chooser = _search_chooser(given, workdir)
+    else:
+        chooser = adaptive_weights()
     model = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
     restorer = Restorer.load(checkpoint, **model, **settings)
     if fixed is not None:
@@ -217,7 +283,8 @@ def load(
 
 
 def _fixed_choice(given: Mapping[str, Any]) -> tuple[dict[str, float], str] | None:
-    """The fixed weights and their source, or None when a search chooses them."""
+    """The fixed weights and their source, or None when a search or the adaptive choice
+    chooses them."""
     chosen = [k for k in ("weights", "preset", "search") if k in given]
     if len(chosen) > 1:
         raise OptionError(
@@ -244,7 +311,9 @@ def _fixed_choice(given: Mapping[str, Any]) -> tuple[dict[str, float], str] | No
             return dict(weights), "--weights"
     except experts_lib.WeightError as e:
         raise OptionError(str(e)) from None
-    preset = given.get("preset", DEFAULT_PRESET)
+    if "preset" not in given:
+        return None  # the adaptive choice
+    preset = given["preset"]
     if preset not in experts_lib.PRESETS:
         raise OptionError(
             f"unknown preset {preset!r}; choose one of {list(experts_lib.PRESETS)}"
@@ -259,6 +328,8 @@ def _search_chooser(given: Mapping[str, Any], workdir) -> WeightChooser:
     from unires_jax.search.interface import weight_chooser
 
     budget = given.get("budget")
+    if budget is None and given["search"] != "exhaustive":
+        budget = DEFAULT_SEARCH_BUDGET
     if isinstance(budget, str) and budget.strip().isdigit():
         budget = int(budget)
     kwargs = (

@@ -1,0 +1,66 @@
+"""The default weight choice: measure, restore only what is wrong, blend by SURE, leave clean
+photos alone. On the sample photos' training split (never on held-out photos)."""
+
+import numpy as np
+import pytest
+
+from unires_jax import restore
+from unires_jax.data.degradations import specs
+from unires_jax.data.sample_photos import load_sample_photos
+from unires_jax.restore import adaptive
+
+
+@pytest.fixture(scope="module")
+def photo():
+    image = load_sample_photos("train")["astronaut"].astype(np.float32) / 255.0
+    return image[100:228, 160:288]  # 128 x 128: the face and helmet
+
+
+def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
+    rng = np.random.default_rng(0)
+    clean = np.clip(0.5 + 0.2 * np.sin(np.linspace(0, 20, 96))[:, None, None], 0, 1)
+    clean = np.broadcast_to(clean, (96, 96, 3)).astype(np.float64)
+    sigma = 0.1
+    noisy = clean + rng.normal(0, sigma, clean.shape)
+
+    def denoise(y):  # a linear smoother: its divergence is its trace
+        return 0.5 * (y + np.roll(y, 1, axis=0))
+
+    eps = 0.01
+    step = eps * rng.standard_normal(noisy.shape)
+    weight = adaptive.sure_weight(
+        noisy, denoise(noisy), denoise(noisy + step), step, sigma
+    )
+    weights = np.linspace(0, 1, 201)
+    errors = [
+        np.mean((noisy + a * (denoise(noisy) - noisy) - clean) ** 2) for a in weights
+    ]
+    assert weight == pytest.approx(weights[int(np.argmin(errors))], abs=0.05)
+
+
+def test_plan_restores_only_what_it_measures(photo):
+    rng = np.random.default_rng(0)
+    assert adaptive.plan(photo).expert is None
+    assert adaptive.plan(specs.parse("noise:5").apply(photo, rng)).expert is None
+    noisy = adaptive.plan(specs.parse("noise:25").apply(photo, rng))
+    assert (noisy.expert, noisy.blend) == ("DN", "sure")
+    assert adaptive.plan(photo, upscale=4).expert == "SR"
+
+
+def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(photo):
+    restorer = restore.load()
+    clean = restorer.restore(photo, seed=0)
+    np.testing.assert_array_equal(clean.pixels, photo)
+    assert clean.details["unet_evaluations"] == 0 and clean.details["weights"] == {}
+    noisy = specs.parse("noise:25").apply(photo, np.random.default_rng(1))
+    out = restorer.restore(noisy, seed=0)
+    decided = out.details["weights_details"]["adaptive"]
+    assert decided["expert"] == "DN" and 0.0 < decided["blend_weight"] <= 1.0
+    assert (
+        out.details["unet_evaluations"] == 2 * 4
+    )  # f(y) and the SURE probe, 4 steps each
+
+    def psnr(x):
+        return 10 * np.log10(1 / np.mean((x - photo) ** 2))
+
+    assert psnr(out.pixels) > psnr(noisy) + 2.0
