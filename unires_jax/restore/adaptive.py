@@ -32,7 +32,9 @@ from unires_jax.restore import deblur as deblur_lib
 # Chosen on the training photos (real_photos.TRAIN and the sample photos' train split), never on
 # held-out ones: see BENCHMARKS.md, #29.
 NOISE_ACT = 7.5  # sigma on the 8-bit scale
-BLOCK_ACT = 0.3
+# JPEG blocking above which DN runs. Off: the embedded model of session 5 was not trained on
+# JPEG, and its DN expert made JPEG photos worse (blinds, quality 10: 29.77 -> 27.71 dB).
+BLOCK_ACT = float("inf")
 JPEG_BLEND = 1.0
 # Above this noise sigma the PSF fit is not trusted (the deblurring gate's own limit).
 DEBLUR_MAX_NOISE = 2.0
