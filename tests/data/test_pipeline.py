@@ -348,3 +348,27 @@ def test_worker_processes_restore_their_state(id_sources):
     for want, have in zip(expected, got):
         for key in want:
             np.testing.assert_array_equal(have[key], want[key])
+
+
+def test_resume_is_exact_with_the_default_models_photos_dead_leaves_and_broad_recipe():
+    config = pipeline.sample_photos_config()
+    config.update(
+        crop_size=32,
+        batch_size=6,
+        read_threads=1,
+        degradation_margin=8,
+        degradation_recipe="broad",
+    )
+    config.sources = {t: "photos:train@0.7,dead_leaves:64@0.3" for t in config.tasks}
+    it = pipeline.make_train_iterator(config, process_index=0, process_count=1)
+    for _ in range(3):
+        next(it)
+    state = it.get_state()
+    expected = [next(it) for _ in range(3)]
+    restored = pipeline.make_train_iterator(config, process_index=0, process_count=1)
+    restored.set_state(state)
+    for want in expected:
+        got = next(restored)
+        assert got["hq"].shape == got["lq"].shape == (6, 32, 32, 3)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])

@@ -22,8 +22,11 @@ Config keys (an ml_collections.ConfigDict section; `default_config()` gives ever
   tasks:        tuple of task names; "task_id" is the position in this tuple.
   weights:      task -> sampling weight (normalised over tasks; UniRes: .32/.28/.18/.22).
   sources:      task -> comma-separated source specs (see `unires_jax.data.sources`):
-                "<dataset>:<split>" (built with `unires data build`), "folder:<path>", or
-                "sample_photos[:split]" (packaged photos, no build step).
+                "<dataset>:<split>" (built with `unires data build`), "folder:<path>",
+                "sample_photos[:split]" (packaged photos, no build step), "photos:train"
+                (every installed training photo, several scales) or "dead_leaves[:size]"
+                (procedural); "spec@weight" on every spec mixes them in those proportions.
+                Tasks with the same specs share one opened source.
   data_dir:     where the datasets were built ("" = the TFDS default, ~/tensorflow_datasets).
   crop_size:    side of the square random crop, in pixels.
   degradation_margin: pixels of the photo around the crop (as far as the photo reaches) that
@@ -33,7 +36,9 @@ Config keys (an ml_collections.ConfigDict section; `default_config()` gives ever
   batch_size:   GLOBAL batch size; each host yields batch_size // process_count.
   degradation_recipe: how clean images are degraded per task, a key of
                 `unires_jax.data.degradations.DEGRADATION_RECIPES`: "paper" (the UniRes
-                recipe, default), "canonical" (textbook operators) or "mixed" (half each).
+                recipe, default), "canonical" (textbook operators), "mixed" (half each) or
+                "broad" (the ranges users meet, clean-ish to heavy and mixtures: the default
+                model's).
   seed:         seed of shuffling, crops, flips and degradations.
   num_workers:  grain worker processes (0 = transform in the main process).
   read_threads: threads per process that read and transform elements.
@@ -154,10 +159,12 @@ def make_train_dataset(
     per_host_batch = _per_host_batch(config.batch_size, count)
     if sources is None:
         data_dir = config.data_dir or None
-        sources = {
-            t: sources_lib.open_sources(config.sources[t], data_dir=data_dir)
-            for t in tasks
+        # Tasks that name the same specs share one opened source: photos are decoded once.
+        opened = {
+            spec: sources_lib.open_sources(spec, data_dir=data_dir)
+            for spec in dict.fromkeys(config.sources[t] for t in tasks)
         }
+        sources = {t: opened[config.sources[t]] for t in tasks}
     degrade = _task_degradations(
         tasks, sources, degradations, config.get("degradation_recipe", "paper")
     )
@@ -243,7 +250,7 @@ def _seed(seed: int, stream: int, index: int) -> int:
 
 
 def _has_clean_records(source: Any) -> bool:
-    if isinstance(source, sources_lib.ConcatSource):
+    if isinstance(source, (sources_lib.ConcatSource, sources_lib.WeightedSource)):
         return any(_has_clean_records(s) for s in source.parts)
     return "lq" not in source[0]
 

@@ -11,21 +11,34 @@ paired data, and "name" (str or bytes). A source spec string picks one:
 
 - `"sample_photos"` or `"sample_photos:<split>"`: the photos shipped inside installed packages
   (no build step; see `unires_jax.data.sample_photos`).
+- `"photos:train"`: every training photo obtainable offline (the sample photos' train split and
+  `unires_jax.data.real_photos.TRAIN`, those whose packages are installed), each at several
+  scales (`PhotoSource`). Only the train split exists: held-out photos are never a source.
+- `"dead_leaves"` or `"dead_leaves:<size>"`: procedural dead-leaves images of `size` px (default
+  128), generated on demand from their index (`DeadLeavesSource`, `unires_jax.data.procedural`).
 - `"folder:<path>"`: every image file below a folder (clean images only).
 - `"<dataset>:<split>"`: a dataset built with `unires data build <dataset>` into `data_dir`.
+
+A comma-separated list of specs is read as one source: concatenated, or, when every spec ends in
+`@<weight>` (`"photos:train@0.7,dead_leaves@0.3"`), mixed in those proportions
+(`WeightedSource`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import logging
+import math
 import os
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import PIL.Image
+
+_log = logging.getLogger(__name__)
 
 # File endings read as images (compared case-insensitively: SIDD ships `.PNG`).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -252,11 +265,210 @@ class ConcatSource:
         return f"ConcatSource({self._sources})"
 
 
+# Short sides (px) of the scales a photo is seen at: log-spaced from 256 to 768 (x1.2). A
+# 64 px crop of the 256 px version holds a quarter of the photo's height (its structure), one
+# of the 768 px version fine detail.
+PHOTO_SHORT_SIDES = (256, 307, 368, 441, 529, 635, 768)
+
+
+def photo_scales(
+    short: int, short_sides: Sequence[int] = PHOTO_SHORT_SIDES
+) -> list[int]:
+    """The short sides a photo whose short side is `short` px is used at.
+
+    A photo within 10% of the ladder's top or below it: every ladder size at least 10% below
+    its own, and the photo itself. A larger photo: the ladder sizes up to half its own, never
+    the photo itself. Large files are camera or wallpaper JPEGs, and several of
+    mate-backgrounds' are visibly blocky (gradients across 8 px block edges 1.6-2.1x those
+    inside blocks); halving averages that away, a 1.5x reduction does not.
+    """
+    if short > max(short_sides) * 1.1:
+        return [s for s in short_sides if s <= short / 2]
+    return [s for s in short_sides if s * 1.1 <= short] + [short]
+
+
+class PhotoSource:
+    """Clean photos, each at several scales, decoded and resized once and held in memory.
+
+    Record `i` is one (photo, scale) pair: the photo antialias-resized (Lanczos) so that its
+    short side is one of `photo_scales(...)`; the pipeline's random crop then picks the region.
+    """
+
+    def __init__(
+        self,
+        photos: Mapping[str, np.ndarray],
+        short_sides: Sequence[int] = PHOTO_SHORT_SIDES,
+    ):
+        if not photos:
+            raise ValueError("PhotoSource needs at least one photo")
+        self.photos = tuple(photos)
+        self._records: list[dict[str, Any]] = []
+        for name, image in photos.items():
+            image = PIL.Image.fromarray(np.asarray(image, np.uint8))
+            width, height = image.size
+            for short in photo_scales(min(width, height), short_sides):
+                scale = short / min(width, height)
+                size = (
+                    max(short, round(width * scale)),
+                    max(short, round(height * scale)),
+                )
+                resized = (
+                    image
+                    if size == image.size
+                    else image.resize(
+                        size, PIL.Image.Resampling.LANCZOS, reducing_gap=None
+                    )
+                )
+                self._records.append(
+                    {"hq": np.asarray(resized), "name": f"{name}@{short}px"}
+                )
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return self._records[index]
+
+    def __repr__(self) -> str:
+        return f"PhotoSource({len(self.photos)} photos, {len(self._records)} scaled records)"
+
+
+def training_photos() -> dict[str, np.ndarray]:
+    """Every training photo installed here: name -> uint8 [H, W, 3].
+
+    The sample photos' train split (always installed) and `real_photos.TRAIN`; photos whose
+    package is missing are skipped with a warning that says how to install them. Held-out
+    photos of either set (`sample_photos.HELDOUT`, `real_photos.HELDOUT`) are never read.
+    """
+    from unires_jax.data import real_photos, sample_photos
+
+    photos = sample_photos.load_sample_photos("train")
+    missing = {}
+    for name in real_photos.TRAIN:
+        try:
+            path = real_photos.photo_path(name)
+        except FileNotFoundError as e:
+            missing[name] = e
+            continue
+        photos[name] = decode_image(path)
+    if missing:
+        _log.warning(
+            "photos:train: %d of the %d real training photos are not installed and are "
+            "skipped (%s); training goes on with the other %d photos. %s",
+            len(missing),
+            len(real_photos.TRAIN),
+            ", ".join(missing),
+            len(photos),
+            next(iter(missing.values())),
+        )
+    held_out = set(photos) & (set(sample_photos.HELDOUT) | set(real_photos.HELDOUT))
+    if held_out:  # The splits are disjoint by construction; this guards future edits.
+        raise RuntimeError(
+            f"held-out photos {sorted(held_out)} reached the training photos: fix the "
+            "splits in unires_jax/data/sample_photos.py / real_photos.py"
+        )
+    return photos
+
+
+class DeadLeavesSource:
+    """Procedural dead-leaves images, generated on demand from (seed, index): unlimited supply.
+
+    `length` only bounds the index (grain needs a length); record `i` is always the same image.
+    """
+
+    def __init__(self, size: int = 128, *, length: int = 10**6, seed: int = 0):
+        if size < 8 or length < 1:
+            raise ValueError(
+                f"DeadLeavesSource needs size >= 8 and length >= 1, got {size}, {length}"
+            )
+        self.size, self.length, self.seed = int(size), int(length), int(seed)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} records")
+        from unires_jax.data import procedural
+
+        return {
+            "hq": procedural.dead_leaves_image(self.seed, index, self.size),
+            "name": f"dead_leaves/{index}",
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"DeadLeavesSource({self.size} px, {self.length} records, seed {self.seed})"
+        )
+
+
+class WeightedSource:
+    """Several sources mixed in fixed proportions, by index.
+
+    The index runs through blocks of `period` records; in each block, part k takes a fixed run
+    of round(weight_k * period) slots (largest remainders, at least one each) and reads its
+    records in order, wrapping around. Any window of `period` consecutive records therefore has
+    exactly those proportions, and the pipeline's shuffle spreads them. The length covers every
+    record of every part at least once.
+    """
+
+    def __init__(
+        self, parts: Sequence[Any], weights: Sequence[float], period: int = 100
+    ):
+        if not parts or len(parts) != len(weights):
+            raise ValueError(
+                f"WeightedSource needs one weight per source, got {len(parts)} sources and "
+                f"{len(weights)} weights"
+            )
+        w = np.asarray(weights, np.float64)
+        if not np.all(np.isfinite(w)) or w.min() <= 0:
+            raise ValueError(f"source weights must be positive, got {list(weights)}")
+        if len(parts) > period:
+            raise ValueError(f"at most {period} weighted sources, got {len(parts)}")
+        share = w / w.sum() * (period - len(parts))
+        counts = 1 + np.floor(share).astype(np.int64)
+        remainder = period - counts.sum()
+        counts[np.argsort(-(share - np.floor(share)), kind="stable")[:remainder]] += 1
+        self._parts = list(parts)
+        self._counts = counts
+        self._starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self._period = period
+        blocks = max(math.ceil(len(p) / int(c)) for p, c in zip(parts, counts))
+        self._length = blocks * period
+
+    @property
+    def parts(self) -> list[Any]:
+        """The sources mixed, in order."""
+        return list(self._parts)
+
+    @property
+    def fractions(self) -> list[float]:
+        """The exact share of each part."""
+        return [int(c) / self._period for c in self._counts]
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < self._length:
+            raise IndexError(f"index {index} out of range for {self._length} records")
+        block, slot = divmod(int(index), self._period)
+        k = int(np.searchsorted(self._starts, slot, side="right")) - 1
+        part = self._parts[k]
+        j = block * int(self._counts[k]) + slot - int(self._starts[k])
+        return part[j % len(part)]
+
+    def __repr__(self) -> str:
+        mix = ", ".join(f"{f:.2f} x {p!r}" for f, p in zip(self.fractions, self._parts))
+        return f"WeightedSource({mix})"
+
+
 def open_source(spec: str, *, data_dir: str | os.PathLike | None = None) -> Any:
     """Opens one source from its spec string (see the module docstring).
 
     Args:
-      spec: `"sample_photos[:split]"`, `"folder:<path>"` or `"<dataset>:<split>"`.
+      spec: `"sample_photos[:split]"`, `"photos:train"`, `"dead_leaves[:size]"`,
+        `"folder:<path>"` or `"<dataset>:<split>"`.
       data_dir: where `unires data build` wrote the datasets (None: the TFDS default).
 
     Returns:
@@ -271,6 +483,22 @@ def open_source(spec: str, *, data_dir: str | os.PathLike | None = None) -> Any:
             for name, image in sample_photos.load_sample_photos(rest or "train").items()
         ]
         return InMemorySource(records)
+    if kind == "photos":
+        if rest != "train":
+            raise ValueError(
+                f"source spec {spec!r}: only `photos:train` exists. Held-out photos are never "
+                "a training source (they are evaluated by `unires demo` and "
+                "benchmarks/real_photos.py)."
+            )
+        return PhotoSource(training_photos())
+    if kind == "dead_leaves":
+        try:
+            size = int(rest) if rest else 128
+        except ValueError:
+            raise ValueError(
+                f"source spec {spec!r}: write `dead_leaves` or `dead_leaves:<size in px>`"
+            ) from None
+        return DeadLeavesSource(size)
     if kind == "folder":
         if not rest:
             raise ValueError(
@@ -289,10 +517,34 @@ def open_source(spec: str, *, data_dir: str | os.PathLike | None = None) -> Any:
 def open_sources(
     specs: str | Iterable[str], *, data_dir: str | os.PathLike | None = None
 ) -> Any:
-    """Opens a comma-separated list (or iterable) of source specs as one source."""
+    """Opens a comma-separated list (or iterable) of source specs as one source.
+
+    Specs ending in `@<weight>` are mixed in those proportions (`WeightedSource`); either every
+    spec has a weight or none has (then they are concatenated).
+    """
     if isinstance(specs, str):
         specs = [s for s in specs.split(",") if s.strip()]
-    opened = [open_source(s, data_dir=data_dir) for s in specs]
-    if not opened:
+    specs = [s.strip() for s in specs]
+    if not specs:
         raise ValueError("no source specs given")
+    weighted = [_split_weight(s) for s in specs]
+    has_weight = [w is not None for _, w in weighted]
+    if any(has_weight) and not all(has_weight):
+        raise ValueError(
+            f"source specs {specs}: give every spec a weight (`spec@0.7`) or none of them"
+        )
+    opened = [open_source(s, data_dir=data_dir) for s, _ in weighted]
+    if all(has_weight):
+        return WeightedSource(opened, [w for _, w in weighted])
     return opened[0] if len(opened) == 1 else ConcatSource(opened)
+
+
+def _split_weight(spec: str) -> tuple[str, float | None]:
+    """`"photos:train@0.7"` -> ("photos:train", 0.7); no `@<number>` suffix -> (spec, None)."""
+    head, sep, tail = spec.rpartition("@")
+    if not sep:
+        return spec, None
+    try:
+        return head, float(tail)
+    except ValueError:
+        return spec, None  # an `@` that is part of a path

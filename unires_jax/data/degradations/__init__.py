@@ -14,7 +14,8 @@ Every operator is a pure `apply_<op>(image, params, rng)` with a separate
 - weather.py       rain, snow, haze
 - light.py         low light
 - operators.py     the Operator interface and registries; composition.py GIR-rule composition
-- tasks.py         the four UniRes training tasks, prompts and fixed evaluation degradations
+- tasks.py         the four UniRes training tasks (recipes "paper", "canonical", "mixed",
+                   "broad"), prompts and fixed evaluation degradations
 """
 
 from unires_jax.data.degradations.artifacts import (
@@ -110,6 +111,7 @@ from unires_jax.data.degradations.resize import (
     sample_resize_params,
 )
 from unires_jax.data.degradations.tasks import (
+    BROAD_DEGRADATIONS,
     DEGRADATION_RECIPES,
     FIXED_DEGRADATIONS,
     TASK_DEGRADATIONS,
@@ -131,6 +133,7 @@ from unires_jax.data.degradations.weather import (
 )
 
 __all__ = [
+    "BROAD_DEGRADATIONS",
     "DEGRADATION_RECIPES",
     "EXTRA_OPERATORS",
     "FIXED_DEGRADATIONS",
