@@ -28,14 +28,30 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
 
     eps = 0.01
     step = eps * rng.standard_normal(noisy.shape)
-    weight = adaptive.sure_weight(
-        noisy, denoise(noisy), denoise(noisy + step), step, sigma
+    (weight,) = adaptive.sure_weights(
+        noisy, [denoise(noisy)], [denoise(noisy + step)], step, sigma
     )
     weights = np.linspace(0, 1, 201)
     errors = [
         np.mean((noisy + a * (denoise(noisy) - noisy) - clean) ** 2) for a in weights
     ]
-    assert weight == pytest.approx(weights[int(np.argmin(errors))], abs=0.05)
+    assert weight == pytest.approx(weights[int(np.argmin(errors))], abs=0.06)
+    # Two candidates: the blend is no worse than the better one alone, nor than the input.
+    rough = lambda y: 0.7 * y + 0.3 * np.roll(y, 1, axis=1)
+    pair = adaptive.sure_weights(
+        noisy,
+        [denoise(noisy), rough(noisy)],
+        [denoise(noisy + step), rough(noisy + step)],
+        step,
+        sigma,
+    )
+    blended = (
+        noisy + pair[0] * (denoise(noisy) - noisy) + pair[1] * (rough(noisy) - noisy)
+    )
+    best_alone = min(
+        np.mean((f - clean) ** 2) for f in (denoise(noisy), rough(noisy), noisy)
+    )
+    assert np.mean((blended - clean) ** 2) <= best_alone * 1.02
 
 
 def test_plan_restores_only_what_it_measures(photo):
@@ -55,7 +71,11 @@ def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(ph
     noisy = specs.parse("noise:25").apply(photo, np.random.default_rng(1))
     out = restorer.restore(noisy, seed=0)
     decided = out.details["weights_details"]["adaptive"]
-    assert decided["expert"] == "DN" and 0.0 < decided["blend_weight"] <= 1.0
+    assert decided["expert"] == "DN"
+    weights = decided["blend_weights"]
+    assert (
+        set(weights) == {"DN", "nonlocal_means"} and 0.0 < sum(weights.values()) <= 1.0
+    )
     assert (
         out.details["unet_evaluations"] == 2 * 4
     )  # f(y) and the SURE probe, 4 steps each

@@ -107,7 +107,28 @@ def adaptive_weights() -> WeightChooser:
             shifted = np.clip(y + eps * probe, 0.0, 1.0)
             probed, extra = restorer.timed_restore(shifted, weights, seed=seed)
             evaluations += extra["unet_evaluations"]
-            weight = adaptive.sure_weight(y, restored, probed, shifted - y, sigma)
+            classical = adaptive.nonlocal_means(y, sigma)
+            blend = adaptive.sure_weights(
+                y,
+                [restored, classical],
+                [probed, adaptive.nonlocal_means(shifted, sigma)],
+                shifted - y,
+                sigma,
+            )
+            details["adaptive"]["blend_weights"] = {
+                decided.expert: round(float(blend[0]), 4),
+                "nonlocal_means": round(float(blend[1]), 4),
+            }
+            image = y + blend[0] * (restored - y) + blend[1] * (classical - y)
+            return WeightChoice(
+                weights,
+                source,
+                details,
+                image=np.clip(image, 0.0, 1.0).astype(np.float32),
+                unet_evaluations=evaluations,
+                deblur=timing.get("deblur"),
+                complete=True,
+            )
         image = (y + weight * (restored - y)).astype(np.float32)
         details["adaptive"]["blend_weight"] = round(weight, 4)
         return WeightChoice(
