@@ -88,8 +88,9 @@ def test_bfloat16_compute_runs_the_trained_unet_in_bfloat16_and_exports_it_as_co
 
 
 @pytest.mark.slow
-def test_training_loss_decreases_on_sample_photos(tmp_path):
-    """A few hundred CPU steps of the default-model recipe on the sample photos' train split."""
+def test_training_loss_decreases_on_the_default_recipe(tmp_path):
+    """A few hundred CPU steps of the default-model recipe: its training photos (those whose
+    packages are installed here) and dead-leaves images, the "broad" degradations."""
     import json
 
     config = _config_file("unires_default")
