@@ -11,8 +11,9 @@ restored by the plain default: `unires_jax.restore.load()` with no options, as
 - noise, JPEG and the mixture: scikit-image's non-local means (the recipe of its docs: sigma
   from `estimate_sigma`, h = 0.8 sigma, 5x5 patches, distance 6) and TV (Chambolle, weight =
   the estimated sigma, at least 0.02); BM3D (`bm3d` package, estimated sigma) when it imports;
-- blur: Richardson-Lucy (30 iterations) with the true PSF, given to it (an upper bound for a
-  classical deblurrer), and Wiener with the PSF that `restore/deblur.py` fits (when it fits one);
+- blur (Gaussian, straight motion, curved camera shake, defocus): Richardson-Lucy (30
+  iterations) with the true PSF, given to it (an upper bound for a classical deblurrer), and
+  Wiener with the PSF that `restore/deblur.py` fits (when it fits one);
 - x4: bicubic (the "input" of that case).
 
 Scores (on the 8-bit images, as written): PSNR / SSIM against the clean crop, NIQE, and LPIPS
@@ -50,6 +51,7 @@ CASES = (
     "blur:2",
     "motion:9@30",
     "motion:15",
+    "shake:40",
     "defocus:3",
     "blur:1+noise:15+jpeg:40",
     "down:4",
@@ -99,7 +101,7 @@ def classical(spec: str, lq: np.ndarray, kernel) -> dict[str, np.ndarray]:
             pass
         else:
             out["bm3d"] = np.clip(bm3d.bm3d_rgb(lq, max(sigma, 1e-3)), 0, 1)
-    if kinds & {"blur", "motion", "defocus"} and kernel is not None:
+    if kinds & {"blur", "motion", "shake", "defocus"} and kernel is not None:
         out["rl_true_psf"] = _deconvolve(
             lq, kernel, lambda x, k: richardson_lucy(x, k, num_iter=30)
         )

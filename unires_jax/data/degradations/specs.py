@@ -7,6 +7,8 @@ the result is rounded to 8 bits, as a saved photo is. Steps:
     jpeg:Q        JPEG compression at quality Q (1..100)
     blur:S        Gaussian blur, sigma S px
     motion:L[@A]  straight motion blur of L px at A degrees (default 45)
+    shake:L[@S]   camera shake along a curved random path of at most L px (Boracchi & Foi),
+                  the path drawn from seed S (default 0), the same for every image
     defocus:R     defocus disk of radius R px
     down:F        x F antialiased bicubic downscale (super-resolution input: the restorer
                   must upscale by the product of the spec's factors)
@@ -24,6 +26,10 @@ from collections.abc import Callable
 import numpy as np
 
 from unires_jax.data.degradations.blur import convolve, disk_kernel, line_kernel
+from unires_jax.data.degradations.camera_shake import (
+    camera_shake_kernel,
+    sample_camera_shake_params,
+)
 from unires_jax.data.degradations.image import clip_unit, quantize_8bit
 from unires_jax.data.degradations.jpeg import jpeg_roundtrip
 from unires_jax.data.degradations.kernels import gaussian_kernel
@@ -34,7 +40,8 @@ from unires_jax.data.degradations.tasks import FIXED_DEGRADATIONS
 # The super-resolution downscale (the one `unires restore --upscale` projects onto).
 DOWNSCALE_METHOD = "bicubic_aa"
 _USAGE = (
-    "noise:SIGMA, jpeg:QUALITY, blur:SIGMA, motion:LENGTH[@ANGLE], defocus:RADIUS, down:FACTOR, "
+    "noise:SIGMA, jpeg:QUALITY, blur:SIGMA, motion:LENGTH[@ANGLE], shake:LENGTH[@SEED], "
+    "defocus:RADIUS, down:FACTOR, "
     f"or one of {sorted(FIXED_DEGRADATIONS)}; join steps with '+', e.g. 'blur:1+noise:15+jpeg:40'"
 )
 
@@ -54,7 +61,9 @@ class Degradation:
     steps: tuple[Step, ...]
     scale: int
     # The PSF of the spec's blur step (blur, motion or defocus), for baselines that are given it.
-    kernel: np.ndarray | None = dataclasses.field(default=None, compare=False, repr=False)
+    kernel: np.ndarray | None = dataclasses.field(
+        default=None, compare=False, repr=False
+    )
 
     def apply(self, hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """`[H, W, 3]` float in [0, 1] -> the degraded image, 8-bit rounded, `scale` times smaller."""
@@ -118,6 +127,16 @@ def _step(text: str, spec: str) -> tuple[Step, int]:
         return _convolving(line_kernel(_number(length, spec, 1, 64), angle_deg)), 1
     if kind == "defocus":
         return _convolving(disk_kernel(_number(arg, spec, 0.5, 20))), 1
+    if kind == "shake":
+        length, _, seed = arg.partition("@")
+        params = dataclasses.replace(
+            sample_camera_shake_params(
+                np.random.default_rng(int(_number(seed or "0", spec, 0, 2**31)))
+            ),
+            max_length=_number(length, spec, 4, 120),
+            exposure=1.0,
+        )
+        return _convolving(camera_shake_kernel(params)), 1
     if kind == "down":
         factor = _number(arg, spec, 2, 8)
         if factor != int(factor):
