@@ -2,6 +2,9 @@
 
 `unires convert upgrade SRC DST`: a checkpoint in the earlier unires-jax format (`unires_ldm.json`
 and an orbax `params/` folder, no content hashes) -> the current format.
+
+`unires convert foundir CKPT DST`: an official FoundIR `model-N.pt` (or a safetensors export of it)
+-> a residual-diffusion ("residual") checkpoint; EMA weights by default.
 """
 
 from __future__ import annotations
@@ -40,9 +43,30 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     upgrade.add_argument("src", help="folder with unires_ldm.json")
     upgrade.add_argument("dst", help="output folder (must not exist)")
+    foundir = kinds.add_parser(
+        "foundir",
+        help="an official FoundIR checkpoint (model-N.pt, or .safetensors) -> residual checkpoint",
+    )
+    foundir.add_argument(
+        "src", metavar="CKPT", help="model-N.pt or a .safetensors file"
+    )
+    foundir.add_argument("dst", help="output folder (must not exist)")
+    foundir.add_argument(
+        "--weights",
+        choices=("ema", "model"),
+        default="ema",
+        help="the EMA weights (default, as the official test) or the raw training weights",
+    )
+    foundir.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow reading a .pt (pickle) file; only for files you trust",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.kind == "foundir":
+        return _run_foundir(args)
     from unires_jax.convert import ldm as ldm_convert
 
     try:
@@ -58,6 +82,20 @@ def run(args: argparse.Namespace) -> int:
             variant=getattr(args, "variant", None),
         )
         ldm_convert.save_ldm(ldm, args.dst)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"unires convert: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.dst}")
+    return 0
+
+
+def _run_foundir(args: argparse.Namespace) -> int:
+    from unires_jax.convert import foundir
+
+    try:
+        foundir.convert_foundir(
+            args.src, args.dst, weights=args.weights, allow_pickle=args.allow_pickle
+        )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"unires convert: error: {e}", file=sys.stderr)
         return 1

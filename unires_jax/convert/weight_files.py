@@ -6,7 +6,8 @@ Two formats:
 - PyTorch `.bin` / `.pth` / `.pt` / `.ckpt` (a zip of a pickle plus raw storages, or the legacy
   pre-1.6 stream of pickles and raw storages): unpickled with an allow-list that only rebuilds
   tensors and ordered dicts. Pickle can still run code in principle, so callers must pass
-  `allow_pickle=True` to opt in.
+  `allow_pickle=True` to opt in. `read_torch_tree` returns a whole nested training checkpoint
+  (model, optimizer and EMA dicts) through the same allow-list.
 
 Sharded checkpoints (`*.safetensors.index.json` / `*.bin.index.json` with a `weight_map`) are
 read shard by shard.
@@ -201,15 +202,19 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_unused, source: pat
     return _strided(storage, _Tensor(None, storage_offset, size, stride), what)
 
 
+def _require_pickle_opt_in(path: pathlib.Path, allow_pickle: bool) -> None:
+    if not allow_pickle:
+        raise WeightFileError(
+            f"{path}: {path.suffix or 'PyTorch'} weights are Python pickles, which can run code "
+            "when loaded. Pass allow_pickle=True (CLI: --allow-pickle) if you trust this file, "
+            "or convert it to safetensors."
+        )
+
+
 def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
     """Reads a PyTorch zip-format `.bin` state dict as numpy arrays, without torch."""
     path = pathlib.Path(path)
-    if not allow_pickle:
-        raise WeightFileError(
-            f"{path}: .bin weights are Python pickles, which can run code when loaded. Pass "
-            "allow_pickle=True (CLI: --allow-pickle) if you trust this file, or convert it to "
-            "safetensors."
-        )
+    _require_pickle_opt_in(path, allow_pickle)
     if not zipfile.is_zipfile(path):
         state = _read_legacy_torch(path)  # torch.save before 1.6 (e.g. lpips' head files)
     else:
@@ -217,6 +222,51 @@ def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> d
     if "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]
     return {k: v for k, v in state.items() if isinstance(v, np.ndarray)}
+
+
+def read_torch_tree(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict:
+    """Reads a whole `torch.save`d dict, nested (a training checkpoint: model, optimizer, EMA).
+
+    The same restricted unpickler as `read_torch_bin`: tensors become numpy arrays, and besides
+    tensors and (ordered) dicts only the values a pickle builds without naming a class (int,
+    float, bool, str, bytes, None, lists, tuples) can appear; any other object is refused.
+    Every storage of the file is read, optimizer state included (about 5x the model's size for
+    an Adam checkpoint with an EMA copy).
+
+    Args:
+        path: a zip-format (torch >= 1.6) `.pt` / `.pth` / `.ckpt` / `.bin` file.
+        allow_pickle: must be True: the file is a pickle.
+
+    Returns:
+        The saved dict, with nested mappings as plain dicts (keys as saved, e.g. ints for
+        optimizer state), tensors as numpy arrays in PyTorch layout.
+
+    Raises:
+        WeightFileError: no opt-in, a missing, legacy-format or damaged file, a top level that
+            is not a dict, or a disallowed object (names the file).
+    """
+    path = pathlib.Path(path)
+    _require_pickle_opt_in(path, allow_pickle)
+    if not path.is_file():
+        raise WeightFileError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise WeightFileError(
+            f"{path}: not a zip-format PyTorch file; nested checkpoints are read only in the "
+            "format of torch >= 1.6 (re-save it with torch.save, or export the state dict to "
+            "safetensors)"
+        )
+    return _plain_tree(_read_zip_torch(path))
+
+
+def _plain_tree(value):
+    """OrderedDicts -> dicts, recursively through dicts, lists and tuples."""
+    if isinstance(value, Mapping):
+        return {k: _plain_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_tree(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_plain_tree(v) for v in value)
+    return value
 
 
 def _read_zip_torch(path: pathlib.Path) -> Mapping:

@@ -1,4 +1,5 @@
-"""Frozen configs for the Stable Diffusion UNet and VAE, and their presets.
+"""Frozen configs for the Stable Diffusion UNet and VAE, the residual-diffusion (FoundIR / DiffUIR)
+UNet, and their presets.
 
 Presets are functions taking field overrides (`tiny_unet(in_channels=8)`); per-level fields
 given as ints are broadcast to every level.
@@ -222,3 +223,87 @@ def tiny_vae(**overrides) -> VAEConfig:
         "norm_num_groups": 8,
     }
     return VAEConfig(**{**base, **overrides})
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffUIRConfig:
+    """The DiffUIR / FoundIR residual-diffusion UNet (official `UnetRes` / `Unet`, src/model.py).
+
+    Defaults are FoundIR's `UnetRes(dim=64, dim_mults=(1, 2, 4, 8), condition=True)`:
+    36,261,187 parameters. Level widths are `dim * dim_mults[i]`; the time embedding is a
+    `dim`-wide sinusoid into a 4*dim MLP; inputs are reflect-padded to a multiple of
+    2 ** len(dim_mults).
+    """
+
+    dim: int = 64
+    dim_mults: tuple[int, ...] = (1, 2, 4, 8)
+    in_channels: int = 6  # concat(x_t, LQ)
+    out_channels: int = 3  # the predicted residual
+    groups: int = 8  # GroupNorm groups of every ResnetBlock
+    heads: int = 4  # linear and middle attention
+    head_dim: int = 32
+    # Middle (full softmax) attention: "chunked" (bounded memory), "dot_product", "naive" or
+    # "cudnn" (see unires_jax.models.layers.attention). None: "chunked" on every backend, since
+    # the official full-resolution logits of a 1024 px tile are 4 x 16384^2 floats (4.3 GB).
+    attention: str | None = None
+    attention_chunk: int = 1024  # rows per "chunked" block: memory ~ chunk x tokens
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        object.__setattr__(self, "dim_mults", tuple(self.dim_mults))
+        if self.dim < 1 or not self.dim_mults or min(self.dim_mults) < 1:
+            raise ValueError(
+                f"DiffUIRConfig: dim={self.dim}, dim_mults={self.dim_mults}: need dim >= 1 and "
+                "at least one multiplier, each >= 1"
+            )
+        widths = (self.dim,) + tuple(self.dim * m for m in self.dim_mults)
+        for w in widths:
+            if w % self.groups:
+                raise ValueError(
+                    f"DiffUIRConfig: width {w} (dim {self.dim} x dim_mults {self.dim_mults}) "
+                    f"does not split into groups={self.groups}"
+                )
+        if self.dim % 2 or self.dim < 4:
+            raise ValueError(
+                f"DiffUIRConfig: dim={self.dim}; the sinusoidal time embedding needs an even "
+                "dim >= 4"
+            )
+        if (
+            self.attention is not None
+            and self.attention not in ATTENTION_IMPLEMENTATIONS
+        ):
+            raise ValueError(
+                f"attention={self.attention!r}: expected None or one of "
+                f"{ATTENTION_IMPLEMENTATIONS}"
+            )
+        if self.attention_chunk < 1:
+            raise ValueError(f"attention_chunk={self.attention_chunk}: must be >= 1")
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Channels at each level: (dim, dim * m_0, dim * m_1, ...)."""
+        return (self.dim,) + tuple(self.dim * m for m in self.dim_mults)
+
+    @property
+    def time_dim(self) -> int:
+        return 4 * self.dim
+
+    @property
+    def pad_multiple(self) -> int:
+        """Inputs are reflect-padded (bottom/right) to a multiple of this (official 2**depth)."""
+        return 2 ** len(self.dim_mults)
+
+
+def foundir_unet(**overrides) -> DiffUIRConfig:
+    """FoundIR's generalist UNet (36,261,187 parameters)."""
+    return DiffUIRConfig(**overrides)
+
+
+def tiny_diffuir(**overrides) -> DiffUIRConfig:
+    """`UnetRes(dim=16, dim_mults=(1, 2))`: 242,835 parameters, for CPU tests and tiny training.
+
+    Two levels (16, 32 channels); the attentions keep the official 4 heads of 32.
+    """
+    base = {"dim": 16, "dim_mults": (1, 2)}
+    return DiffUIRConfig(**{**base, **overrides})
