@@ -101,6 +101,13 @@ def add(parser: argparse.ArgumentParser) -> None:
         help="tile overlap (default: the checkpoint's; 32 for the embedded model, 64 otherwise)",
     )
     option(
+        "--blend",
+        choices=("average", "smooth"),
+        default=None,
+        help="how overlapping tiles are joined, for families that tile whole images "
+        "(residual / FoundIR): average (the official) or smooth (cross-fade)",
+    )
+    option(
         "--color-fix",
         choices=COLOR_FIX_CHOICES,
         default=None,

@@ -64,8 +64,9 @@ FOUNDIR_RENAMES = (
 DEFAULT_SETTINGS = {
     "steps": residual.SAMPLING_STEPS,
     "start_scale": residual.START_SCALE,
-    "tile_size": 1024,
-    "tile_stride": 512,
+    "tile": 1024,  # tiles of 1024 px at stride 512, overlaps averaged (official test.py)
+    "tile_overlap": 512,
+    "blend": "average",
 }
 DEFAULT_SCHEDULE = {"num_steps": 1000, "delta_end": residual.DELTA_END}
 

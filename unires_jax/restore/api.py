@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unires_jax.convert import checkpoint as checkpoint_lib
-from unires_jax.restore import unires
+from unires_jax.restore import residual, unires
 from unires_jax.restore.interface import ImageRestorer
 
 # family tag -> loader(checkpoint folder or None (the embedded default), *, workdir, **options).
@@ -29,6 +29,7 @@ from unires_jax.restore.interface import ImageRestorer
 # not take; `workdir` is a folder it may keep per-image logs in (or None), which it may ignore.
 FAMILIES: dict[str, Callable[..., ImageRestorer]] = {
     unires.FAMILY: unires.load,
+    residual.FAMILY: residual.load,
 }
 
 

@@ -108,6 +108,7 @@ def tiled_apply(
     *,
     scale: float | Fraction = 1,
     tiles_per_call: int = 1,
+    flat: bool = False,
 ) -> jax.Array:
     """Applies `fn` to overlapping tiles of `x` and blends the outputs with normalised weights.
 
@@ -126,6 +127,8 @@ def tiled_apply(
         scale: output/input resolution ratio of `fn` (8 for a VAE decoder on latents, 1/8
             for the encoder on pixels: tile starts are then multiples of 8).
         tiles_per_call: tiles stacked into one `fn` call (more speed, more memory).
+        flat: average overlapping tiles with equal weights (FoundIR's official blend) instead
+            of cross-fading them.
 
     Returns:
         `[B, H * scale, W * scale, C_out]` in the dtype of `fn`'s output.
@@ -171,7 +174,7 @@ def tiled_apply(
             f"{out_struct.shape}, expected {(k * b, oth, otw)} + (C_out,) for scale={frac}."
         )
     c_out = out_struct.shape[3]
-    window = jnp.asarray(blend_window(oth, otw, int(overlap * frac)))
+    window = jnp.asarray(blend_window(oth, otw, 0 if flat else int(overlap * frac)))
 
     positions = [(y, x0) for y in ys for x0 in xs]
     valid = [1.0] * len(positions)
