@@ -133,3 +133,60 @@ def test_unires_restore_and_eval_run_a_residual_checkpoint_with_no_family_flags(
         "input",
         "restored",
     }
+
+
+def test_a_route_table_sends_each_degradation_type_to_its_checkpoint(
+    tiny, identity, tmp_path
+):
+    from unires_jax.restore import routing
+
+    assert routing.parse_table("rain=/a, LowLight=/b") == {
+        "rain": "/a",
+        "lowlight": "/b",
+    }
+    table = tmp_path / "routes.txt"
+    table.write_text(f"# specialists\nrain = {identity}\n")
+    assert routing.parse_table(table) == {"rain": str(identity)}
+    for bad, message in (
+        ("rain", "not TYPE=CHECKPOINT"),
+        ("rain=/a,Rain=/b", "routed twice"),
+    ):
+        with pytest.raises(restore.OptionError, match=message):
+            routing.parse_table(bad)
+    assert (
+        routing.route_for("test/12NightRain/LQ/0001.png", ["rain", "night"]) == "night"
+    )
+    assert routing.route_for("test/05RainDrop/LQ/x.png", ["rain"]) == "rain"
+    assert routing.route_for("test/01Blur/LQ/x.png", ["rain"]) is None
+
+    routed = restore.load(tiny, route=f"rain={identity}")
+    photo = _photo(32, 40)
+    rainy = routed.restore(photo, seed=0, name="set/12NightRain/LQ/a.png")
+    assert rainy.details["route"] == "rain"
+    np.testing.assert_allclose(
+        rainy.pixels, photo, atol=2e-6
+    )  # the identity specialist
+    other = routed.restore(photo, seed=0, name="set/01Blur/LQ/a.png")
+    assert other.details["route"] == "default"
+    expected = restore.load(tiny).restore(photo, seed=0).pixels
+    np.testing.assert_array_equal(other.pixels, expected)
+    assert set(routed.describe()["routes"]) == {"rain"}
+    # unires eval on a FoundIR-layout folder routes by the type folder.
+    pairs = tmp_path / "pairs"
+    for kind in ("01Blur", "12NightRain"):
+        for sub in ("GT", "LQ"):
+            (pairs / kind / sub).mkdir(parents=True)
+            Image.fromarray((photo * 255).astype(np.uint8)).save(
+                pairs / kind / sub / "x.png"
+            )
+    ev = tmp_path / "ev"
+    assert cli_main(["eval", "--checkpoint", str(tiny), "--route", f"rain={identity}",
+                     "--pairs", str(pairs), "--output", str(ev), "--metrics", "psnr",
+                     "--no-progress"]) == 0  # fmt: skip
+    rows = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in (ev / "results.jsonl").read_text().split("\n")
+        if x
+    }
+    assert rows["12NightRain/x"]["details"]["route"] == "rain"
+    assert rows["01Blur/x"]["details"]["route"] == "default"

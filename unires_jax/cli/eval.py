@@ -195,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
             samples, args.upscale or 1
         )  # before the model loads, when it can be told
         options = restore_options.collect(args)
-        restorer = restore.load(args.checkpoint, workdir=output, **options)
+        restorer = restore.load(
+            args.checkpoint, workdir=output, route=args.route, **options
+        )
         _check_scale(samples, restorer.scale)
     except (
         MetricError,
@@ -221,6 +223,7 @@ def run(args: argparse.Namespace) -> int:
         "limit": args.limit,
         "crop_border": args.crop_border,
         "lpips_net": args.lpips_net if "lpips" in metrics.names else None,
+        "route": args.route,
     }
     try:
         with interrupts.sigterm_interrupts():

@@ -96,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         restorer = restore.load(
-            args.checkpoint, workdir=output_dir, **restore_options.collect(args)
+            args.checkpoint,
+            workdir=output_dir,
+            route=args.route,
+            **restore_options.collect(args),
         )
         plan.check_earlier(restorer.describe(), args.seed)
     except (OSError, ValueError, KeyError, TypeError) as e:

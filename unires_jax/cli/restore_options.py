@@ -43,6 +43,14 @@ def add(parser: argparse.ArgumentParser) -> None:
         "package); the options below that a family does not take are refused",
     )
     parser.add_argument(
+        "--route",
+        default=None,
+        metavar="TABLE",
+        help="restore some degradation types with other checkpoints: 'rain=DIR,lowlight=DIR2' "
+        "or a file of TYPE=DIR lines; a type matches the folder names of an input's path "
+        "(FoundIR's 12NightRain/LQ/x.png is 'nightrain', routed by 'rain')",
+    )
+    parser.add_argument(
         "--seed",
         type=_seed,
         default=0,

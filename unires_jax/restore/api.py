@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unires_jax.convert import checkpoint as checkpoint_lib
-from unires_jax.restore import residual, unires
+from unires_jax.restore import residual, routing, unires
 from unires_jax.restore.interface import ImageRestorer
 
 # family tag -> loader(checkpoint folder or None (the embedded default), *, workdir, **options).
@@ -46,6 +46,7 @@ def load(
     checkpoint: str | os.PathLike | None = None,
     *,
     workdir: str | os.PathLike | None = None,
+    route: str | os.PathLike | None = None,
     **options: Any,
 ) -> ImageRestorer:
     """Loads a checkpoint with the restorer of its family.
@@ -54,6 +55,9 @@ def load(
       checkpoint: a checkpoint folder; None: the embedded default model.
       workdir: a folder where the restorer may keep per-image logs (e.g. UniRes's weight-search
         logs and plots, which make an interrupted run resume); None: none are kept.
+      route: a route table (`restore/routing.py`): degradation types restored by other
+        checkpoints (with their own stored settings); `checkpoint` and `options` make the
+        restorer of every other image.
       **options: family options, e.g. UniRes's `steps=4, weights="DN=1", search="refine"`
         (see each family's loader); those left out keep the checkpoint's stored settings.
 
@@ -62,10 +66,19 @@ def load(
       CheckpointError: a damaged checkpoint (names the file).
       FileNotFoundError / ValueError: not a model folder, or an unknown family.
     """
+    table = routing.parse_table(route) if route is not None else {}
+    default = _load_one(checkpoint, workdir=workdir, **options)
+    if not table:
+        return default
+    routes = {kind: _load_one(path) for kind, path in table.items()}
+    return routing.RoutedRestorer(default, routes)
+
+
+def _load_one(checkpoint, **options) -> ImageRestorer:
     family = family_of(checkpoint)
     if family not in FAMILIES:
         raise ValueError(
             f"{checkpoint}: family {family!r} has no restorer in this unires-jax; known families: "
             f"{sorted(FAMILIES)}"
         )
-    return FAMILIES[family](checkpoint, workdir=workdir, **options)
+    return FAMILIES[family](checkpoint, **options)
