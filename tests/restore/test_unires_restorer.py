@@ -213,3 +213,12 @@ def test_bad_options_are_refused_before_any_weights_are_read(
     monkeypatch.setattr(unires.Restorer, "load", no_model)
     with pytest.raises(restore.OptionError, match=message):
         restore.load(None, **options)
+
+
+def test_the_public_api_imports_and_load_is_the_embedded_default():
+    from unires_jax.restore import ImageRestorer, Restorer, load
+
+    restorer = load()
+    assert isinstance(restorer, ImageRestorer) and restorer.family == "unires"
+    assert isinstance(restorer.restorer, Restorer)
+    assert restorer.describe()["checkpoint"] == "embedded default"
