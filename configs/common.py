@@ -55,7 +55,13 @@ def optim() -> ml_collections.ConfigDict:
 
 
 def ema() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({"decay": 0.9999})
+    """EMA of the trained weights (what eval, samples and exports use)."""
+    return ml_collections.ConfigDict(
+        {
+            "decay": 0.9999,  # per EMA update
+            "every": 1,  # optimiser updates between EMA updates (FoundIR / ema-pytorch: 10)
+        }
+    )
 
 
 def checkpoint() -> ml_collections.ConfigDict:

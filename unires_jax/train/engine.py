@@ -45,6 +45,7 @@ class Setup:
     grad_accum_steps: int
     compute_dtype: Any
     ema_decay: float
+    ema_every: int  # optimiser updates between EMA updates
     compiler_options: dict  # passed to every `.compile()` (XLA debug options)
 
     def train_step(self, collectives: Collectives = NO_COLLECTIVES):
@@ -56,6 +57,7 @@ class Setup:
             grad_accum_steps=self.grad_accum_steps,
             compute_dtype=self.compute_dtype,
             ema_decay=self.ema_decay,
+            ema_every=self.ema_every,
             collectives=collectives,
         )
 
@@ -85,6 +87,8 @@ def make_setup(
         ) from None
     if config.train.grad_accum_steps < 1:
         raise ValueError("config.train.grad_accum_steps must be >= 1")
+    if int(config.ema.every) < 1:
+        raise ValueError(f"config.ema.every={config.ema.every}: must be >= 1")
     return Setup(
         task=task,
         hooks=hooks,
@@ -96,6 +100,7 @@ def make_setup(
         grad_accum_steps=int(config.train.grad_accum_steps),
         compute_dtype=compute_dtype,
         ema_decay=float(config.ema.decay),
+        ema_every=int(config.ema.every),
         compiler_options=dict(config.train.compiler_options),
     )
 
