@@ -5,6 +5,9 @@ and an orbax `params/` folder, no content hashes) -> the current format.
 
 `unires convert foundir CKPT DST`: an official FoundIR `model-N.pt` (or a safetensors export of it)
 -> a residual-diffusion ("residual") checkpoint; EMA weights by default.
+
+`unires convert anyir CKPT DST`: an official AnyIR Lightning `.ckpt` (or a `.pth` / safetensors
+state dict) -> an "anyir" checkpoint (parameters and BatchNorm statistics).
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="extra zero-initialised UNet input channels for the LQ latent (UniRes: 4)",
     )
     diffusers.add_argument(
-        "--allow-pickle", action="store_true", help="allow reading .bin (pickle) weight files"
+        "--allow-pickle",
+        action="store_true",
+        help="allow reading .bin (pickle) weight files",
     )
     diffusers.add_argument("--variant", default=None, help="weight variant, e.g. fp16")
     upgrade = kinds.add_parser(
@@ -62,15 +67,43 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="allow reading a .pt (pickle) file; only for files you trust",
     )
+    anyir = kinds.add_parser(
+        "anyir",
+        help="an official AnyIR checkpoint (Lightning .ckpt, .pth or .safetensors) -> anyir "
+        "checkpoint",
+    )
+    anyir.add_argument(
+        "src",
+        metavar="CKPT",
+        help="epoch=E-step=S.ckpt, a .pth state dict or .safetensors",
+    )
+    anyir.add_argument("dst", help="output folder (must not exist)")
+    anyir.add_argument(
+        "--version",
+        choices=("v2", "v1"),
+        default=None,
+        help="insist on this network version (default: the one the weights are; the released "
+        "code's is v2)",
+    )
+    anyir.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="allow reading a .ckpt / .pth (pickle) file; only for files you trust",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.kind == "foundir":
         return _run_foundir(args)
+    if args.kind == "anyir":
+        return _run_anyir(args)
     from unires_jax.convert import ldm as ldm_convert
 
     try:
-        if args.kind == "upgrade" and not (pathlib.Path(args.src) / ldm_convert.LEGACY_META).is_file():
+        if (
+            args.kind == "upgrade"
+            and not (pathlib.Path(args.src) / ldm_convert.LEGACY_META).is_file()
+        ):
             raise FileNotFoundError(
                 f"{args.src}: no {ldm_convert.LEGACY_META}; only checkpoints in the earlier format "
                 "need upgrading"
@@ -95,6 +128,20 @@ def _run_foundir(args: argparse.Namespace) -> int:
     try:
         foundir.convert_foundir(
             args.src, args.dst, weights=args.weights, allow_pickle=args.allow_pickle
+        )
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"unires convert: error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.dst}")
+    return 0
+
+
+def _run_anyir(args: argparse.Namespace) -> int:
+    from unires_jax.convert import anyir
+
+    try:
+        anyir.convert_anyir(
+            args.src, args.dst, version=args.version, allow_pickle=args.allow_pickle
         )
     except (FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"unires convert: error: {e}", file=sys.stderr)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from unires_jax.convert import checkpoint as checkpoint_lib
-from unires_jax.restore import residual, routing, unires
+from unires_jax.restore import anyir, residual, routing, unires
 from unires_jax.restore.interface import ImageRestorer
 
 # family tag -> loader(checkpoint folder or None (the embedded default), *, workdir, **options).
@@ -30,6 +30,7 @@ from unires_jax.restore.interface import ImageRestorer
 FAMILIES: dict[str, Callable[..., ImageRestorer]] = {
     unires.FAMILY: unires.load,
     residual.FAMILY: residual.load,
+    anyir.FAMILY: anyir.load,
 }
 
 
