@@ -418,3 +418,59 @@ def test_lpips_in_eval_is_the_lpips_metric_on_the_written_images(toy, tmp_path):
     expected = metric.distance(restored[None], (gt / 255.0)[None])[0]
     assert row["metrics"]["restored"]["lpips"] == pytest.approx(expected, abs=1e-6)
     assert row["metrics"]["input"]["lpips"] > 0
+
+
+def test_eval_on_the_foundir_layout_reports_pyiqa_metrics_per_type_beside_the_paper(
+    toy, tmp_path
+):
+    """FoundIR's test layout (NN<Type>/GT|LQ): with no --metrics, the table has PSNR (RGB) and
+    SSIM (luma) as pyiqa computes them per type and on average, and the paper's averages."""
+    import jax
+
+    from unires_jax.evaluate import published
+    from unires_jax.quality import fidelity
+
+    rng = np.random.default_rng(1)
+    gts = {}
+    for kind in ("01Blur", "05Noise"):
+        for name in ("0001", "0002"):
+            gt = rng.integers(0, 256, (36, 44, 3), np.uint8)
+            lq = np.clip(gt + rng.normal(0, 25, gt.shape), 0, 255).astype(np.uint8)
+            for sub, image in (("GT", gt), ("LQ", lq)):
+                folder = tmp_path / "Testset" / kind / sub
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(folder / f"{name}.png")
+            gts[f"{kind}/{name}"] = gt / 255.0
+    out = tmp_path / "ev"
+    argv = ["eval", "--checkpoint", str(toy), "--pairs", str(tmp_path / "Testset")]
+    assert cli_main([*argv, "--output", str(out), "--no-progress"]) == 0
+
+    rows = {r["id"]: r["metrics"]["restored"] for r in _rows(out)}
+    assert set(rows) == set(gts)
+    for sample_id, gt in gts.items():
+        restored = _read(harness.image_path(out, sample_id))[None]
+        with jax.enable_x64(True):
+            psnr = float(fidelity.psnr_pyiqa(restored, gt[None])[0])
+            ssim = float(fidelity.ssim_pyiqa(restored, gt[None])[0])
+        assert rows[sample_id]["pyiqa_psnr"] == pytest.approx(psnr, abs=1e-6)
+        assert rows[sample_id]["pyiqa_ssim"] == pytest.approx(ssim, abs=1e-6)
+        assert "niqe" not in rows[sample_id]
+
+    summary = json.loads((out / "summary.json").read_text())
+    restored_rows = {e["degradation"]: e for e in summary if e["output"] == "restored"}
+    assert set(restored_rows) == {"01Blur", "05Noise", "all"}
+    for kind in ("01Blur", "05Noise"):
+        mine = [rows[i]["pyiqa_psnr"] for i in rows if i.startswith(kind)]
+        assert restored_rows[kind]["pyiqa_psnr"] == pytest.approx(np.mean(mine))
+    assert restored_rows["all"]["pyiqa_ssim"] == pytest.approx(
+        np.mean([r["pyiqa_ssim"] for r in rows.values()])
+    )
+    (paper,) = [e for e in summary if e["output"].startswith("published")]
+    assert (paper["pyiqa_psnr"], paper["pyiqa_ssim"]) == (27.81, 0.8529)
+    table = (out / "summary.md").read_text()
+    assert "pyiqa_psnr" in table and "27.81" in table and "0.8529" in table
+
+    # Other folder names are not FoundIR's: no published row.
+    assert published.published_rows(["noise", "blur"]) == []
+    assert published.published_rows(["all"]) == []
+    assert published.published_rows(["test/12NightRain", "01Blur"])

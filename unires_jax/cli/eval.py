@@ -21,6 +21,8 @@ import sys
 from unires_jax.cli import interrupts, restore_options
 
 DEFAULT_METRICS = "psnr,ssim,niqe"
+# On the FoundIR test layout: the paper's protocol first (`unires_jax/evaluate/published.py`).
+FOUNDIR_METRICS = "pyiqa,psnr,ssim"
 # The split evaluated when `--dataset NAME` names none, first one the dataset has.
 SPLIT_PREFERENCE = ("test", "heldout", "validation", "train")
 
@@ -49,9 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--metrics",
-        default=DEFAULT_METRICS,
-        help=f"comma-separated: psnr, ssim, lpips, niqe, brisque, piqe, musiq "
-        f"(default: {DEFAULT_METRICS}); psnr and ssim are also reported on the luma channel",
+        default=None,
+        help=f"comma-separated: psnr, ssim, pyiqa, lpips, niqe, brisque, piqe, musiq "
+        f"(default: {DEFAULT_METRICS}; on the FoundIR test layout NN<Type>/GT|LQ: "
+        f"{FOUNDIR_METRICS}, and the paper's averages are printed beside ours); psnr and ssim "
+        "are also reported on the luma channel; pyiqa is PSNR on RGB and SSIM on luma as "
+        "pyiqa computes them (FoundIR's cal_metrics.py)",
     )
     parser.add_argument(
         "--degrade",
@@ -168,7 +173,13 @@ def run(args: argparse.Namespace) -> int:
     from unires_jax.data.degradations.specs import SpecError
     from unires_jax.evaluate import harness
     from unires_jax.evaluate.datasets import DatasetError
-    from unires_jax.evaluate.metrics import MetricError, MetricOptions, Metrics
+    from unires_jax.evaluate.metrics import (
+        MetricError,
+        MetricOptions,
+        Metrics,
+        parse_names,
+    )
+    from unires_jax.evaluate.published import published_rows
 
     output = pathlib.Path(args.output)
     if problem := restore_options.output_folder_problem(
@@ -176,8 +187,15 @@ def run(args: argparse.Namespace) -> int:
     ) or restore_options.problem(args):
         return _fail(problem)
     try:
+        if args.metrics:  # a misspelt name fails before any dataset is built
+            parse_names(args.metrics)
+        samples = _samples(args)
+        if not samples:
+            return _fail("the dataset has no samples")
+        published = published_rows(s.degradation for s in samples)
+        names = args.metrics or (FOUNDIR_METRICS if published else DEFAULT_METRICS)
         metrics = Metrics.load(
-            args.metrics,
+            names,
             MetricOptions(
                 crop_border=args.crop_border,
                 lpips_net=args.lpips_net,
@@ -188,9 +206,6 @@ def run(args: argparse.Namespace) -> int:
                 else {},
             ),
         )
-        samples = _samples(args)
-        if not samples:
-            return _fail("the dataset has no samples")
         _check_scale(
             samples, args.upscale or 1
         )  # before the model loads, when it can be told
@@ -235,6 +250,7 @@ def run(args: argparse.Namespace) -> int:
                 run_config=run_config,
                 montage_count=args.montage,
                 progress=False if args.no_progress else None,
+                published=published,
             )
     except harness.EvalError as e:
         return _fail(e)

@@ -13,7 +13,8 @@ The output folder:
                     other settings into the same folder is refused
     results.jsonl   one JSON line per sample: id, degradation, metrics per output, details
     images/         the main output of every sample (8-bit PNG)
-    summary.md/csv  means per degradation type and output (and over all samples)
+    summary.md/csv  means per degradation type and output (and over all samples), then any
+                    published results given (`evaluate/published.py`)
     montages/       per degradation type, the best and worst samples by the main metric's gain
     errors.jsonl    samples that failed (retried by the next run)
 
@@ -108,6 +109,7 @@ def evaluate(
     montage_count: int = 3,
     progress: bool | None = None,
     label: str = "unires eval",
+    published: Sequence[Mapping[str, Any]] = (),
 ) -> EvalReport:
     """Evaluates every sample not yet recorded in `output_dir` (see the module docstring).
 
@@ -124,6 +126,7 @@ def evaluate(
       montage_count: best and worst samples per degradation type in each montage.
       progress: show a progress bar (None: on a terminal; elsewhere a line per sample).
       label: the progress bar's and error messages' prefix.
+      published: summary rows of published results, appended to the summary as given.
 
     Raises:
       EvalError: repeated sample ids, or an output folder holding another evaluation.
@@ -187,7 +190,7 @@ def evaluate(
                     flush=True,
                 )
     rows = [done[s.id] for s in samples if s.id in done]
-    summary = summarize(rows)
+    summary = summarize(rows) + [dict(p) for p in published]
     write_summary(output_dir, summary)
     montages = write_montages(output_dir, rows, samples, main_output, montage_count)
     return EvalReport(
@@ -229,7 +232,9 @@ def restorer_producer(restorer: ImageRestorer, *, seed: int = 0) -> Producer:
     return produce
 
 
-def _evaluate_one(sample, produce, metrics, output_dir, saved, quantized) -> dict[str, Any]:
+def _evaluate_one(
+    sample, produce, metrics, output_dir, saved, quantized
+) -> dict[str, Any]:
     t0 = time.perf_counter()
     lq, gt = sample.load()
     produced = produce(sample, lq, gt)
@@ -285,7 +290,9 @@ def image_path(
     """Where a sample's main output is written, images/<id>.png (another output:
     images/<id>.<output>.png), with characters unsafe in file names replaced."""
     parts = [re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in sample_id.split("/") if p]
-    name = parts[-1] + ("" if output is None else "." + re.sub(r"[^A-Za-z0-9_-]", "_", output))
+    name = parts[-1] + (
+        "" if output is None else "." + re.sub(r"[^A-Za-z0-9_-]", "_", output)
+    )
     return output_dir / IMAGES / pathlib.Path(*parts[:-1], name + ".png")
 
 

@@ -2,12 +2,17 @@
 
     psnr    PSNR on RGB ("psnr") and on the BT.601 luma ("psnr_y"), as papers report them
     ssim    SSIM on RGB ("ssim") and on luma ("ssim_y"): Gaussian window, sigma 1.5
+    pyiqa   PSNR on RGB ("pyiqa_psnr") and SSIM on luma ("pyiqa_ssim") as pyiqa's default "psnr"
+            and "ssim" metrics compute them: the protocol of FoundIR's `cal_metrics.py` and of
+            other papers that score with pyiqa (its SSIM rounds a YIQ luma to 8-bit levels and
+            clips the contrast term at 0, so it differs from "ssim_y")
     lpips   LPIPS (AlexNet or VGG with the v0.1 linear heads; user-supplied weight files)
     niqe, brisque, piqe, musiq   no-reference quality (`unires_jax.quality`)
 
 Full-reference metrics compare with the ground truth after dropping `crop_border` pixels at each
 edge (the Y-channel ones as BasicSR does); they are computed in float64 so that they equal
-scikit-image's `peak_signal_noise_ratio` / `structural_similarity` on the same images.
+scikit-image's `peak_signal_noise_ratio` / `structural_similarity` on the same images ("pyiqa":
+pyiqa's on the same images).
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from typing import Any
 
 import numpy as np
 
-FULL_REFERENCE = ("psnr", "ssim", "lpips")
+FULL_REFERENCE = ("psnr", "ssim", "pyiqa", "lpips")
 NO_REFERENCE = ("niqe", "brisque", "piqe", "musiq")
 NAMES = FULL_REFERENCE + NO_REFERENCE
 # The recorded values each name gives, and whether higher is better.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "psnr": ("psnr", "psnr_y"),
     "ssim": ("ssim", "ssim_y"),
+    "pyiqa": ("pyiqa_psnr", "pyiqa_ssim"),
     "lpips": ("lpips",),
     **{name: (name,) for name in NO_REFERENCE},
 }
@@ -33,6 +39,8 @@ HIGHER_IS_BETTER = {
     "psnr_y": True,
     "ssim": True,
     "ssim_y": True,
+    "pyiqa_psnr": True,
+    "pyiqa_ssim": True,
     "lpips": False,
     "niqe": False,
     "brisque": False,
@@ -159,6 +167,13 @@ class Metrics:
                         out[f"{name}_y"] = np.asarray(
                             fn(ref, images, crop_border=border, y_channel=True)
                         )
+                if "pyiqa" in self.names:
+                    out["pyiqa_psnr"] = np.asarray(
+                        fidelity.psnr_pyiqa(images, ref, crop_border=border)
+                    )
+                    out["pyiqa_ssim"] = np.asarray(
+                        fidelity.ssim_pyiqa(images, ref, crop_border=border)
+                    )
             if "lpips" in self.names:
                 cropped = _crop(images, border), _crop(ref, border)
                 out["lpips"] = self.models["lpips"].distance(*cropped)

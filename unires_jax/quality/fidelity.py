@@ -9,6 +9,12 @@ images after dropping `crop_border` pixels at each edge.
 
 Precision follows the input dtype: float32 by default under JAX; for 1e-6 agreement with
 scikit-image's float64 results, run under `jax.enable_x64(True)` with float64 inputs.
+
+`psnr_pyiqa` and `ssim_pyiqa` reproduce pyiqa's default "psnr" and "ssim" metrics (pyiqa 0.1.x),
+the numbers FoundIR's `cal_metrics.py` reports: PSNR on RGB with 1e-8 added to the MSE; SSIM on
+the luma Y = 0.299 R + 0.587 G + 0.114 B (YIQ), rounded to integer levels 0..255, over the valid
+region of an 11x11 Gaussian window (sigma 1.5), with the contrast-structure term clipped at 0
+(the MATLAB reference SSIM without its downsampling).
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ def rgb_to_y(images: jax.Array) -> jax.Array:
     """BT.601 luma of RGB images in [0, 1] (BasicSR's `rgb2ycbcr(y_only=True)`). [..., 3] -> [..., 1]."""
     w = jnp.asarray([65.481, 128.553, 24.966], images.dtype) / 255.0
     return (images @ w + 16.0 / 255.0)[..., None]
+
+
+def luma_yiq(images: jax.Array) -> jax.Array:
+    """Y of YIQ (0.299 R + 0.587 G + 0.114 B), pyiqa's default luma. [..., 3] -> [..., 1]."""
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    return (r * 0.299 + g * 0.587 + b * 0.114)[..., None]
 
 
 def _prepare(a: jax.Array, b: jax.Array, crop_border: int, y_channel: bool):
@@ -102,6 +114,7 @@ def _separable_filter(x: jax.Array, taps: np.ndarray) -> jax.Array:
         "k2",
         "crop_border",
         "y_channel",
+        "nonnegative_cs",
     ),
 )
 def ssim(
@@ -116,6 +129,7 @@ def ssim(
     k2: float = 0.03,
     crop_border: int = 0,
     y_channel: bool = False,
+    nonnegative_cs: bool = False,
 ) -> jax.Array:
     """Mean structural similarity per image, as `skimage.metrics.structural_similarity`.
 
@@ -132,6 +146,8 @@ def ssim(
         k1, k2: stabilising constants.
         crop_border: pixels dropped at each edge first.
         y_channel: compare the BT.601 luma of RGB images.
+        nonnegative_cs: clip the contrast-structure term at 0 before multiplying by the
+          luminance term (pyiqa / the MATLAB reference; scikit-image does not).
 
     Returns:
         [N] mean SSIM.
@@ -155,9 +171,59 @@ def ssim(
     vy = cov_norm * (uyy - uy * uy)
     vxy = cov_norm * (uxy - ux * uy)
     c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / (
-        (ux * ux + uy * uy + c1) * (vx + vy + c2)
-    )
+    if nonnegative_cs:
+        cs = jnp.maximum((2 * vxy + c2) / (vx + vy + c2), 0.0)
+        s = (2 * ux * uy + c1) / (ux * ux + uy * uy + c1) * cs
+    else:
+        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / (
+            (ux * ux + uy * uy + c1) * (vx + vy + c2)
+        )
     pad = (win_size - 1) // 2
     s = s[:, pad : s.shape[1] - pad, pad : s.shape[2] - pad]
     return jnp.mean(jnp.mean(s, axis=(1, 2)), axis=-1)
+
+
+# pyiqa's PSNR adds this to the MSE (identical images score 80 dB, not infinity).
+PYIQA_PSNR_EPS = 1e-8
+
+
+@functools.partial(jax.jit, static_argnames=("crop_border",))
+def psnr_pyiqa(a: jax.Array, b: jax.Array, crop_border: int = 0) -> jax.Array:
+    """PSNR on RGB as pyiqa's "psnr" metric: 10 log10(1 / (MSE + 1e-8)), images in [0, 1].
+
+    Args:
+        a, b: [N, H, W, C] images in [0, 1].
+        crop_border: pixels dropped at each edge first.
+
+    Returns:
+        [N] PSNR in dB.
+    """
+    a, b = _prepare(a, b, crop_border, False)
+    mse = jnp.mean(jnp.square(a - b), axis=(1, 2, 3))
+    return 10.0 * jnp.log10(1.0 / (mse + PYIQA_PSNR_EPS))
+
+
+@functools.partial(jax.jit, static_argnames=("crop_border",))
+def ssim_pyiqa(a: jax.Array, b: jax.Array, crop_border: int = 0) -> jax.Array:
+    """SSIM on luma as pyiqa's "ssim" metric (test_y_channel=True, no downsampling).
+
+    The luma is computed in float32 (as pyiqa on image tensors) and rounded to integer levels,
+    the statistics in the input's precision (float64 under `jax.enable_x64`, as pyiqa).
+
+    Args:
+        a, b: [N, H, W, 3] RGB images in [0, 1].
+        crop_border: pixels dropped at each edge first.
+
+    Returns:
+        [N] mean SSIM.
+    """
+    a, b = _prepare(a, b, crop_border, False)
+    if a.shape[-1] != 3:
+        raise ValueError(f"ssim_pyiqa needs RGB images, got {a.shape[-1]} channels")
+    dtype = a.dtype
+
+    def levels(x):
+        y = luma_yiq(x.astype(jnp.float32)) * jnp.float32(255.0)
+        return jnp.round(y).astype(dtype)
+
+    return ssim(levels(a), levels(b), data_range=255.0, nonnegative_cs=True)
