@@ -15,6 +15,7 @@ errors.jsonl; a rerun retries them), 2 when nothing could start.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import pathlib
 import sys
 
@@ -23,6 +24,8 @@ from unires_jax.cli import interrupts, restore_options
 DEFAULT_METRICS = "psnr,ssim,niqe"
 # On the FoundIR test layout: the paper's protocol first (`unires_jax/evaluate/published.py`).
 FOUNDIR_METRICS = "pyiqa,psnr,ssim"
+# Paper layouts of `--paper-table` (`unires_jax/evaluate/paper_tables.py`).
+PAPER_TABLES = ("anyir3", "anyir5")
 # The split evaluated when `--dataset NAME` names none, first one the dataset has.
 SPLIT_PREFERENCE = ("test", "heldout", "validation", "train")
 
@@ -40,7 +43,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--dataset", help="NAME[:SPLIT] of a dataset (see `unires data list`)"
+        "--dataset",
+        action="append",
+        help="NAME[:SPLIT] of a dataset (see `unires data list`); repeat it to evaluate "
+        "several in one run (e.g. a paper's whole benchmark; --degrade applies to the clean "
+        "ones)",
     )
     where.add_argument(
         "--pairs",
@@ -111,6 +118,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="best and worst N samples per degradation type in montages/",
     )
+    parser.add_argument(
+        "--paper-table",
+        choices=sorted(PAPER_TABLES),
+        default=None,
+        help="also write paper_table.md: the summary in a paper's layout (anyir3: AnyIR "
+        "Table 1, SOTS / Rain100L / BSD68 sigma 15, 25, 50; anyir5: Table 2, SOTS / "
+        "Rain100L / BSD68 sigma 25 / GoPro / LOL), beside the paper's numbers",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     restore_options.add(parser)
 
@@ -131,18 +146,28 @@ def _samples(args):
                 "--degrade applies to --dataset, not to --pairs"
             )
         return datasets.pair_folder(args.pairs, limit=args.limit)
-    name, _, split = args.dataset.partition(":")
-    if not split:
-        split = _default_split(name, args.data_dir)
-    return datasets.built_dataset(
-        name,
-        split,
-        data_dir=args.data_dir,
-        degradations=degradations,
-        crop=args.crop,
-        limit=args.limit,
-        seed=args.seed,
-    )
+    several = len(args.dataset) > 1
+    samples = []
+    for dataset in args.dataset:
+        name, _, split = dataset.partition(":")
+        if not split:
+            split = _default_split(name, args.data_dir)
+        found = datasets.built_dataset(  # paired datasets leave --degrade to clean ones
+            name,
+            split,
+            data_dir=args.data_dir,
+            degradations=degradations,
+            crop=args.crop,
+            limit=args.limit,
+            seed=args.seed,
+        )
+        # Several datasets: ids carry the dataset, so equal file names do not collide.
+        samples += (
+            [dataclasses.replace(s, id=f"{name}/{s.id}") for s in found]
+            if several
+            else found
+        )
+    return samples
 
 
 def _default_split(name: str, data_dir) -> str:
@@ -231,7 +256,10 @@ def run(args: argparse.Namespace) -> int:
         "family": restorer.family,
         "options": options,
         "seed": args.seed,
-        "dataset": args.dataset,
+        # One dataset: its name as before (a rerun into an older output folder resumes).
+        "dataset": args.dataset[0]
+        if args.dataset and len(args.dataset) == 1
+        else args.dataset,
         "pairs": str(pathlib.Path(args.pairs).resolve()) if args.pairs else None,
         "degrade": args.degrade,
         "crop": args.crop,
@@ -262,4 +290,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     print(report.text())
+    if args.paper_table:
+        from unires_jax.evaluate import paper_tables
+        from unires_jax.restore import image_io
+
+        text = paper_tables.format_table(args.paper_table, report.summary)
+        image_io.write_atomic(output / "paper_table.md", text.encode("utf-8"))
+        print(text)
     return 1 if report.failed else 0
