@@ -250,25 +250,37 @@ def _psnr(a, b):
 
 @pytest.mark.slow
 def test_tiny_config_trains_and_improves_heldout_psnr_on_sigma25_noise(tmp_path):
-    """Acceptance: the tiny config trains on the sample photos with synthetic noise and blur and
-    improves held-out PSNR by >= 2 dB on noise (sigma 25)."""
+    """Acceptance (issue 31): the tiny config trains on the sample photos with synthetic noise
+    and blur and improves held-out PSNR by >= 2 dB on noise (sigma 25).
+
+    configs/residual_tiny.py unchanged (one device), through the one trainer and the export,
+    then `unires_jax.restore.load` on 128 px centre crops of the held-out photos (never in
+    the training split) with Gaussian noise of sigma 25, against the noisy input. Seen:
+    +6.6 dB on average (+3.3 dB on the worst photo, flower); 243 s wall on 2 cores shared
+    with other jobs (load average ~8), 204 CPU-seconds in all (200 steps gave only +3.6 dB).
+    """
     from unires_jax.data.degradations import fixed_degradation
-    from unires_jax.data.sample_photos import load_sample_photos
+    from unires_jax.data.sample_photos import HELDOUT, load_sample_photos
 
     config = _config_file("residual_tiny")
+    assert set(config.data.sources.values()) == {"sample_photos:train"}
     # One device: learning is what is tested here (sharding is tested elsewhere).
     config.mesh.data = 1
     config.log.progress_bar = False
     t0 = time.perf_counter()
     task = FAMILIES["residual"](config)
     result = trainer.run(config, tmp_path / "work", task)
+    assert result.status == "completed" and result.step == config.train.steps
     task.export(result.state, tmp_path / "model")
     train_s = time.perf_counter() - t0
 
     restorer = restore.load(tmp_path / "model")
+    assert restorer.settings.steps == residual_lib.SAMPLING_STEPS == 4
+    photos = load_sample_photos("heldout")
+    assert sorted(photos) == sorted(HELDOUT)
     crop = 128
     gains, rows = [], []
-    for i, (name, photo) in enumerate(load_sample_photos("heldout").items()):
+    for i, (name, photo) in enumerate(photos.items()):
         h, w = photo.shape[:2]
         top, left = (h - crop) // 2, (w - crop) // 2
         hq = photo[top : top + crop, left : left + crop].astype(np.float32) / 255.0
@@ -277,7 +289,11 @@ def test_tiny_config_trains_and_improves_heldout_psnr_on_sigma25_noise(tmp_path)
         before, after = _psnr(hq, lq), _psnr(hq, out)
         gains.append(after - before)
         rows.append(f"{name}: {before:.2f} -> {after:.2f} dB")
-    report = f"trained + exported in {train_s:.0f} s; " + "; ".join(rows)
+    report = (
+        f"trained {result.step} steps + exported in {train_s:.0f} s; "
+        + "; ".join(rows)
+        + f"; mean gain {np.mean(gains):.2f} dB"
+    )
     print(report)
     assert np.mean(gains) >= 2.0, report
-    assert residual_lib.SAMPLING_STEPS == restorer.settings.steps
+    assert min(gains) > 0.0, report  # no held-out photo made worse
