@@ -275,10 +275,8 @@ def _annotated(init, names: tuple[str, ...]):
 _TORCH_CONV_INIT = nnx.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def _conv(
-    cin, cout, kernel, cfg: AnyIRConfig, rngs, *, groups=1, bias=False
-) -> nnx.Conv:
-    """A torch-style Conv2d (symmetric zero padding kernel // 2), kernel [kh, kw, c_in/g, c_out],
+def _conv(cin, cout, kernel, cfg: AnyIRConfig, rngs, *, bias=False) -> nnx.Conv:
+    """A torch-style Conv2d (symmetric zero padding kernel // 2), kernel [kh, kw, c_in, c_out],
     initialised as torch initialises it (biases at zero)."""
     pad = kernel // 2
     return nnx.Conv(
@@ -286,7 +284,6 @@ def _conv(
         cout,
         (kernel, kernel),
         padding=((pad, pad), (pad, pad)),
-        feature_group_count=groups,
         use_bias=bias,
         dtype=cfg.dtype,
         param_dtype=cfg.param_dtype,
@@ -294,6 +291,49 @@ def _conv(
         bias_init=_annotated(nnx.initializers.zeros_init(), P.CONV_BIAS),
         rngs=rngs,
     )
+
+
+class DepthwiseConv(nnx.Module):
+    """torch's `Conv2d(C, C, k, padding=k // 2, groups=C)`: kernel [k, k, 1, C] (nnx.Conv's
+    layout and names), computed as k * k shifted multiply-adds.
+
+    XLA's CPU backend runs grouped convolutions one group at a time (a 7x7 depthwise conv on
+    [8, 64, 64, 24] took 15 times a dense 3x3 conv of the same tensor); the shifted sums fuse
+    into one loop on every backend and give the same values up to float rounding.
+    """
+
+    def __init__(
+        self, channels: int, kernel: int, cfg: AnyIRConfig, rngs, *, bias=False
+    ):
+        init = _annotated(_TORCH_CONV_INIT, P.CONV_KERNEL)
+        shape = (kernel, kernel, 1, channels)
+        self.kernel = nnx.Param(init(rngs.params(), shape, cfg.param_dtype))
+        self.bias = (
+            nnx.Param(
+                _annotated(nnx.initializers.zeros_init(), P.CONV_BIAS)(
+                    None, (channels,), cfg.param_dtype
+                )
+            )
+            if bias
+            else None
+        )
+        self.dtype = cfg.dtype
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """x: [B, H, W, C] -> [B, H, W, C] (zero padding, stride 1)."""
+        k = self.kernel[...].astype(self.dtype)
+        x = x.astype(self.dtype)
+        size, (h, w) = k.shape[0], x.shape[1:3]
+        p = size // 2
+        xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        out = None
+        for dy in range(size):
+            for dx in range(size):
+                term = xp[:, dy : dy + h, dx : dx + w, :] * k[dy, dx, 0]
+                out = term if out is None else out + term
+        if self.bias is not None:
+            out = out + self.bias[...].astype(self.dtype)
+        return out
 
 
 def _vector(init, size: int, cfg: AnyIRConfig) -> nnx.Param:
@@ -345,7 +385,7 @@ class GatedAdaptation(nnx.Module):
         self.split = (gamma, gamma + beta)
         self.norm = _batch_norm(channels, cfg, rngs)
         self.expand = _conv(channels, gamma + beta + alpha, 1, cfg, rngs)
-        self.depthwise = _conv(alpha, alpha, cfg.gate_kernel, cfg, rngs, groups=alpha)
+        self.depthwise = DepthwiseConv(alpha, cfg.gate_kernel, cfg, rngs)
         self.merge = _conv(beta + alpha, channels, 1, cfg, rngs)
         self.proj = _conv(channels, channels, 1, cfg, rngs)
         self.tau = _vector(nnx.initializers.ones_init(), channels, cfg)
@@ -378,9 +418,7 @@ class GatedCNN(nnx.Module):
         self.split = (hidden, hidden + ident)
         self.norm = _batch_norm(channels, cfg, rngs)
         self.expand = _conv(channels, 2 * hidden, 1, cfg, rngs)
-        self.depthwise = _conv(
-            conv, conv, cfg.gate_kernel, cfg, rngs, groups=conv, bias=True
-        )
+        self.depthwise = DepthwiseConv(conv, cfg.gate_kernel, cfg, rngs, bias=True)
         self.merge = _conv(hidden, channels, 1, cfg, rngs)
         self.drop_path = DropPath(cfg.drop_path)
         self.proj = _conv(channels, channels, 1, cfg, rngs)
@@ -403,9 +441,7 @@ class Mixer(nnx.Module):
         self.literal_fft = cfg.frequency_fusion == "fft"
         self.temperature = _vector(nnx.initializers.ones_init(), heads, cfg)
         self.qkv = _conv(half, 3 * half, 1, cfg, rngs, bias=bias)
-        self.qkv_dw = _conv(
-            3 * half, 3 * half, 3, cfg, rngs, groups=3 * half, bias=bias
-        )
+        self.qkv_dw = DepthwiseConv(3 * half, 3, cfg, rngs, bias=bias)
         branch = GatedAdaptation if cfg.version == "v2" else GatedCNN
         self.gate = branch(half, cfg, rngs=rngs)
         if cfg.version == "v2":
@@ -434,9 +470,7 @@ class FeedForward(nnx.Module):
     def __init__(self, channels: int, cfg: AnyIRConfig, *, rngs: nnx.Rngs):
         hidden, bias = int(channels * cfg.ffn_expansion), cfg.use_bias
         self.proj_in = _conv(channels, 2 * hidden, 1, cfg, rngs, bias=bias)
-        self.dw = _conv(
-            2 * hidden, 2 * hidden, 3, cfg, rngs, groups=2 * hidden, bias=bias
-        )
+        self.dw = DepthwiseConv(2 * hidden, 3, cfg, rngs, bias=bias)
         self.proj_out = _conv(hidden, channels, 1, cfg, rngs, bias=bias)
 
     def __call__(self, x: jax.Array) -> jax.Array:
