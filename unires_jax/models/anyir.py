@@ -321,19 +321,52 @@ class DepthwiseConv(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """x: [B, H, W, C] -> [B, H, W, C] (zero padding, stride 1)."""
-        k = self.kernel[...].astype(self.dtype)
-        x = x.astype(self.dtype)
-        size, (h, w) = k.shape[0], x.shape[1:3]
-        p = size // 2
-        xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
-        out = None
-        for dy in range(size):
-            for dx in range(size):
-                term = xp[:, dy : dy + h, dx : dx + w, :] * k[dy, dx, 0]
-                out = term if out is None else out + term
+        out = depthwise_conv(x.astype(self.dtype), self.kernel[...].astype(self.dtype))
         if self.bias is not None:
             out = out + self.bias[...].astype(self.dtype)
         return out
+
+
+def _grouped_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    p = kernel.shape[0] // 2
+    return jax.lax.conv_general_dilated(
+        x,
+        kernel,
+        (1, 1),
+        ((p, p), (p, p)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=x.shape[-1],
+    )
+
+
+@jax.custom_vjp
+def depthwise_conv(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Depthwise 'same' convolution, x [B, H, W, C], kernel [k, k, 1, C] (k odd).
+
+    The forward pass is the shifted sums; the gradients are the grouped convolution's (their
+    autodiff through k * k shifted sums compiles slowly), equal up to float rounding.
+    """
+    size, (h, w) = kernel.shape[0], x.shape[1:3]
+    p = size // 2
+    xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+    out = None
+    for dy in range(size):
+        for dx in range(size):
+            term = xp[:, dy : dy + h, dx : dx + w, :] * kernel[dy, dx, 0]
+            out = term if out is None else out + term
+    return out
+
+
+def _depthwise_fwd(x, kernel):
+    return depthwise_conv(x, kernel), (x, kernel)
+
+
+def _depthwise_bwd(residuals, grad):
+    _, vjp = jax.vjp(_grouped_conv, *residuals)
+    return vjp(grad)
+
+
+depthwise_conv.defvjp(_depthwise_fwd, _depthwise_bwd)
 
 
 def _vector(init, size: int, cfg: AnyIRConfig) -> nnx.Param:
