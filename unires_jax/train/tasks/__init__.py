@@ -11,10 +11,12 @@ from collections.abc import Callable
 import ml_collections
 
 from unires_jax.train.task import Task
+from unires_jax.train.tasks.anyir import AnyIRTask
 from unires_jax.train.tasks.residual import ResidualTask
 from unires_jax.train.tasks.unires import UniResTask
 
 FAMILIES: dict[str, Callable[[ml_collections.ConfigDict], Task]] = {
     "unires": UniResTask,
     "residual": ResidualTask,
+    "anyir": AnyIRTask,
 }
