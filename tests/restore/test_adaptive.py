@@ -84,3 +84,15 @@ def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(ph
         return 10 * np.log10(1 / np.mean((x - photo) ** 2))
 
     assert psnr(out.pixels) > psnr(noisy) + 2.0
+
+
+def test_the_default_upscales_a_small_photo_to_n_times_its_size(photo):
+    # `unires restore small.png --upscale 4` with no weights: the SR plan's output is the
+    # upscaled restoration, not a blend with the (smaller) input.
+    small = specs.parse("down:4").apply(photo, np.random.default_rng(2))
+    assert small.shape == (32, 32, 3)
+    out = restore.load(upscale=4).restore(small, seed=0)
+    assert out.pixels.shape == photo.shape
+    assert out.details["weights_details"]["adaptive"]["expert"] == "SR"
+    assert {k: v for k, v in out.details["weights"].items() if v} == {"SR": 1.0}
+    assert np.all(np.isfinite(out.pixels))

@@ -129,8 +129,12 @@ def adaptive_weights() -> WeightChooser:
                 deblur=timing.get("deblur"),
                 complete=True,
             )
-        image = (y + weight * (restored - y)).astype(np.float32)
-        details["adaptive"]["blend_weight"] = round(weight, 4)
+        if decided.blend == "none":
+            # The expert's output as it is (for SR at the upscaled size, not the input's).
+            image = np.asarray(restored, np.float32)
+        else:
+            image = (y + weight * (restored - y)).astype(np.float32)
+            details["adaptive"]["blend_weight"] = round(weight, 4)
         return WeightChoice(
             weights,
             source,
