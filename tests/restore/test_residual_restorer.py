@@ -190,3 +190,34 @@ def test_a_route_table_sends_each_degradation_type_to_its_checkpoint(
     }
     assert rows["12NightRain/x"]["details"]["route"] == "rain"
     assert rows["01Blur/x"]["details"]["route"] == "default"
+
+
+# The documented CPU bound of a 2048x2048 restore with the official-size UNet (BENCHMARKS.md,
+# #31): the compiled program's temporaries (measured 4,819 MiB with tiles of 1024 / overlap 512;
+# peak RSS 6,876 MiB with the weights and the runtime).
+TEMP_BOUND_2048 = 6 * 2**30
+
+
+def test_a_2048_px_restore_with_the_official_unet_stays_under_the_documented_bound():
+    from unires_jax.diffusion.residual import residual_schedule
+    from unires_jax.models.diffuir import foundir_unet
+
+    unet = nnx.eval_shape(lambda: DiffUIRUNet(foundir_unet(), rngs=nnx.Rngs(0)))
+    settings = residual.ResidualSettings()
+    assert (settings.steps, settings.tile, settings.tile_overlap) == (4, 1024, 512)
+    graph, state = nnx.split(unet)
+    compiled = residual._restore.lower(
+        graph,
+        state,
+        residual_schedule(),
+        jax.ShapeDtypeStruct((1, 2048, 2048, 6), np.float32),
+        steps=settings.steps,
+        start_scale=float(settings.start_scale),
+        tile=settings.tile,
+        overlap=settings.tile_overlap,
+        flat=settings.blend == "average",
+    ).compile()
+    temp = compiled.memory_analysis().temp_size_in_bytes
+    # Bounded by a tile, not the image: the 9 tiles run one after another in the same buffers
+    # (one 1024 px tile's middle attention alone would be ~4 GiB of scores if not chunked).
+    assert temp < TEMP_BOUND_2048, temp / 2**20
