@@ -57,10 +57,23 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
 def test_plan_restores_only_what_it_measures(photo):
     rng = np.random.default_rng(0)
     assert adaptive.plan(photo).expert is None
-    assert adaptive.plan(specs.parse("noise:5").apply(photo, rng)).expert is None
-    noisy = adaptive.plan(specs.parse("noise:25").apply(photo, rng))
-    assert (noisy.expert, noisy.blend) == ("DN", "sure")
+    for spec in ("noise:5", "noise:25"):  # light noise too: the SURE blend keeps it safe
+        noisy = adaptive.plan(specs.parse(spec).apply(photo, rng))
+        assert (noisy.expert, noisy.blend) == ("DN", "sure"), spec
+    assert adaptive.plan(specs.parse("jpeg:95").apply(photo, rng)).expert is None
+    blocky = adaptive.plan(specs.parse("jpeg:10").apply(photo, rng))
+    assert (blocky.expert, blocky.blend) == ("DN", "blocking")
+    assert adaptive.jpeg_blend(blocky.analysis.blockiness) > 0.5
     assert adaptive.plan(photo, upscale=4).expert == "SR"
+
+
+def test_the_jpeg_blend_ramps_from_nothing_to_the_whole_expert():
+    act, ramp = adaptive.BLOCK_ACT, adaptive.BLOCK_RAMP
+    assert adaptive.jpeg_blend(0.0) == adaptive.jpeg_blend(act) == 0.0
+    assert adaptive.jpeg_blend(act + ramp / 2) == pytest.approx(0.5)
+    assert adaptive.jpeg_blend(act + ramp) == adaptive.jpeg_blend(10.0) == 1.0
+    weights = [adaptive.jpeg_blend(b) for b in np.linspace(0, 3, 50)]
+    assert weights == sorted(weights)
 
 
 def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(photo):
@@ -84,6 +97,20 @@ def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(ph
         return 10 * np.log10(1 / np.mean((x - photo) ** 2))
 
     assert psnr(out.pixels) > psnr(noisy) + 2.0
+
+
+def test_a_compressed_photo_gets_the_dn_expert_blended_by_its_blocking(photo):
+    blocky = specs.parse("jpeg:30").apply(photo, np.random.default_rng(3))
+    restorer = restore.load()
+    out = restorer.restore(blocky, seed=0)
+    decided = out.details["weights_details"]["adaptive"]
+    assert decided["expert"] == "DN" and decided["blend"] == "blocking"
+    weight = adaptive.jpeg_blend(adaptive.plan(blocky).analysis.blockiness)
+    assert 0.0 < weight and decided["blend_weight"] == pytest.approx(weight, abs=1e-4)
+    expert = restore.load(deblur=False, weights="DN=1").restore(blocky, seed=0)
+    np.testing.assert_allclose(
+        out.pixels, blocky + weight * (expert.pixels - blocky), atol=2e-6
+    )
 
 
 def test_the_default_upscales_a_small_photo_to_n_times_its_size(photo):

@@ -95,8 +95,8 @@ def adaptive_weights() -> WeightChooser:
         weights = {decided.expert: 1.0}
         restored, timing = restorer.timed_restore(y, weights, seed=seed)
         evaluations, weight = timing["unet_evaluations"], 1.0
-        if decided.blend == "fixed":
-            weight = adaptive.JPEG_BLEND
+        if decided.blend == "blocking":
+            weight = adaptive.jpeg_blend(decided.analysis.blockiness)
         elif decided.blend == "sure":
             sigma = decided.analysis.noise / 255.0
             eps = adaptive.EPS_SCALE * sigma
