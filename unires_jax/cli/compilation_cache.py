@@ -66,5 +66,7 @@ def enable(environ: Mapping[str, str] | None = None) -> pathlib.Path | None:
 
     jax.config.update("jax_compilation_cache_dir", str(folder))
     if not environ.get(MIN_TIME_ENV):
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+        jax.config.update(
+            "jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS
+        )
     return folder

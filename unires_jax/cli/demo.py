@@ -17,7 +17,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--output", default="unires_demo", help="output folder")
-    parser.add_argument("--checkpoint", default=None, help="a UniRes checkpoint (default: embedded)")
+    parser.add_argument(
+        "--checkpoint", default=None, help="a UniRes checkpoint (default: embedded)"
+    )
     parser.add_argument(
         "--strategy",
         default="refine",
@@ -27,10 +29,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--refine-base", default="experts", help="the strategy `refine` starts from"
     )
     parser.add_argument(
-        "--budget", default="0.35%", help="search budget: UNet evaluations or a share of the paper grid's exhaustive cost, like '0.5%%'"
+        "--budget",
+        default="0.35%",
+        help="search budget: UNet evaluations or a share of the paper grid's exhaustive cost, like '0.5%%'",
     )
-    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
-    parser.add_argument("--photos", nargs="*", default=None, help="held-out photo names")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="DDIM steps (default: the model's)"
+    )
+    parser.add_argument(
+        "--photos", nargs="*", default=None, help="held-out photo names"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 

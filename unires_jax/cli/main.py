@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="unires",
         description="Universal image restoration with latent diffusion (UniRes) in JAX/Flax.",
     )
-    parser.add_argument("--version", action="version", version=f"unires-jax {unires_jax.__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"unires-jax {unires_jax.__version__}"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
         module.add_parser(sub)

@@ -50,7 +50,9 @@ def _to_json(value: Any) -> Any:
     try:
         return jnp.dtype(value).name
     except TypeError:
-        raise TypeError(f"config value {value!r} of type {type(value).__name__} is not serialisable")
+        raise TypeError(
+            f"config value {value!r} of type {type(value).__name__} is not serialisable"
+        )
 
 
 def config_from_dict(cls: type[T], data: dict[str, Any], *, source: str = "") -> T:
@@ -84,10 +86,18 @@ def ldm_config_from_dict(model: Mapping[str, Any]) -> LDMConfig:
     model = dict(model)
     kind = model.get("vae_kind", "autoencoder_kl")
     if kind not in VAE_KINDS:
-        raise ValueError(f"config.model.vae_kind={kind!r}: expected one of {sorted(VAE_KINDS)}")
+        raise ValueError(
+            f"config.model.vae_kind={kind!r}: expected one of {sorted(VAE_KINDS)}"
+        )
     return LDMConfig(
-        unet=config_from_dict(UNetConfig, dict(model["unet"]), source="config.model.unet"),
-        vae=config_from_dict(VAE_KINDS[kind][0], dict(model["vae"]), source="config.model.vae"),
-        text=config_from_dict(CLIPTextConfig, dict(model["text"]), source="config.model.text"),
+        unet=config_from_dict(
+            UNetConfig, dict(model["unet"]), source="config.model.unet"
+        ),
+        vae=config_from_dict(
+            VAE_KINDS[kind][0], dict(model["vae"]), source="config.model.vae"
+        ),
+        text=config_from_dict(
+            CLIPTextConfig, dict(model["text"]), source="config.model.text"
+        ),
         lq_channels=int(model.get("lq_channels", 0)),
     )

@@ -73,7 +73,9 @@ def load_diffusers(
         param_dtype=dtype,
         attention=attention,
     )
-    unet_file = weight_files.find_weight_file(path / "unet", ("diffusion_pytorch_model",), variant)
+    unet_file = weight_files.find_weight_file(
+        path / "unet", ("diffusion_pytorch_model",), variant
+    )
     unet = unet_convert.unet_from_torch_state(
         weight_files.read_weights(unet_file, allow_pickle=allow_pickle),
         unet_cfg,
@@ -89,9 +91,13 @@ def load_diffusers(
         dtype=dtype,
         param_dtype=dtype,
     )
-    vae_file = weight_files.find_weight_file(path / "vae", ("diffusion_pytorch_model",), variant)
+    vae_file = weight_files.find_weight_file(
+        path / "vae", ("diffusion_pytorch_model",), variant
+    )
     vae = vae_convert.vae_from_torch_state(
-        weight_files.read_weights(vae_file, allow_pickle=allow_pickle), vae_cfg, source=str(vae_file)
+        weight_files.read_weights(vae_file, allow_pickle=allow_pickle),
+        vae_cfg,
+        source=str(vae_file),
     )
 
     text_cfg_path = path / "text_encoder" / "config.json"

@@ -70,10 +70,14 @@ def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     path = pathlib.Path(path)
     raw = path.read_bytes()
     if len(raw) < 8:
-        raise WeightFileError(f"{path}: file is {len(raw)} bytes, too short for safetensors")
+        raise WeightFileError(
+            f"{path}: file is {len(raw)} bytes, too short for safetensors"
+        )
     (header_len,) = struct.unpack("<Q", raw[:8])
     if 8 + header_len > len(raw):
-        raise WeightFileError(f"{path}: header length {header_len} exceeds the file; truncated?")
+        raise WeightFileError(
+            f"{path}: header length {header_len} exceeds the file; truncated?"
+        )
     try:
         header = json.loads(raw[8 : 8 + header_len])
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
@@ -103,21 +107,38 @@ def read_safetensors(path: str | pathlib.Path) -> dict[str, np.ndarray]:
 
 def _safetensors_entry(path: pathlib.Path, name: str, info, size: int):
     """(dtype, shape, start, end) of one header entry, checked against a buffer of `size` bytes."""
-    if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= info.keys():
+    if (
+        not isinstance(info, dict)
+        or not {"dtype", "shape", "data_offsets"} <= info.keys()
+    ):
         raise WeightFileError(
             f"{path}: header entry {name!r} is not a tensor record (dtype, shape, data_offsets)"
         )
-    dtype = _SAFETENSORS_DTYPES.get(info["dtype"]) if isinstance(info["dtype"], str) else None
+    dtype = (
+        _SAFETENSORS_DTYPES.get(info["dtype"])
+        if isinstance(info["dtype"], str)
+        else None
+    )
     if dtype is None:
-        raise WeightFileError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+        raise WeightFileError(
+            f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}"
+        )
     shape, offsets = info["shape"], info["data_offsets"]
     if not _is_int_list(shape) or min(shape, default=0) < 0:
         raise WeightFileError(f"{path}: tensor {name!r} has an invalid shape {shape!r}")
-    if not _is_int_list(offsets) or len(offsets) != 2 or not 0 <= offsets[0] <= offsets[1]:
-        raise WeightFileError(f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}")
+    if (
+        not _is_int_list(offsets)
+        or len(offsets) != 2
+        or not 0 <= offsets[0] <= offsets[1]
+    ):
+        raise WeightFileError(
+            f"{path}: tensor {name!r} has invalid data_offsets {offsets!r}"
+        )
     start, end = offsets
     if end > size:
-        raise WeightFileError(f"{path}: tensor {name!r} runs past the end of file; truncated?")
+        raise WeightFileError(
+            f"{path}: tensor {name!r} runs past the end of file; truncated?"
+        )
     nbytes = math.prod(shape) * np.dtype(dtype).itemsize
     if end - start != nbytes:
         raise WeightFileError(
@@ -136,7 +157,9 @@ def _is_int_list(value) -> bool:
 class _TensorUnpickler(pickle.Unpickler):
     """Unpickles a torch state dict, rebuilding tensors as numpy arrays; refuses anything else."""
 
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, source: pathlib.Path):
+    def __init__(
+        self, file, archive: zipfile.ZipFile, prefix: str, source: pathlib.Path
+    ):
         super().__init__(file)
         self._archive = archive
         self._prefix = prefix
@@ -183,7 +206,10 @@ def _allowed_class(module: str, name: str, rebuild, source: pathlib.Path):
     if rebuild is not None:
         if (module, name) == ("collections", "OrderedDict"):
             return collections.OrderedDict
-        if module == "torch._utils" and name in ("_rebuild_tensor_v2", "_rebuild_tensor"):
+        if module == "torch._utils" and name in (
+            "_rebuild_tensor_v2",
+            "_rebuild_tensor",
+        ):
             return rebuild
         if module == "torch._utils" and name == "_rebuild_parameter":
             return lambda data, *rest: data
@@ -195,9 +221,13 @@ def _allowed_class(module: str, name: str, rebuild, source: pathlib.Path):
     )
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride, *_unused, source: pathlib.Path):
+def _rebuild_tensor(
+    storage, storage_offset, size, stride, *_unused, source: pathlib.Path
+):
     if not isinstance(storage, np.ndarray):
-        raise WeightFileError(f"{source}: a tensor record without a storage ({storage!r})")
+        raise WeightFileError(
+            f"{source}: a tensor record without a storage ({storage!r})"
+        )
     what = f"{source}: a tensor record"
     return _strided(storage, _Tensor(None, storage_offset, size, stride), what)
 
@@ -211,12 +241,16 @@ def _require_pickle_opt_in(path: pathlib.Path, allow_pickle: bool) -> None:
         )
 
 
-def read_torch_bin(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+def read_torch_bin(
+    path: str | pathlib.Path, *, allow_pickle: bool = False
+) -> dict[str, np.ndarray]:
     """Reads a PyTorch zip-format `.bin` state dict as numpy arrays, without torch."""
     path = pathlib.Path(path)
     _require_pickle_opt_in(path, allow_pickle)
     if not zipfile.is_zipfile(path):
-        state = _read_legacy_torch(path)  # torch.save before 1.6 (e.g. lpips' head files)
+        state = _read_legacy_torch(
+            path
+        )  # torch.save before 1.6 (e.g. lpips' head files)
     else:
         state = _read_zip_torch(path)
     if "state_dict" in state and isinstance(state["state_dict"], Mapping):
@@ -277,24 +311,36 @@ def _read_zip_torch(path: pathlib.Path) -> Mapping:
     with archive:
         pkl_names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
         if len(pkl_names) != 1:
-            raise WeightFileError(f"{path}: expected one data.pkl in the archive, found {pkl_names}")
+            raise WeightFileError(
+                f"{path}: expected one data.pkl in the archive, found {pkl_names}"
+            )
         prefix = pkl_names[0][: -len("/data.pkl")]
         try:
             with archive.open(pkl_names[0]) as f:
                 state = _TensorUnpickler(f, archive, prefix, path).load()
         except WeightFileError:
             raise
-        except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError) as e:
+        except (
+            pickle.UnpicklingError,
+            zipfile.BadZipFile,
+            EOFError,
+            ValueError,
+            TypeError,
+        ) as e:
             raise WeightFileError(
                 f"{path}: not a readable PyTorch weight file ({type(e).__name__}: {e}); "
                 "truncated or damaged?"
             ) from e
     if not isinstance(state, Mapping):
-        raise WeightFileError(f"{path}: expected a state dict, got {type(state).__name__}")
+        raise WeightFileError(
+            f"{path}: expected a state dict, got {type(state).__name__}"
+        )
     return state
 
 
-def read_weights(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dict[str, np.ndarray]:
+def read_weights(
+    path: str | pathlib.Path, *, allow_pickle: bool = False
+) -> dict[str, np.ndarray]:
     """Reads a single weight file or a sharded index (`*.index.json`) by its suffix."""
     path = pathlib.Path(path)
     if not path.exists():
@@ -312,10 +358,14 @@ def read_weights(path: str | pathlib.Path, *, allow_pickle: bool = False) -> dic
         return read_safetensors(path)
     if name.endswith((".bin", ".pt", ".pth", ".ckpt")):
         return read_torch_bin(path, allow_pickle=allow_pickle)
-    raise WeightFileError(f"{path}: unknown weight file type (expected .safetensors or .bin)")
+    raise WeightFileError(
+        f"{path}: unknown weight file type (expected .safetensors or .bin)"
+    )
 
 
-def find_weight_file(folder: pathlib.Path, stems: tuple[str, ...], variant: str | None = None) -> pathlib.Path:
+def find_weight_file(
+    folder: pathlib.Path, stems: tuple[str, ...], variant: str | None = None
+) -> pathlib.Path:
     """Picks the weight file of a diffusers/transformers component folder.
 
     Prefers safetensors over .bin, and a sharded index over a single file when only the index
@@ -362,7 +412,9 @@ class _Tensor(NamedTuple):
 
 def _rebuild(storage, offset, size, stride, *_unused, source: pathlib.Path) -> _Tensor:
     if not isinstance(storage, _Storage):
-        raise WeightFileError(f"{source}: a tensor record without a storage ({storage!r})")
+        raise WeightFileError(
+            f"{source}: a tensor record without a storage ({storage!r})"
+        )
     return _Tensor(storage, offset, tuple(size), tuple(stride))
 
 
@@ -376,7 +428,9 @@ class _LegacyUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         # The header sections hold plain values: only the state dict may name classes.
-        rebuild = functools.partial(_rebuild, source=self._source) if self._tensors else None
+        rebuild = (
+            functools.partial(_rebuild, source=self._source) if self._tensors else None
+        )
         return _allowed_class(module, name, rebuild, self._source)
 
     def persistent_load(self, pid):
@@ -479,5 +533,10 @@ def _strided(storage: np.ndarray, t: _Tensor, what: str) -> np.ndarray:
             writeable=False,
         )
         return np.array(view)
-    except (MemoryError, ValueError):  # a stride-0 (broadcast) record may claim too much
-        raise WeightFileError(f"{what} of size {tuple(size)} does not fit in memory") from None
+    except (
+        MemoryError,
+        ValueError,
+    ):  # a stride-0 (broadcast) record may claim too much
+        raise WeightFileError(
+            f"{what} of size {tuple(size)} does not fit in memory"
+        ) from None

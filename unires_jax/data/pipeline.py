@@ -322,7 +322,9 @@ class _PairMaker:
         if lq is None:
             m = self.margin
             t0, l0 = max(0, top - m), max(0, left - m)
-            context = hq[t0 : top + size + m, l0 : left + size + m].astype(np.float32) / 255.0
+            context = (
+                hq[t0 : top + size + m, l0 : left + size + m].astype(np.float32) / 255.0
+            )
             lq = self._degrade(task_id, context, np.random.default_rng(degrade_seed))
             lq = lq[top - t0 : top - t0 + size, left - l0 : left - l0 + size]
         else:

@@ -67,13 +67,21 @@ def photo_path(name: str) -> pathlib.Path:
     if kind == "python":
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(f"photo {name!r} comes with {package}, which is not installed")
+            raise FileNotFoundError(
+                f"photo {name!r} comes with {package}, which is not installed"
+            )
         path = pathlib.Path(next(iter(spec.submodule_search_locations))) / relative
     else:
         path = pathlib.Path(relative)
     if not path.is_file():
-        how = f"`apt-get install {package}`" if kind == "debian" else f"`pip install {package}`"
-        raise FileNotFoundError(f"{path}: photo {name!r} is not installed; {how} provides it")
+        how = (
+            f"`apt-get install {package}`"
+            if kind == "debian"
+            else f"`pip install {package}`"
+        )
+        raise FileNotFoundError(
+            f"{path}: photo {name!r} is not installed; {how} provides it"
+        )
     return path
 
 
@@ -96,7 +104,10 @@ def load(name: str, size: int = 256) -> np.ndarray:
         short = round(size * 5 / 4)
         scale = short / min(im.size)
         resized = im.resize(
-            (max(size, round(im.size[0] * scale)), max(size, round(im.size[1] * scale))),
+            (
+                max(size, round(im.size[0] * scale)),
+                max(size, round(im.size[1] * scale)),
+            ),
             Image.Resampling.LANCZOS,
             reducing_gap=None,
         )

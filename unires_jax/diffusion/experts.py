@@ -54,7 +54,14 @@ QUALITY_WORD_WEIGHTS = {"POS": 1.0, "NEG": -1.0}
 # Weight sets reported in the paper (Sec. 4.4).
 PRESETS = {
     "most-popular": {"DN": -0.2, "DownLQ": 1.2},
-    "average": {"BR": 0.07, "SR": 0.12, "MD": 0.07, "DD": 0.06, "DN": -0.15, "DownLQ": 0.83},
+    "average": {
+        "BR": 0.07,
+        "SR": 0.12,
+        "MD": 0.07,
+        "DD": 0.06,
+        "DN": -0.15,
+        "DownLQ": 0.83,
+    },
 }
 
 SUM_TOLERANCE = 1e-5
@@ -126,14 +133,20 @@ def parse_weights(text: str) -> dict[str, float]:
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, sep, value = item.partition("=")
         if not sep:
-            raise WeightError(f"cannot read weight {item!r}: expected NAME=VALUE, e.g. DN=-0.2")
+            raise WeightError(
+                f"cannot read weight {item!r}: expected NAME=VALUE, e.g. DN=-0.2"
+            )
         name = name.strip()
         if name in out:
-            raise WeightError(f"weight {name!r} is given twice in {text!r}; give each expert once")
+            raise WeightError(
+                f"weight {name!r} is given twice in {text!r}; give each expert once"
+            )
         try:
             out[name] = float(value)
         except ValueError:
-            raise WeightError(f"cannot read weight {item!r}: {value!r} is not a number") from None
+            raise WeightError(
+                f"cannot read weight {item!r}: {value!r} is not a number"
+            ) from None
     return out
 
 

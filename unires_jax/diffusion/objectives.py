@@ -47,7 +47,9 @@ class ObjectiveSettings:
             raise ValueError(f"timestep_skew={self.timestep_skew}: must be >= 0")
 
 
-def sample_timesteps(rng: jax.Array, batch: int, num_train_timesteps: int, skew: float) -> jax.Array:
+def sample_timesteps(
+    rng: jax.Array, batch: int, num_train_timesteps: int, skew: float
+) -> jax.Array:
     """[batch] int32 timesteps in [0, T): the continuous density x ** skew on [0, T], floored.
 
     So P(t) = ((t + 1) ** (skew + 1) - t ** (skew + 1)) / T ** (skew + 1), close to

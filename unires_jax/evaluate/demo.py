@@ -97,7 +97,9 @@ def case_input(hq: np.ndarray, case: str, seed: int) -> tuple[np.ndarray, np.nda
     return small.astype(np.float32), upscale_input(small, factor)
 
 
-def _case_pixels(photo: np.ndarray, case: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _case_pixels(
+    photo: np.ndarray, case: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(the image the restorer is given, the clean photo) of one demo case."""
     hq = center_square(photo)
     return case_input(hq, case, seed=seed)[0], hq
@@ -132,7 +134,9 @@ def run_demo(
     names = settings.photos or tuple(sorted(photos))
     unknown = sorted(set(names) - set(photos))
     if unknown:
-        raise ValueError(f"unknown held-out photo(s) {unknown}; available: {sorted(photos)}")
+        raise ValueError(
+            f"unknown held-out photo(s) {unknown}; available: {sorted(photos)}"
+        )
     experts = restorer.experts
     restorers = {1: restorer}
     samplers = {1: CandidateSampler(restorer)}
@@ -149,7 +153,9 @@ def run_demo(
             id=f"{photo}/{case}",
             degradation=case,
             source=f"sample_photos:heldout/{photo}",
-            load=functools.partial(_case_pixels, photos[photo], case, settings.seed + index),
+            load=functools.partial(
+                _case_pixels, photos[photo], case, settings.seed + index
+            ),
             scale=UPSCALE_CASES.get(case, 1),
         )
         for index, (photo, case) in enumerate(jobs)
@@ -167,7 +173,9 @@ def run_demo(
             config=search_config,
             keep_images=True,
         )
-        singles = _single_expert_images(found, experts, restorers[factor], given, settings)
+        singles = _single_expert_images(
+            found, experts, restorers[factor], given, settings
+        )
         lq = upscale_input(given, factor)  # the bicubic upscale, for the x4 case
         chain, expert = CASES[case]
         return harness.Produced(
@@ -235,7 +243,10 @@ def _demo_row(row: dict[str, Any], experts: list[str]) -> dict[str, Any]:
     out["experts"] = {e: metrics[e] for e in experts}
     out["search"] = {
         **metrics["search"],
-        **{k: details[k] for k in ("weights", "strategy", "unet_evaluations", "seconds")},
+        **{
+            k: details[k]
+            for k in ("weights", "strategy", "unet_evaluations", "seconds")
+        },
     }
     out["deblur"] = details["deblur"]
     out["best_single_by_niqe"] = min(experts, key=lambda e: out["experts"][e]["niqe"])
@@ -251,7 +262,9 @@ def _single_expert_images(found, experts, restorer, lq, settings) -> np.ndarray:
     by_expert = found.single_expert_images()
     missing = [e for e in experts if e not in by_expert]
     if missing:
-        vectors = np.stack([np.eye(len(experts), dtype=np.float32)[experts.index(e)] for e in missing])
+        vectors = np.stack(
+            [np.eye(len(experts), dtype=np.float32)[experts.index(e)] for e in missing]
+        )
         images = restorer.restore(lq, vectors, steps=settings.steps, seed=settings.seed)
         by_expert.update(zip(missing, images))
     return np.stack([by_expert[e] for e in experts])
@@ -270,7 +283,9 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
         }
         if expert:
             entry["expert"] = expert
-            entry["expert_psnr"] = float(np.mean([r["experts"][expert]["psnr"] for r in mine]))
+            entry["expert_psnr"] = float(
+                np.mean([r["experts"][expert]["psnr"] for r in mine])
+            )
             entry["expert_psnr_gain"] = entry["expert_psnr"] - entry["input_psnr"]
         best = [r["experts"][r["best_single_by_niqe"]]["niqe"] for r in mine]
         entry["best_single_niqe"] = float(np.mean(best))

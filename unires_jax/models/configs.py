@@ -98,7 +98,9 @@ class UNetConfig:
     def __post_init__(self):
         levels = len(self.block_out_channels)
         if self.lq_lowpass_levels < 0:
-            raise ValueError(f"lq_lowpass_levels={self.lq_lowpass_levels}: must be >= 0")
+            raise ValueError(
+                f"lq_lowpass_levels={self.lq_lowpass_levels}: must be >= 0"
+            )
         if self.lq_lowpass_levels and self.in_channels != 2 * self.out_channels:
             raise ValueError(
                 f"lq_lowpass_levels={self.lq_lowpass_levels} needs an LQ latent as large as the "

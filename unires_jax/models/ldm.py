@@ -85,10 +85,14 @@ def random_ldm_modules(cfg: LDMConfig, seed: int = 0) -> dict[str, nnx.Module]:
         if "bias" in name:
             return jnp.zeros(x.shape, x.dtype)
         fan_in = int(np.prod(x.shape[:-1])) or 1
-        return jnp.asarray((rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(x.dtype))
+        return jnp.asarray(
+            (rng.standard_normal(x.shape) / np.sqrt(fan_in)).astype(x.dtype)
+        )
 
     for module in modules.values():
-        nnx.update(module, jax.tree_util.tree_map_with_path(fill, nnx.state(module, nnx.Param)))
+        nnx.update(
+            module, jax.tree_util.tree_map_with_path(fill, nnx.state(module, nnx.Param))
+        )
     return modules
 
 

@@ -26,7 +26,9 @@ class SpaceToDepthConfig:
     in_channels: int = 3
     scaling_factor: float = 1.0
     dtype: Any = jnp.float32
-    param_dtype: Any = jnp.float32  # no parameters; kept so loaders can set dtypes uniformly
+    param_dtype: Any = (
+        jnp.float32
+    )  # no parameters; kept so loaders can set dtypes uniformly
 
     def __post_init__(self):
         if self.factor < 1:

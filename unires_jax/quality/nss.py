@@ -143,7 +143,11 @@ def _resize_taps(
     p = math.ceil(kernel_width) + 2
     idx = left[:, None] + np.arange(p).astype(dtype)[None, :]  # 1-based input positions
     dist = u[:, None] - idx
-    w = c(scale) * _cubic(dist * c(scale)) if (scale < 1 and antialias) else _cubic(dist)
+    w = (
+        c(scale) * _cubic(dist * c(scale))
+        if (scale < 1 and antialias)
+        else _cubic(dist)
+    )
     w = w / w.sum(axis=1, keepdims=True, dtype=dtype)
     i0 = idx.astype(np.int64) - 1
     i0 = np.where(i0 < 0, -i0 - 1, i0)  # mirror with the edge sample repeated
@@ -179,7 +183,9 @@ def imresize(
         [H', W'] in `dtype`.
     """
     h, w = img.shape
-    rows = _resize_axis0(np.asarray(img, dtype), math.ceil(h * scale), scale, antialias, dtype)
+    rows = _resize_axis0(
+        np.asarray(img, dtype), math.ceil(h * scale), scale, antialias, dtype
+    )
     return _resize_axis0(
         np.ascontiguousarray(rows.T), math.ceil(w * scale), scale, antialias, dtype
     ).T
@@ -236,7 +242,11 @@ def fit_aggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rhatnorm = (rhat * (g**3 + 1) * (g + 1)) / ((g**2 + 1) ** 2)
     shape = x.shape[:-1]
     alpha = GAMMA_GRID[nearest_gamma(rhatnorm.astype(np.float64))].reshape(shape)
-    return alpha, left.astype(np.float64).reshape(shape), right.astype(np.float64).reshape(shape)
+    return (
+        alpha,
+        left.astype(np.float64).reshape(shape),
+        right.astype(np.float64).reshape(shape),
+    )
 
 
 def fit_ggd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

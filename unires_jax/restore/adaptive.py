@@ -88,7 +88,9 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
     if measured.noise >= NOISE_ACT:
         return Plan("DN", f"noise sigma {measured.noise:.1f}", measured, "sure")
     if measured.blockiness > BLOCK_ACT:
-        return Plan("DN", f"JPEG blocking {measured.blockiness:.2f}", measured, "blocking")
+        return Plan(
+            "DN", f"JPEG blocking {measured.blockiness:.2f}", measured, "blocking"
+        )
     return Plan(None, "nothing to restore was measured", measured)
 
 

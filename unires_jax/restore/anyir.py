@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pathlib
 import time
 from typing import Any
 
@@ -26,7 +25,12 @@ import numpy as np
 from flax import nnx
 
 from unires_jax.models.anyir import AnyIR
-from unires_jax.restore.interface import OptionError, Restored, check_options
+from unires_jax.restore.interface import (
+    OptionError,
+    Restored,
+    check_options,
+    checkpoint_label,
+)
 from unires_jax.restore.restorer import to_float_image
 from unires_jax.restore.tiling import tile_starts, tiled_apply
 
@@ -88,9 +92,7 @@ class AnyIRRestorer:
         cfg = self.model.cfg
         return {
             "family": FAMILY,
-            "checkpoint": str(pathlib.Path(self.checkpoint).resolve())
-            if self.checkpoint
-            else None,
+            "checkpoint": checkpoint_label(self.checkpoint),
             "settings": dataclasses.asdict(self.settings),
             "anyir": {
                 "version": cfg.version,

@@ -123,7 +123,9 @@ def apply_color_fix(image: jax.Array, reference: jax.Array, method: str) -> jax.
     returned unchanged by it.
     """
     method = color_fix_method(method)
-    if method == "none" or (method == "adain" and image.shape[-3] * image.shape[-2] <= 1):
+    if method == "none" or (
+        method == "adain" and image.shape[-3] * image.shape[-2] <= 1
+    ):
         return image
     fix = adain_color_fix if method == "adain" else wavelet_color_fix
     return jnp.clip(fix(image, reference), 0.0, 1.0)

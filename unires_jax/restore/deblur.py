@@ -153,7 +153,9 @@ def line_response(length, angle, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     minus). Computed in the frequencies' dtype (the fit passes float32: half the time)."""
     theta = np.radians(angle)
     dtype = np.result_type(fx)
-    x = (np.pi * length * (fx * np.cos(theta) - fy * np.sin(theta))).astype(dtype, copy=False)
+    x = (np.pi * length * (fx * np.cos(theta) - fy * np.sin(theta))).astype(
+        dtype, copy=False
+    )
     small = np.abs(x) < 1e-4
     safe = np.where(small, dtype.type(1), x)
     return np.where(small, dtype.type(1), (np.sin(safe) / safe) ** 2)
@@ -186,12 +188,17 @@ class _Spectrum:
         in_band = (radius > FIT_LOWEST_BIN / window) & (radius < FIT_HIGHEST)
         band = in_band & ((fy > 0) | ((fy == 0) & (fx > 0)))
         log_power = np.log(power[band] + 1e-20)
-        basis, _ = np.linalg.qr(np.stack([np.ones(band.sum()), np.log(radius[band])], 1))
+        basis, _ = np.linalg.qr(
+            np.stack([np.ones(band.sum()), np.log(radius[band])], 1)
+        )
         residual = log_power - basis @ (basis.T @ log_power)
         f32 = np.float32
         return cls(
-            fx[band].astype(f32), fy[band].astype(f32), basis.astype(f32),
-            residual.astype(f32), float(residual @ residual),
+            fx[band].astype(f32),
+            fy[band].astype(f32),
+            basis.astype(f32),
+            residual.astype(f32),
+            float(residual @ residual),
         )
 
     def score(self, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,8 +240,13 @@ def _best(spectrum: _Spectrum, family: str, sizes, angles) -> PsfEstimate:
         slopes.append(slope)
     fit, slope = np.concatenate(fits), np.concatenate(slopes)
     i = int(np.argmax(fit))
-    return PsfEstimate(family, float(size_grid[i]), float(angle_grid[i] % 180.0), float(fit[i]),
-                       float(slope[i]))
+    return PsfEstimate(
+        family,
+        float(size_grid[i]),
+        float(angle_grid[i] % 180.0),
+        float(fit[i]),
+        float(slope[i]),
+    )
 
 
 def fit_psf(image: np.ndarray, window: int = WINDOW) -> PsfEstimate:
@@ -249,16 +261,27 @@ def fit_psf(image: np.ndarray, window: int = WINDOW) -> PsfEstimate:
     spectrum = _Spectrum.of(gray, window)
     # Coarse grid, then a finer one around its best (the fit is smooth in the parameters at
     # this resolution: the zeros move by a fraction of a bin per step).
-    line = _best(spectrum, "line", np.arange(LINE_LENGTHS[0], LINE_LENGTHS[1] + 1e-9, 1.0),
-                 np.arange(0.0, 180.0, 2.0))
     line = _best(
-        spectrum, "line",
+        spectrum,
+        "line",
+        np.arange(LINE_LENGTHS[0], LINE_LENGTHS[1] + 1e-9, 1.0),
+        np.arange(0.0, 180.0, 2.0),
+    )
+    line = _best(
+        spectrum,
+        "line",
         np.clip(line.size + np.arange(-1.0, 1.01, 0.1), *LINE_LENGTHS),
         line.angle + np.arange(-2.0, 2.01, 0.25),
     )
-    disk = _best(spectrum, "disk", np.arange(DISK_RADII[0], DISK_RADII[1] + 1e-9, 0.25), None)
-    disk = _best(spectrum, "disk", np.clip(disk.size + np.arange(-0.25, 0.251, 0.02), *DISK_RADII),
-                 None)
+    disk = _best(
+        spectrum, "disk", np.arange(DISK_RADII[0], DISK_RADII[1] + 1e-9, 0.25), None
+    )
+    disk = _best(
+        spectrum,
+        "disk",
+        np.clip(disk.size + np.arange(-0.25, 0.251, 0.02), *DISK_RADII),
+        None,
+    )
     best = line if line.fit >= disk.fit else disk
     return dataclasses.replace(best, noise=noise_level(gray))
 
@@ -291,12 +314,16 @@ class BlurConsistency:
 
     def __post_init__(self):
         if not self.lam > 0:
-            raise ValueError(f"deblur: the consistency weight must be positive, got {self.lam}")
+            raise ValueError(
+                f"deblur: the consistency weight must be positive, got {self.lam}"
+            )
 
     @classmethod
     def of(cls, source: np.ndarray, psf: PsfEstimate) -> BlurConsistency:
         """For an input and its fitted PSF, with the family's CONSISTENCY_WEIGHT."""
-        return cls(np.asarray(source, np.float32), psf.kernel(), CONSISTENCY_WEIGHT[psf.family])
+        return cls(
+            np.asarray(source, np.float32), psf.kernel(), CONSISTENCY_WEIGHT[psf.family]
+        )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -314,7 +341,10 @@ class BlurConsistency:
         """(canvas shape, conj(K) Y, 1 / (|K|^2 + lam)): what every `project` call shares."""
         p = self.pad
         h, w = self.shape
-        canvas = (fft.next_fast_len(h + 2 * p, real=True), fft.next_fast_len(w + 2 * p, real=True))
+        canvas = (
+            fft.next_fast_len(h + 2 * p, real=True),
+            fft.next_fast_len(w + 2 * p, real=True),
+        )
         y = _pad_to(self.source, p, canvas)
         transfer = _transfer(self.kernel, canvas)[..., None]
         kept = np.conj(transfer) * fft.rfft2(y, axes=(0, 1), workers=-1)
@@ -330,7 +360,9 @@ class BlurConsistency:
         canvas, kept, inverse = self._fourier
         p = self.pad
         x_hat = fft.rfft2(_pad_to(images, p, canvas), axes=(-3, -2), workers=-1)
-        z = fft.irfft2((kept + self.lam * x_hat) * inverse, s=canvas, axes=(-3, -2), workers=-1)
+        z = fft.irfft2(
+            (kept + self.lam * x_hat) * inverse, s=canvas, axes=(-3, -2), workers=-1
+        )
         h, w = self.shape
         return np.clip(z[..., p : p + h, p : p + w, :], 0.0, 1.0).astype(np.float32)
 
@@ -359,7 +391,9 @@ def psf_record(psf: PsfEstimate) -> dict:
     }
 
 
-def estimate_consistency(image: np.ndarray) -> tuple[PsfEstimate | None, BlurConsistency | None]:
+def estimate_consistency(
+    image: np.ndarray,
+) -> tuple[PsfEstimate | None, BlurConsistency | None]:
     """The PSF fitted to an input `[H, W, 3]` and, when the fit is confident, the consistency
     that deblurs restorations with it. Inputs smaller than a Welch window on either side are
     not analysed: (None, None)."""

@@ -71,3 +71,9 @@ def check_options(family: str, options: Mapping[str, Any], accepted: set[str]) -
             f"a {family!r} checkpoint does not take {flags}; its options are: "
             f"{', '.join(sorted(accepted)) or 'none'}"
         )
+
+
+def checkpoint_label(checkpoint: str | pathlib.Path | None) -> str | None:
+    """How `describe()` names a restorer's checkpoint: its absolute path, or None for one built
+    in memory or the embedded default (each family says which)."""
+    return str(pathlib.Path(checkpoint).resolve()) if checkpoint else None

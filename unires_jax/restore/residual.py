@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import pathlib
 import time
 from typing import Any
 
@@ -28,7 +27,7 @@ from flax import nnx
 
 from unires_jax.diffusion import residual as residual_lib
 from unires_jax.models.diffuir import DiffUIRUNet
-from unires_jax.restore.interface import Restored, check_options
+from unires_jax.restore.interface import Restored, check_options, checkpoint_label
 from unires_jax.restore.restorer import to_float_image
 from unires_jax.restore.tiling import tile_starts, tiled_apply
 
@@ -100,9 +99,7 @@ class ResidualRestorer:
         cfg = self.unet.cfg
         return {
             "family": FAMILY,
-            "checkpoint": str(pathlib.Path(self.checkpoint).resolve())
-            if self.checkpoint
-            else None,
+            "checkpoint": checkpoint_label(self.checkpoint),
             "settings": dataclasses.asdict(self.settings),
             "unet": {
                 "dim": cfg.dim,

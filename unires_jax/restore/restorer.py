@@ -38,7 +38,9 @@ from unires_jax.restore import upscale as upscale_lib
 from unires_jax.restore.color import apply_color_fix, color_fix_method
 from unires_jax.restore.tiling import tiled_apply
 
-DEFAULT_MODEL_DIR = pathlib.Path(__file__).resolve().parent.parent / "assets" / "default_model"
+DEFAULT_MODEL_DIR = (
+    pathlib.Path(__file__).resolve().parent.parent / "assets" / "default_model"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,9 +96,13 @@ class RestoreSettings:
         if self.max_negative is not None:
             _check_int("max_negative", self.max_negative, 0, None)
         if not (isinstance(self.eta, (int, float)) and 0 <= self.eta <= 1e3):
-            raise ValueError(f"eta={self.eta!r}: expected a number >= 0 (0 = deterministic DDIM)")
+            raise ValueError(
+                f"eta={self.eta!r}: expected a number >= 0 (0 = deterministic DDIM)"
+            )
         object.__setattr__(self, "color_fix", color_fix_method(self.color_fix))
-        object.__setattr__(self, "ensemble", ensemble_lib.check_ensemble_size(self.ensemble))
+        object.__setattr__(
+            self, "ensemble", ensemble_lib.check_ensemble_size(self.ensemble)
+        )
         object.__setattr__(self, "upscale", upscale_lib.check_upscale(self.upscale))
 
 
@@ -143,7 +149,9 @@ def to_float_image(image: Any) -> np.ndarray:
     if array.dtype == np.uint16:
         return array.astype(np.float32) / 65535.0
     if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"unsupported image dtype {array.dtype}; use uint8, uint16 or float")
+        raise ValueError(
+            f"unsupported image dtype {array.dtype}; use uint8, uint16 or float"
+        )
     if array.size and (np.nanmin(array) < -1e-3 or np.nanmax(array) > 1 + 1e-3):
         raise ValueError("float images must be in [0, 1]")
     if not np.all(np.isfinite(array)):
@@ -241,9 +249,9 @@ class Restorer:
     def from_ldm(cls, ldm: LatentDiffusion, **settings) -> Restorer:
         """A Restorer with the experts and settings stored with the model (`settings` override
         them)."""
-        experts = tuple(experts_lib.Expert(**e) for e in ldm.extra.get("experts", [])) or (
-            experts_lib.DEFAULT_EXPERTS
-        )
+        experts = tuple(
+            experts_lib.Expert(**e) for e in ldm.extra.get("experts", [])
+        ) or (experts_lib.DEFAULT_EXPERTS)
         defaults = dict(ldm.extra.get("settings", {}))
         defaults.update(settings)
         return cls(ldm, experts=experts, settings=RestoreSettings(**defaults))
@@ -265,7 +273,11 @@ class Restorer:
     @property
     def experts(self) -> list[str]:
         """Expert names in weight order (the quality-word experts are not user weights)."""
-        return [e.name for e in self._experts if e.name not in experts_lib.QUALITY_WORD_WEIGHTS]
+        return [
+            e.name
+            for e in self._experts
+            if e.name not in experts_lib.QUALITY_WORD_WEIGHTS
+        ]
 
     # --- conditions --------------------------------------------------------------------------
 
@@ -295,14 +307,18 @@ class Restorer:
             height=height,
             width=width,
         )
-        return PreparedImage(jnp.asarray(padded), height, width, conditions, consistency, psf)
+        return PreparedImage(
+            jnp.asarray(padded), height, width, conditions, consistency, psf
+        )
 
     # --- sampling ----------------------------------------------------------------------------
 
     def timesteps(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """The DDIM timesteps of a `steps`-step run and the timestep each one steps to."""
         n_train = self._schedule.num_train_timesteps
-        ts = ddim_timesteps(n_train, steps, self._ddim.timestep_spacing, self._ddim.steps_offset)
+        ts = ddim_timesteps(
+            n_train, steps, self._ddim.timestep_spacing, self._ddim.steps_offset
+        )
         return ts, ddim_prev_timesteps(ts, n_train)
 
     def initial_noise(self, prepared: PreparedImage, seed: int) -> jax.Array:
@@ -316,8 +332,12 @@ class Restorer:
             weights, self.experts, max_negative=self.settings.max_negative
         )
         if self.settings.quality_words:
-            extra = np.array(list(experts_lib.QUALITY_WORD_WEIGHTS.values()), np.float32)
-            matrix = np.concatenate([matrix, np.broadcast_to(extra, (len(matrix), extra.size))], 1)
+            extra = np.array(
+                list(experts_lib.QUALITY_WORD_WEIGHTS.values()), np.float32
+            )
+            matrix = np.concatenate(
+                [matrix, np.broadcast_to(extra, (len(matrix), extra.size))], 1
+            )
         return matrix
 
     def sample_latents(
@@ -341,7 +361,11 @@ class Restorer:
         steps = steps or self.settings.steps
         ts, prev = self.timesteps(steps)
         stop = steps if stop is None else stop
-        x = self.initial_noise(prepared, seed) if x is None else jnp.asarray(x, jnp.float32)
+        x = (
+            self.initial_noise(prepared, seed)
+            if x is None
+            else jnp.asarray(x, jnp.float32)
+        )
         weights = np.asarray(weights, np.float32)
         outs, x0s = [], []
         for chunk in self._chunks(weights):
@@ -374,17 +398,25 @@ class Restorer:
     def _chunks(self, weights: np.ndarray) -> list[slice]:
         per_vector = max(1, int(np.count_nonzero(weights, axis=1).max()))
         size = max(1, self.settings.max_pairs_per_call // per_vector)
-        return [slice(i, min(i + size, len(weights))) for i in range(0, len(weights), size)]
+        return [
+            slice(i, min(i + size, len(weights))) for i in range(0, len(weights), size)
+        ]
 
     # --- decoding ----------------------------------------------------------------------------
 
     def decode(
-        self, prepared: PreparedImage, latents: jax.Array, *, color_fix: bool | str | None = None
+        self,
+        prepared: PreparedImage,
+        latents: jax.Array,
+        *,
+        color_fix: bool | str | None = None,
     ) -> np.ndarray:
         """Latents `[N, h, w, c]` -> images `[N, H, W, 3]` float32 in [0, 1], colour-corrected
         (`color_fix`: as RestoreSettings.color_fix; None: the settings') and, when upscaling,
         projected onto the input."""
-        color_fix = color_fix_method(self.settings.color_fix if color_fix is None else color_fix)
+        color_fix = color_fix_method(
+            self.settings.color_fix if color_fix is None else color_fix
+        )
         out = [
             _decode_one(
                 self._vae_graph,
@@ -434,7 +466,9 @@ class Restorer:
         Returns float32 `[H, W, 3]` (one vector) or `[N, H, W, 3]` in [0, 1], `settings.upscale`
         times the input's size.
         """
-        return self._restore(image, weights, steps=steps, seed=seed, color_fix=color_fix)[0]
+        return self._restore(
+            image, weights, steps=steps, seed=seed, color_fix=color_fix
+        )[0]
 
     def _restore(self, image, weights, *, steps, seed, color_fix, first_copy=None):
         """`restore`'s images and the PreparedImage of the plain (untransformed) copy.
@@ -456,9 +490,13 @@ class Restorer:
             if index == 0 and first_copy is not None:
                 back = np.asarray(first_copy, np.float32)[None]
             else:
-                latents = self.sample_latents(prepared, matrix, steps=steps, seed=seed + index)
+                latents = self.sample_latents(
+                    prepared, matrix, steps=steps, seed=seed + index
+                )
                 images = self.decode(prepared, latents, color_fix=color_fix)
-                back = np.stack([ensemble_lib.inverse_transform(x, index) for x in images])
+                back = np.stack(
+                    [ensemble_lib.inverse_transform(x, index) for x in images]
+                )
             total = back if total is None else total + back
         images = total / np.float32(self.settings.ensemble)
         return (images if batched else images[0]), plain
@@ -471,7 +509,12 @@ class Restorer:
         before = self.unet_evaluations
         t0 = time.perf_counter()
         out, prepared = self._restore(
-            image, weights, steps=steps, seed=seed, color_fix=color_fix, first_copy=first_copy
+            image,
+            weights,
+            steps=steps,
+            seed=seed,
+            color_fix=color_fix,
+            first_copy=first_copy,
         )
         info: dict[str, Any] = {
             "seconds": time.perf_counter() - t0,
@@ -526,7 +569,9 @@ def _downlq(padded: jax.Array, height: int, width: int, factor: int) -> jax.Arra
     down = jax.image.resize(content, small + (3,), "bicubic", antialias=True)
     up = jnp.clip(jax.image.resize(down, (height, width, 3), "bicubic"), 0.0, 1.0)
     return jnp.pad(
-        up, ((0, padded.shape[0] - height), (0, padded.shape[1] - width), (0, 0)), mode="edge"
+        up,
+        ((0, padded.shape[0] - height), (0, padded.shape[1] - width), (0, 0)),
+        mode="edge",
     )
 
 
@@ -539,7 +584,9 @@ def _encode(vae, image: jax.Array, options: _CodecOptions) -> jax.Array:
         return mean
 
     if max(x.shape[1:3]) > options.tile:
-        mean = tiled_apply(enc, x, options.tile, options.overlap, scale=Fraction(1, options.factor))
+        mean = tiled_apply(
+            enc, x, options.tile, options.overlap, scale=Fraction(1, options.factor)
+        )
     else:
         mean = enc(x)
     return mean[0].astype(jnp.float32) * options.scaling
@@ -548,7 +595,9 @@ def _encode(vae, image: jax.Array, options: _CodecOptions) -> jax.Array:
 @functools.partial(
     jax.jit, static_argnames=("vae_graph", "options", "want_downlq", "height", "width")
 )
-def _encode_conditions(vae_graph, vae_state, padded, *, options, want_downlq, height, width):
+def _encode_conditions(
+    vae_graph, vae_state, padded, *, options, want_downlq, height, width
+):
     vae = nnx.merge(vae_graph, vae_state)
     images = [padded]
     if want_downlq:
@@ -556,7 +605,9 @@ def _encode_conditions(vae_graph, vae_state, padded, *, options, want_downlq, he
     return jnp.stack([_encode(vae, img, options) for img in images])
 
 
-def conditioned_eps_fn(unet, options: _SampleOptions, conditions: jax.Array, context: jax.Array):
+def conditioned_eps_fn(
+    unet, options: _SampleOptions, conditions: jax.Array, context: jax.Array
+):
     """eps(x_t [B, h, w, c], t [B], k [B]) of expert k on its condition latent, tiled when large.
 
     Shared by the Restorer's sampler and the weight search's sharded programs, so both compute
@@ -570,7 +621,10 @@ def conditioned_eps_fn(unet, options: _SampleOptions, conditions: jax.Array, con
         ctx = context[k]
         if max(inputs.shape[1:3]) > options.latent_tile:
             return tiled_apply(
-                lambda tile: unet(tile, t, ctx), inputs, options.latent_tile, options.latent_overlap
+                lambda tile: unet(tile, t, ctx),
+                inputs,
+                options.latent_tile,
+                options.latent_overlap,
             )
         return unet(inputs, t, ctx)
 
@@ -578,8 +632,14 @@ def conditioned_eps_fn(unet, options: _SampleOptions, conditions: jax.Array, con
 
 
 def decode_latents(
-    vae, latents: jax.Array, lq: jax.Array, *, options: _CodecOptions, color_fix: str,
-    height: int, width: int,
+    vae,
+    latents: jax.Array,
+    lq: jax.Array,
+    *,
+    options: _CodecOptions,
+    color_fix: str,
+    height: int,
+    width: int,
 ) -> jax.Array:
     """Scaled latents [B, h, w, c] -> images [B, height, width, 3] in [0, 1].
 
@@ -602,8 +662,21 @@ def decode_latents(
 
 @functools.partial(jax.jit, static_argnames=("unet_graph", "options", "start", "stop"))
 def _sample(
-    unet_graph, options, schedule, unet_state, conditions, context, x, weights, pairs, ts, prev,
-    seed, *, start, stop,
+    unet_graph,
+    options,
+    schedule,
+    unet_state,
+    conditions,
+    context,
+    x,
+    weights,
+    pairs,
+    ts,
+    prev,
+    seed,
+    *,
+    start,
+    stop,
 ):
     unet = nnx.merge(unet_graph, unet_state)
     return sampler.combined_ddim(
@@ -629,5 +702,11 @@ def _sample(
 def _decode_one(vae_graph, vae_state, latent, lq, *, options, color_fix, height, width):
     vae = nnx.merge(vae_graph, vae_state)
     return decode_latents(
-        vae, latent[None], lq, options=options, color_fix=color_fix, height=height, width=width
+        vae,
+        latent[None],
+        lq,
+        options=options,
+        color_fix=color_fix,
+        height=height,
+        width=width,
     )[0]

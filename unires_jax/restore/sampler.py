@@ -53,7 +53,9 @@ def expert_pairs(weights: np.ndarray, *, pad_to: int = 1) -> ExpertPairs:
     weights = np.asarray(weights, np.float32)
     n_idx, k_idx = np.nonzero(weights)
     if n_idx.size == 0:
-        raise ValueError("every weight is zero; at least one expert must have a nonzero weight")
+        raise ValueError(
+            "every weight is zero; at least one expert must have a nonzero weight"
+        )
     w = weights[n_idx, k_idx]
     pad = (-n_idx.size) % pad_to
     if pad:
@@ -69,7 +71,9 @@ def expert_pairs(weights: np.ndarray, *, pad_to: int = 1) -> ExpertPairs:
     )
 
 
-def unet_evaluations(pairs: ExpertPairs, *, start: int, stop: int, shared_start: bool) -> int:
+def unet_evaluations(
+    pairs: ExpertPairs, *, start: int, stop: int, shared_start: bool
+) -> int:
     """UNet image-evaluations that `combined_ddim` performs for steps [start, stop)."""
     steps = stop - start
     if steps <= 0:
@@ -119,7 +123,9 @@ def combined_ddim(
     n_steps = len(timesteps)
     stop = n_steps if stop is None else stop
     if not 0 <= start < stop <= n_steps:
-        raise ValueError(f"need 0 <= start < stop <= {n_steps}; got start={start}, stop={stop}")
+        raise ValueError(
+            f"need 0 <= start < stop <= {n_steps}; got start={start}, stop={stop}"
+        )
     if eta != 0 and rng is None:
         raise ValueError("eta > 0 needs an rng key")
     num = pairs.num_vectors
@@ -147,11 +153,15 @@ def combined_ddim(
         x_shared = jnp.broadcast_to(x, (active.shape[0],) + latent_shape)
         t = jnp.full((active.shape[0],), ts[start], jnp.int32)
         eps = eps_fn(x_shared, t, active).astype(jnp.float32)
-        mixed = jnp.einsum("na,a...->n...", weights[:, pairs.active].astype(jnp.float32), eps)
+        mixed = jnp.einsum(
+            "na,a...->n...", weights[:, pairs.active].astype(jnp.float32), eps
+        )
         x, x0 = step(start, jnp.broadcast_to(x, (num,) + latent_shape), mixed)
         start += 1
     elif x.shape[0] != num:
-        raise ValueError(f"x has batch {x.shape[0]}, expected 1 or {num} (the weight vectors)")
+        raise ValueError(
+            f"x has batch {x.shape[0]}, expected 1 or {num} (the weight vectors)"
+        )
     else:
         x0 = jnp.zeros_like(x, jnp.float32)
 
@@ -166,5 +176,7 @@ def combined_ddim(
         return step(i, x_t, eps, pair_n=pair_n, pair_w=pair_w), None
 
     if start < stop:
-        (x, x0), _ = jax.lax.scan(body, (x, x0.astype(jnp.float32)), jnp.arange(start, stop))
+        (x, x0), _ = jax.lax.scan(
+            body, (x, x0.astype(jnp.float32)), jnp.arange(start, stop)
+        )
     return (x, x0) if return_x0 else x

@@ -21,7 +21,12 @@ import numpy as np
 
 from unires_jax.diffusion import experts as experts_lib
 from unires_jax.restore import adaptive
-from unires_jax.restore.interface import OptionError, Restored, check_options
+from unires_jax.restore.interface import (
+    OptionError,
+    Restored,
+    check_options,
+    checkpoint_label,
+)
 from unires_jax.restore.restorer import Restorer, RestoreSettings, to_float_image
 
 FAMILY = "unires"
@@ -171,9 +176,7 @@ class UniResRestorer:
     def describe(self) -> dict[str, Any]:
         return {
             "family": FAMILY,
-            "checkpoint": str(pathlib.Path(self.checkpoint).resolve())
-            if self.checkpoint
-            else "embedded default",
+            "checkpoint": checkpoint_label(self.checkpoint) or "embedded default",
             "experts": self.restorer.experts,
             "steps": self.restorer.settings.steps,
             "settings": dataclasses.asdict(self.restorer.settings),

@@ -36,7 +36,11 @@ DOWNSCALE_METHOD = "bicubic_aa"
 
 def check_upscale(factor: int) -> int:
     """`factor` as an int in 1..MAX_UPSCALE, or a ValueError that says what is allowed."""
-    if isinstance(factor, bool) or int(factor) != factor or not 1 <= factor <= MAX_UPSCALE:
+    if (
+        isinstance(factor, bool)
+        or int(factor) != factor
+        or not 1 <= factor <= MAX_UPSCALE
+    ):
         raise ValueError(
             f"upscale={factor!r}: expected a whole number from 1 (restore at the input's size) "
             f"to {MAX_UPSCALE}"
@@ -50,7 +54,9 @@ def upscale_input(image: np.ndarray, factor: int) -> np.ndarray:
     h, w = image.shape[:2]
     if factor == 1:
         return np.asarray(image, np.float32)
-    return np.clip(resize_image(image, (h * factor, w * factor), UPSCALE_METHOD), 0.0, 1.0)
+    return np.clip(
+        resize_image(image, (h * factor, w * factor), UPSCALE_METHOD), 0.0, 1.0
+    )
 
 
 def _pseudo_inverse(down: np.ndarray) -> np.ndarray:
@@ -83,7 +89,11 @@ class InputConsistency:
         # matrices are well conditioned (D D^T has condition number ~2).
         f32 = functools.partial(np.asarray, dtype=np.float32)
         return cls(
-            f32(source), factor, f32(rows), f32(_pseudo_inverse(rows)), f32(cols),
+            f32(source),
+            factor,
+            f32(rows),
+            f32(_pseudo_inverse(rows)),
+            f32(cols),
             f32(_pseudo_inverse(cols)),
         )
 
@@ -95,7 +105,10 @@ class InputConsistency:
     def downscale(self, images: np.ndarray) -> np.ndarray:
         """D x: `[..., H, W, C]` -> `[..., h, w, C]` float32."""
         return np.einsum(
-            "ij,...jkc,lk->...ilc", self.rows, np.asarray(images, np.float32), self.cols,
+            "ij,...jkc,lk->...ilc",
+            self.rows,
+            np.asarray(images, np.float32),
+            self.cols,
             optimize=True,
         )
 
@@ -110,6 +123,10 @@ class InputConsistency:
             )
         residual = self.source - self.downscale(images)
         correction = np.einsum(
-            "ij,...jkc,lk->...ilc", self.rows_pinv, residual, self.cols_pinv, optimize=True
+            "ij,...jkc,lk->...ilc",
+            self.rows_pinv,
+            residual,
+            self.cols_pinv,
+            optimize=True,
         )
         return np.clip(images + correction, 0.0, 1.0).astype(np.float32)

@@ -161,7 +161,13 @@ def _halving(ev: Evaluator, run: _Run) -> None:
 
 
 def _remix(ev: Evaluator, run: _Run) -> None:
-    remix(ev, run.grid, run.budget, radius=run.config.remix_radius, start=run.config.remix_start)
+    remix(
+        ev,
+        run.grid,
+        run.budget,
+        radius=run.config.remix_radius,
+        start=run.config.remix_start,
+    )
 
 
 def _experts(ev: Evaluator, run: _Run) -> None:
@@ -219,7 +225,9 @@ STRATEGIES = tuple(STRATEGY_RUNNERS)
 
 def _run_strategy(ev: Evaluator, strategy: str, run: _Run) -> None:
     if strategy not in STRATEGY_RUNNERS:
-        raise ValueError(f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}")
+        raise ValueError(
+            f"unknown search strategy {strategy!r}; choose one of {list(STRATEGIES)}"
+        )
     ev.strategy = strategy
     STRATEGY_RUNNERS[strategy](ev, run)
 

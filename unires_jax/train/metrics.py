@@ -86,7 +86,9 @@ def compiled_memory(compiled: Any) -> StepMemory | None:
         "aliased": int(stats.alias_size_in_bytes),
         "temporaries": int(stats.temp_size_in_bytes),
     }
-    peak = sizes["arguments"] + sizes["outputs"] - sizes["aliased"] + sizes["temporaries"]
+    peak = (
+        sizes["arguments"] + sizes["outputs"] - sizes["aliased"] + sizes["temporaries"]
+    )
     return StepMemory(**sizes, peak=peak)
 
 

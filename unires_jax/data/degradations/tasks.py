@@ -128,7 +128,9 @@ MIXED_CANONICAL_PROB = 0.5
 
 def _maybe_noise(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.uniform() < CANONICAL_NOISE_PROB:
-        return add_gaussian_noise(image, float(rng.uniform(*CANONICAL_NOISE_SIGMA)), False, rng)
+        return add_gaussian_noise(
+            image, float(rng.uniform(*CANONICAL_NOISE_SIGMA)), False, rng
+        )
     return image
 
 
@@ -136,27 +138,35 @@ def canonical_sr(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Antialiased bicubic downscale by U(2, 4), bicubic back up, maybe noise: [H, W, 3] -> same."""
     hq = check_image(hq, "sr")
     scale = float(rng.uniform(*CANONICAL_SR_SCALE))
-    return _maybe_noise(clip_unit(apply_resize(hq, ResizeParams(scale=scale), rng)), rng)
+    return _maybe_noise(
+        clip_unit(apply_resize(hq, ResizeParams(scale=scale), rng)), rng
+    )
 
 
 def canonical_motion(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Straight motion blur, length U(3, 25) px at a uniform angle, maybe noise."""
     hq = check_image(hq, "motion")
-    kernel = line_kernel(float(rng.uniform(*CANONICAL_MOTION_LENGTH)), float(rng.uniform(0, 180)))
+    kernel = line_kernel(
+        float(rng.uniform(*CANONICAL_MOTION_LENGTH)), float(rng.uniform(0, 180))
+    )
     return _maybe_noise(clip_unit(convolve(hq, kernel)), rng)
 
 
 def canonical_defocus(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Ideal disk blur of radius U(1, 6) px, maybe noise."""
     hq = check_image(hq, "defocus")
-    params = DefocusParams(radius=float(rng.uniform(*CANONICAL_DEFOCUS_RADIUS)), softness=0.0)
+    params = DefocusParams(
+        radius=float(rng.uniform(*CANONICAL_DEFOCUS_RADIUS)), softness=0.0
+    )
     return _maybe_noise(apply_defocus(hq, params, rng), rng)
 
 
 def canonical_denoise(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Gaussian noise with sigma ~ U(1, 50)/255."""
     hq = check_image(hq, "denoise")
-    return add_gaussian_noise(hq, float(rng.uniform(*DENOISE_GAUSSIAN_SIGMA)), False, rng)
+    return add_gaussian_noise(
+        hq, float(rng.uniform(*DENOISE_GAUSSIAN_SIGMA)), False, rng
+    )
 
 
 CANONICAL_DEGRADATIONS: dict[
@@ -193,7 +203,10 @@ BROAD_NEAR_CLEAN_SIGMA = (0.5, 5.0)
 BROAD_NEAR_CLEAN_JPEG = (85, 95)
 BROAD_GAUSSIAN_SIGMA = (0.0, 50.0)
 BROAD_GRAY_NOISE_PROB = 0.2
-BROAD_CAMERA_SHOT = (1e-4, 3e-2)  # shot-noise variance, log-uniform: up to ~43/255 at mid-grey
+BROAD_CAMERA_SHOT = (
+    1e-4,
+    3e-2,
+)  # shot-noise variance, log-uniform: up to ~43/255 at mid-grey
 BROAD_SRGB_SHOT = (1e-4, 4e-2)  # sRGB variance per unit intensity, log-uniform
 BROAD_SRGB_READ_SIGMA = (0.0, 15.0)  # 0..255 scale
 BROAD_JPEG_QUALITY = (10, 95)
@@ -201,7 +214,10 @@ BROAD_NOISE_JPEG = ((2.0, 30.0), (20, 90))  # (sigma, quality)
 BROAD_MIXED_BLUR_SIGMA = (0.3, 1.2)
 BROAD_MIXED = ((2.0, 25.0), (30, 90))  # (sigma, quality) after the blur
 # Blur and SR tasks: mild extras, each drawn independently.
-BROAD_MILD_NOISE = (0.35, (1.0, 10.0))  # (probability, Gaussian sigma); half of it camera noise
+BROAD_MILD_NOISE = (
+    0.35,
+    (1.0, 10.0),
+)  # (probability, Gaussian sigma); half of it camera noise
 BROAD_MILD_JPEG = (0.35, (60, 95))  # (probability, quality)
 BROAD_MOTION_LINE_PROB = 0.4  # else camera shake
 BROAD_MOTION_LINE_LENGTH = (3.0, 25.0)  # px
@@ -225,14 +241,20 @@ def _pick(table: dict[str, float], rng: np.random.Generator) -> str:
 
 def _gaussian(image: np.ndarray, sigma_range, rng: np.random.Generator) -> np.ndarray:
     sigma = float(rng.uniform(*sigma_range))
-    return add_gaussian_noise(image, sigma, bool(rng.uniform() < BROAD_GRAY_NOISE_PROB), rng)
+    return add_gaussian_noise(
+        image, sigma, bool(rng.uniform() < BROAD_GRAY_NOISE_PROB), rng
+    )
 
 
 def _jpeg(image: np.ndarray, quality_range, rng: np.random.Generator) -> np.ndarray:
-    return jpeg_roundtrip(image, int(rng.integers(quality_range[0], quality_range[1] + 1)))
+    return jpeg_roundtrip(
+        image, int(rng.integers(quality_range[0], quality_range[1] + 1))
+    )
 
 
-def _gaussian_blur(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def _gaussian_blur(
+    image: np.ndarray, sigma: float, rng: np.random.Generator
+) -> np.ndarray:
     size = 2 * int(np.ceil(3 * sigma)) + 1
     return apply_blur(image, BlurParams(kernel_size=size, sigma=sigma), rng)
 
@@ -276,7 +298,9 @@ def broad_denoise(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     hq = check_image(hq, "denoise")
     branch = _pick(BROAD_DENOISE_BRANCHES, rng)
     if branch == "near_clean":
-        out = add_gaussian_noise(hq, float(rng.uniform(*BROAD_NEAR_CLEAN_SIGMA)), False, rng)
+        out = add_gaussian_noise(
+            hq, float(rng.uniform(*BROAD_NEAR_CLEAN_SIGMA)), False, rng
+        )
         if rng.uniform() < 0.5:
             out = _jpeg(out, BROAD_NEAR_CLEAN_JPEG, rng)
     elif branch == "gaussian":
@@ -352,7 +376,9 @@ def broad_sr(hq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     small = (max(1, round(h / scale)), max(1, round(w / scale)))
     down = _pick(BROAD_SR_DOWN, rng)
     if down == "kernel":
-        kernel = kernels.make_kernel(kernels.sample_kernel_params(rng, BROAD_SR_KERNELS))
+        kernel = kernels.make_kernel(
+            kernels.sample_kernel_params(rng, BROAD_SR_KERNELS)
+        )
         lq = resize_image(convolve(hq, kernel), small, "bicubic")
     else:
         lq = resize_image(hq, small, down)

@@ -31,7 +31,9 @@ from unires_jax.diffusion.objectives import ObjectiveSettings, unires_loss
 from unires_jax.diffusion.schedules import schedule_from_diffusers_config
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, init_ldm_modules, vae_kind
 
-BUNDLED_TOKENIZER = pathlib.Path(__file__).resolve().parents[2] / "assets" / "clip_tokenizer"
+BUNDLED_TOKENIZER = (
+    pathlib.Path(__file__).resolve().parents[2] / "assets" / "clip_tokenizer"
+)
 
 
 class UniResModel(nnx.Module):
@@ -96,7 +98,9 @@ class UniResTask:
     def init(self, rngs: nnx.Rngs) -> UniResModel:
         return UniResModel(self.train_cfg, rngs=rngs)
 
-    def _latents(self, model: UniResModel, images: jax.Array, rng: jax.Array | None) -> jax.Array:
+    def _latents(
+        self, model: UniResModel, images: jax.Array, rng: jax.Array | None
+    ) -> jax.Array:
         """[B, H, W, 3] in [0, 1] -> scaled latents; a posterior sample when rng is given."""
         mean, logvar = model.vae.encode(images * 2.0 - 1.0)
         z = mean.astype(jnp.float32)
@@ -109,7 +113,9 @@ class UniResTask:
         k_hq, k_loss = jax.random.split(rng)
         hq = self._latents(model, batch["hq"], k_hq)
         lq = self._latents(model, batch["lq"], None)
-        prompt_context = jax.lax.stop_gradient(model.text_encoder(jnp.asarray(self.prompt_ids)))
+        prompt_context = jax.lax.stop_gradient(
+            model.text_encoder(jnp.asarray(self.prompt_ids))
+        )
         context = prompt_context[batch["task_id"]]
         n = self.num_tasks
         return unires_loss(
@@ -127,7 +133,10 @@ class UniResTask:
 
     def loss_fn(self, model: UniResModel, batch, rng):
         loss, aux = self._loss(model, batch, rng)
-        return loss, {"mse": loss, "lq_dropped": jnp.mean(aux["lq_dropped"].astype(jnp.float32))}
+        return loss, {
+            "mse": loss,
+            "lq_dropped": jnp.mean(aux["lq_dropped"].astype(jnp.float32)),
+        }
 
     def eval(self, model: UniResModel, batch):
         # A fixed key, so successive evaluations of the same batch are comparable.
@@ -139,7 +148,9 @@ class UniResTask:
             return
         from unires_jax.convert.ldm import load_ldm
 
-        ldm = load_ldm(self.config.task.pretrained, lq_channels=self.model_cfg.lq_channels)
+        ldm = load_ldm(
+            self.config.task.pretrained, lq_channels=self.model_cfg.lq_channels
+        )
         for name in ("unet", "vae", "text_encoder"):
             source = nnx.state(getattr(ldm, name), nnx.Param).to_pure_dict()
             target = nnx.state(getattr(model, name), nnx.Param)
@@ -151,7 +162,11 @@ class UniResTask:
                     f"{name}; make config.model match the checkpoint's configs"
                 )
             target.replace_by_pure_dict(
-                jax.tree.map(lambda old, new: jnp.asarray(new, old.dtype), target.to_pure_dict(), source)
+                jax.tree.map(
+                    lambda old, new: jnp.asarray(new, old.dtype),
+                    target.to_pure_dict(),
+                    source,
+                )
             )
             nnx.update(getattr(model, name), target)
 
@@ -161,7 +176,9 @@ class UniResTask:
         data = ml_collections.ConfigDict(config.data.to_dict())
         data.batch_size = int(config.train.batch_size)
         data.seed = int(config.train.seed)
-        return make_train_iterator(data, process_index=process_index, process_count=process_count)
+        return make_train_iterator(
+            data, process_index=process_index, process_count=process_count
+        )
 
     # --- export ------------------------------------------------------------------------------
 
@@ -195,7 +212,10 @@ class UniResTask:
             dst,
             experts=[dataclasses.asdict(e) for e in experts_lib.DEFAULT_EXPERTS],
             settings=dict(self.config.task.get("restore", {})),
-            extra={"trained_by": "unires train", "steps": int(jax.device_get(state["step"]))}
+            extra={
+                "trained_by": "unires train",
+                "steps": int(jax.device_get(state["step"])),
+            }
             if "step" in state
             else {"trained_by": "unires train"},
         )
