@@ -7,8 +7,8 @@ Run:  unires train --config=configs/anyir_paper.py:3deg --workdir=W --export=MOD
 Recipe: Adam (no weight decay), lr 2e-4 with a cosine decay to 0 at the end of the run (no
 warm-up), 130 epochs, batch 16, L1 loss only, 128 px crops with random flips. The schedule
 follows the epoch count (`train.steps` = epochs x steps per epoch of the official mixture).
-Everything else (the mixtures, their sources and weights, the missing dehazing builder) as
-configs/anyir_released.py. Expected runtime: not measured.
+Everything else (the mixtures, their sources and weights, dehazing on RESIDE OTS:
+`reside_ots:train`) as configs/anyir_released.py. Expected runtime: not measured.
 """
 
 import ml_collections

@@ -2,14 +2,14 @@
 released network (v2, 5,736,376 parameters).
 
 Run (build the datasets first with `unires data build NAME --manual_dir DIR`, see
-data_builders/: bsd400_wed, rain100l, gopro, lol; the dehazing set has no builder yet, below):
+data_builders/: bsd400_wed, rain100l, reside_ots, gopro, lol):
 
     unires train --config=configs/anyir_released.py:3deg --workdir=W --export=MODEL
     unires train --config=configs/anyir_released.py:5deg,150 --workdir=W --export=MODEL
 
 The argument is `MIXTURE[,EPOCHS]`: "3deg" (denoise sigma 15/25/50 on BSD400+WED, derain
-Rain100L, dehaze) or "5deg" (+ deblur GoPro, low light LOL), and the epoch count (default: the
-released scripts', 130 for 3deg and 150 for 5deg).
+Rain100L, dehaze RESIDE OTS) or "5deg" (+ deblur GoPro, low light LOL), and the epoch count
+(default: the released scripts', 130 for 3deg and 150 for 5deg).
 
 Recipe:
 - AdamW, lr 2e-4, torch's defaults (betas 0.9 / 0.999, eps 1e-8, weight decay 0.01; ours
@@ -29,9 +29,12 @@ Recipe:
   pairs x 120, the dehazing list (68,520 pairs: the size that makes an epoch 4,338 steps of 32,
   as the released script's `epoch=78-step=342702.ckpt` shows), GoPro's 2,103 pairs x 5, LOL's
   485 x 20. Sampling weights are these counts.
-- Dehazing training data: the official list (RESIDE OTS, `hazy_outside.txt`) has no builder in
-  data_builders/ yet; `data.sources.dehaze` is empty and training refuses to start until it is
-  given (`--config.data.sources.dehaze=NAME:SPLIT`). SOTS outdoor is the TEST set, never
+- Dehazing training data: RESIDE OTS as the official list `hazy_outside.txt` names it, built by
+  `unires data build reside_ots` (data_builders/reside_ots.py: the official Train/Dehaze folder,
+  synthetic/ + original/, with the list copied into it); `data.sources.dehaze` is
+  "reside_ots:train". PromptIR's copy of the list names 72,135 pairs (2,061 scenes x 35); the
+  weight above stays 68,520, the count the released step numbers imply (AnyIR's own copy of
+  the list could not be checked). SOTS outdoor (`sots:outdoor`) is the TEST set, never
   trained on.
 
 Expected runtime: not measured here (the official runs used one H200 for 48-96 hours).
@@ -72,7 +75,7 @@ SOURCES = {
     "denoise25": "bsd400_wed:train",
     "denoise50": "bsd400_wed:train",
     "derain": "rain100l:train",
-    "dehaze": "",  # no builder for the official dehazing training list yet (see above)
+    "dehaze": "reside_ots:train",  # RESIDE OTS, the official hazy_outside.txt pairs
     "deblur": "gopro:train",
     "lowlight": "lol:train",
 }

@@ -294,6 +294,7 @@ def test_oid_motion_pairs_are_deterministic_per_file_name(built):
         ("sidd", ["Data/<scene>/NOISY_SRGB_<id>", "Data/<scene>/GT_SRGB_<id>"]),
         ("df2k", ["DIV2K_train_HR/<name>", "Flickr2K/Flickr2K_HR/<name>"]),
         ("sots", ["outdoor/hazy/<id>_<airlight>_<beta>", "outdoor/gt/<id>"]),
+        ("reside_ots", ["synthetic/<part>/<id>_<airlight>_<beta>", "original/<id>"]),
     ],
 )
 def test_missing_folder_error_lists_what_was_expected_and_where(
@@ -364,6 +365,71 @@ def test_every_manual_builder_documents_its_layout():
         assert "Expected layout under the manual folder" in text, name
         for spec in getattr(cls, "LAYOUT", ()):
             assert f"{spec.group}/{spec.hq}" in text, name
+
+
+# RESIDE OTS --------------------------------------------------------------------------------
+
+# The official Train/Dehaze layout: hazy parts under synthetic/, clear images under original/.
+_OTS_LISTED = {
+    "synthetic/part1/0025_0.8_0.04.jpg": "original/0025.jpg",
+    "synthetic/part1/0025_1_0.2.jpg": "original/0025.jpg",
+    "synthetic/part2/0039_0.95_0.1.jpg": "original/0039.jpg",
+}
+_OTS_UNLISTED = {
+    "synthetic/part1/0025_0.85_0.06.jpg": "original/0025.jpg",
+    "synthetic/part2/0043_0.9_0.12.jpg": "original/0043.jpg",
+}
+
+
+def _ots_folder(root: pathlib.Path, listed: bool) -> None:
+    for hazy, clear in {**_OTS_LISTED, **_OTS_UNLISTED}.items():
+        _write(root, hazy)
+        _write(root, clear)
+    _write(root, "original/0050.jpg")  # A clear image no hazy one uses: ignored.
+    if listed:
+        # As the official list: one path per line; repeated and blank lines are tolerated.
+        lines = [*_OTS_LISTED, "", next(iter(_OTS_LISTED))]
+        (root / "hazy_outside.txt").write_text("\n".join(lines) + "\n")
+
+
+def _read_back(name: str, data_dir: pathlib.Path) -> dict[str, dict]:
+    source = builders.open_built(name, "train", data_dir=data_dir)
+    return {source[i]["name"].decode(): source[i] for i in range(len(source))}
+
+
+@pytest.mark.parametrize("listed", [True, False])
+def test_reside_ots_builds_the_listed_pairs_with_their_clear_images(tmp_path, listed):
+    root = tmp_path / "Dehaze"
+    _ots_folder(root, listed)
+    report = builders.build("reside_ots", manual_dir=root, data_dir=tmp_path / "data")
+    expected = _OTS_LISTED if listed else {**_OTS_LISTED, **_OTS_UNLISTED}
+    assert report.splits == {"train": len(expected)}
+    records = _read_back("reside_ots", tmp_path / "data")
+    assert set(records) == set(expected)
+    for hazy, clear in expected.items():
+        record = records[hazy]
+        np.testing.assert_array_equal(record["lq"], sources.decode_image(root / hazy))
+        np.testing.assert_array_equal(record["hq"], sources.decode_image(root / clear))
+        assert record["group"].decode() == hazy.rsplit("/", 1)[0]
+
+
+def test_reside_ots_names_listed_files_that_are_missing_or_unpaired(tmp_path):
+    root = tmp_path / "Dehaze"
+    _ots_folder(root, listed=True)
+    (root / "synthetic/part2/0039_0.95_0.1.jpg").unlink()
+    (root / "original/0025.jpg").unlink()
+    with pytest.raises(builders.LayoutError) as info:
+        builders.build("reside_ots", manual_dir=root, data_dir=tmp_path / "data")
+    message = str(info.value)
+    assert "1 listed hazy file(s) not found" in message
+    assert "synthetic/part2/0039_0.95_0.1.jpg" in message
+    assert "2 hazy file(s) have no clear image" in message
+    assert "synthetic/part1/0025_0.8_0.04.jpg" in message
+    assert "Expected under" in message and "original/<id>.jpg" in message
+    # A list naming nothing builds nothing: an error, not an empty dataset.
+    (root / "hazy_outside.txt").write_text("\n")
+    with pytest.raises(builders.LayoutError, match="lists no files"):
+        builders.build("reside_ots", manual_dir=root, data_dir=tmp_path / "data")
 
 
 # DiversePhotos -----------------------------------------------------------------------------

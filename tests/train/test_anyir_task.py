@@ -167,6 +167,10 @@ def test_paper_recipe_is_adam_cosine_130_epochs_batch_16_plain_l1_on_v1():
 
 def test_missing_dehazing_source_is_named_before_training():
     c = _config_file("anyir_released", "3deg")
+    # The recipes train dehazing on the RESIDE OTS builder (SOTS outdoor is the test set).
+    assert c.data.sources.dehaze == "reside_ots:train"
+    assert _config_file("anyir_paper").data.sources.dehaze == "reside_ots:train"
+    c.data.sources.dehaze = ""
     with pytest.raises(KeyError, match="dehaz"):
         AnyIRTask(c).make_train_iterator(c, 0, 1)
 

@@ -29,6 +29,7 @@ from unires_jax.data.builders.lsdir import LSDIR
 from unires_jax.data.builders.oid_motion import OIDMotion
 from unires_jax.data.builders.rain100l import Rain100L
 from unires_jax.data.builders.realsr import RealSR
+from unires_jax.data.builders.reside_ots import ResideOTS
 from unires_jax.data.builders.sample_photos import SamplePhotos
 from unires_jax.data.builders.sidd import SIDD
 from unires_jax.data.builders.sots import SOTS
@@ -53,6 +54,7 @@ BUILDERS: dict[str, type[folders.ImageBuilder]] = {
         BSD400WED,
         BSD68,
         Rain100L,
+        ResideOTS,
         SOTS,
         LOL,
         # Shipped with the installed packages; no download.
