@@ -146,10 +146,10 @@ class AnyIRTask:
         empty = [t for t in data.tasks if not data.sources.get(t)]
         if empty:
             raise KeyError(
-                f"config.data.sources gives no source for {empty}: the AnyIR dehazing training "
-                "set (RESIDE OTS, the official hazy_outside.txt list) has no builder yet; build "
-                "the pairs as a dataset and pass --config.data.sources.dehaze=NAME:SPLIT, or "
-                "drop the task (configs/anyir_released.py)"
+                f"config.data.sources gives no source for {empty}: give each task a built "
+                "dataset as --config.data.sources.TASK=NAME:SPLIT (the configs' defaults: "
+                "configs/anyir_released.py; dehazing: `unires data build reside_ots`, then "
+                "reside_ots:train), or drop the task"
             )
         return data
 
