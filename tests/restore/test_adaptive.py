@@ -7,7 +7,7 @@ import pytest
 from unires_jax import restore
 from unires_jax.data.degradations import specs
 from unires_jax.data.sample_photos import load_sample_photos
-from unires_jax.restore import adaptive
+from unires_jax.restore import adaptive, jpeg_consistency
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,10 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
 def test_plan_restores_only_what_it_measures(photo):
     rng = np.random.default_rng(0)
     assert adaptive.plan(photo).expert is None
-    for spec in ("noise:5", "noise:25"):  # light noise too: the SURE blend keeps it safe
+    for spec in (
+        "noise:5",
+        "noise:25",
+    ):  # light noise too: the SURE blend keeps it safe
         noisy = adaptive.plan(specs.parse(spec).apply(photo, rng))
         assert (noisy.expert, noisy.blend) == ("DN", "sure"), spec
     assert adaptive.plan(specs.parse("jpeg:95").apply(photo, rng)).expert is None
@@ -108,9 +111,28 @@ def test_a_compressed_photo_gets_the_dn_expert_blended_by_its_blocking(photo):
     weight = adaptive.jpeg_blend(adaptive.plan(blocky).analysis.blockiness)
     assert 0.0 < weight and decided["blend_weight"] == pytest.approx(weight, abs=1e-4)
     expert = restore.load(deblur=False, weights="DN=1").restore(blocky, seed=0)
-    np.testing.assert_allclose(
-        out.pixels, blocky + weight * (expert.pixels - blocky), atol=2e-6
+    # The blend, moved into the input's quantisation constraint set (quality estimated ~30).
+    assert abs(decided["jpeg_quality"] - 30) <= 2
+    blended = blocky + weight * (expert.pixels - blocky)
+    expected = jpeg_consistency.project(
+        blended, blocky, jpeg_consistency.estimate(blocky)
     )
+    np.testing.assert_allclose(out.pixels, expected, atol=2e-6)
+
+
+def test_a_high_quality_jpeg_is_left_alone_even_where_it_looks_blocky(
+    photo, monkeypatch
+):
+    # Blockiness is a proxy that smooth content inflates; with the blocking threshold at 0 every
+    # photo looks blocky, and the estimated quality decides: quality 90 is left alone,
+    # quality 30 gets the DN expert.
+    monkeypatch.setattr(adaptive, "BLOCK_ACT", 0.0)
+    rng = np.random.default_rng(4)
+    light = adaptive.plan(specs.parse("jpeg:90").apply(photo, rng))
+    assert light.expert is None and light.jpeg.quality >= adaptive.JPEG_SKIP_QUALITY
+    assert "jpeg_quality" in light.to_json()
+    heavy = adaptive.plan(specs.parse("jpeg:30").apply(photo, rng))
+    assert heavy.expert == "DN" and abs(heavy.jpeg.quality - 30) <= 2
 
 
 def test_the_default_upscales_a_small_photo_to_n_times_its_size(photo):

@@ -57,7 +57,9 @@ def _rgb(h=6, w=8):
     return RNG.integers(0, 256, (h, w, 3)).astype(np.uint8)
 
 
-def _restore(inputs, out, restorer=None, output_format="png", overwrite=False, **kwargs):
+def _restore(
+    inputs, out, restorer=None, output_format="png", overwrite=False, **kwargs
+):
     errors = io.StringIO()
     planned = batch.plan(
         collect_inputs(inputs, exclude=[out]),
@@ -232,7 +234,9 @@ def test_sidecar_records_the_restorer_the_details_the_input_and_timings(tmp_path
     assert _log(out)[0]["details"] == {"width": 7}
 
 
-def test_check_output_sees_the_written_file_and_a_failing_check_writes_nothing(tmp_path):
+def test_check_output_sees_the_written_file_and_a_failing_check_writes_nothing(
+    tmp_path,
+):
     _png(tmp_path / "in" / "a.png", _rgb(6, 8))
     _png(tmp_path / "in" / "b.png", _rgb(6, 9))
     seen = {}
@@ -244,7 +248,9 @@ def test_check_output_sees_the_written_file_and_a_failing_check_writes_nothing(t
         return {"checked": True}
 
     out = tmp_path / "out"
-    report, errors = _restore([tmp_path / "in"], out, IdentityRestorer(check_output=check))
+    report, errors = _restore(
+        [tmp_path / "in"], out, IdentityRestorer(check_output=check)
+    )
     assert [r.status for r in report.results] == ["ok", "error"]
     np.testing.assert_array_equal(seen["a.png"], np.asarray(Image.open(out / "a.png")))
     assert json.loads((out / "a.json").read_text())["checked"] is True

@@ -85,7 +85,12 @@ def test_adain_rejects_mismatched_inputs():
 # The last shape is wider than wavelet.DENSE_MAX_SIDE: the cascade path, the others the dense one.
 @pytest.mark.parametrize(
     "shape, levels",
-    [((1, 13, 21, 3), 5), ((2, 64, 40, 3), 3), ((1, 96, 80, 3), 5), ((1, 9, 1030, 3), 5)],
+    [
+        ((1, 13, 21, 3), 5),
+        ((2, 64, 40, 3), 3),
+        ((1, 96, 80, 3), 5),
+        ((1, 9, 1030, 3), 5),
+    ],
 )
 def test_wavelet_matches_stablesr_formula(shape, levels):
     image, reference = _images(shape, shape, seed=3)
@@ -117,7 +122,9 @@ def test_wavelet_matches_stablesr_formula(shape, levels):
 def test_color_fix_methods_dispatch_and_clip():
     image, reference = _images((2, 9, 11, 3), (2, 9, 11, 3), seed=5)
     image = image * 1.4 - 0.2  # outside [0, 1], so clipping shows
-    np.testing.assert_array_equal(color.apply_color_fix(image, reference, "none"), image)
+    np.testing.assert_array_equal(
+        color.apply_color_fix(image, reference, "none"), image
+    )
     np.testing.assert_allclose(
         color.apply_color_fix(image, reference, "wavelet"),
         np.clip(wavelet_color_fix(image, reference), 0, 1),
@@ -130,12 +137,20 @@ def test_color_fix_methods_dispatch_and_clip():
     )
     # A single pixel has no standard deviation: AdaIN leaves it alone.
     pixel = jnp.full((1, 1, 3), 0.3)
-    np.testing.assert_array_equal(color.apply_color_fix(pixel, pixel * 2, "adain"), pixel)
+    np.testing.assert_array_equal(
+        color.apply_color_fix(pixel, pixel * 2, "adain"), pixel
+    )
 
 
 @pytest.mark.parametrize(
     "value, want",
-    [(True, "adain"), (False, "none"), (None, "none"), ("Wavelet", "wavelet"), ("adain", "adain")],
+    [
+        (True, "adain"),
+        (False, "none"),
+        (None, "none"),
+        ("Wavelet", "wavelet"),
+        ("adain", "adain"),
+    ],
 )
 def test_color_fix_setting_is_normalised(value, want):
     assert color.color_fix_method(value) == want
@@ -161,17 +176,24 @@ def test_dense_lowpass_equals_the_cascade(levels):
     cascade = wavelet.lowpass_cascade(x, levels)
     np.testing.assert_allclose(dense, cascade, atol=2e-6)
     matrix = wavelet.lowpass_matrix(33, levels)
-    np.testing.assert_allclose(matrix.sum(axis=1), 1.0, atol=1e-6)  # constants pass unchanged
+    np.testing.assert_allclose(
+        matrix.sum(axis=1), 1.0, atol=1e-6
+    )  # constants pass unchanged
     assert not matrix.flags.writeable
     half = x.astype(jnp.bfloat16)
-    assert wavelet.lowpass_dense(half, levels).dtype == wavelet.lowpass_cascade(half, levels).dtype
+    assert (
+        wavelet.lowpass_dense(half, levels).dtype
+        == wavelet.lowpass_cascade(half, levels).dtype
+    )
 
 
 def test_lowpass_keeps_the_cascade_above_the_dense_size(monkeypatch):
     from unires_jax.models import wavelet
 
     calls = []
-    monkeypatch.setattr(wavelet, "lowpass_matrix", lambda *a: calls.append(a) or np.eye(a[0]))
+    monkeypatch.setattr(
+        wavelet, "lowpass_matrix", lambda *a: calls.append(a) or np.eye(a[0])
+    )
     wavelet.wavelet_lowpass(jnp.zeros((wavelet.DENSE_MAX_SIDE + 1, 4, 3)), 2)
     assert calls == []
     wavelet.wavelet_lowpass(jnp.zeros((wavelet.DENSE_MAX_SIDE, 4, 3)), 2)

@@ -18,11 +18,16 @@ from unires_jax.restore.restorer import Restorer, RestoreSettings
 def photos():
     # Training-split photos only: the held-out ones are kept for the demo's figures.
     train = load_sample_photos("train")
-    return {name: center_square(train[name]) for name in ("camera", "coins", "motorcycle_left")}
+    return {
+        name: center_square(train[name])
+        for name in ("camera", "coins", "motorcycle_left")
+    }
 
 
 def blurred(image, kernel):
-    return (np.round(np.clip(convolve(image, kernel), 0, 1) * 255) / 255).astype(np.float32)
+    return (np.round(np.clip(convolve(image, kernel), 0, 1) * 255) / 255).astype(
+        np.float32
+    )
 
 
 def angle_error(a, b):
@@ -30,7 +35,9 @@ def angle_error(a, b):
     return min(d, 180.0 - d)
 
 
-@pytest.mark.parametrize("length, angle", [(6.0, 10.0), (15.0, 45.0), (22.5, 118.0), (11.0, 171.0)])
+@pytest.mark.parametrize(
+    "length, angle", [(6.0, 10.0), (15.0, 45.0), (22.5, 118.0), (11.0, 171.0)]
+)
 def test_fit_finds_a_straight_motion_blur(photos, length, angle):
     for name, photo in photos.items():
         psf = deblur.fit_psf(blurred(photo, line_kernel(length, angle)))
@@ -74,12 +81,14 @@ def test_responses_are_the_kernels_spectra():
     low = np.hypot(fx, fy) < 0.08
     for length, angle in [(9.0, 30.0), (15.0, 135.0), (20.0, 80.0)]:
         ours = deblur.line_response(length, angle, fx, fy)
-        np.testing.assert_allclose(ours[low], _response_of(line_kernel(length, angle), 128)[low],
-                                   atol=0.05)
+        np.testing.assert_allclose(
+            ours[low], _response_of(line_kernel(length, angle), 128)[low], atol=0.05
+        )
     for radius in (2.0, 4.0):
         ours = deblur.disk_response(radius, fx, fy)
-        np.testing.assert_allclose(ours[low], _response_of(disk_kernel(radius), 128)[low],
-                                   atol=0.05)
+        np.testing.assert_allclose(
+            ours[low], _response_of(disk_kernel(radius), 128)[low], atol=0.05
+        )
 
 
 def test_projection_is_the_least_squares_solution():
@@ -113,7 +122,9 @@ def test_projection_is_the_least_squares_solution():
             back = ndimage.correlate(top, kernel.astype(np.float64), mode="wrap")
             return back.ravel() + np.sqrt(lam) * u[n:]
 
-        a = LinearOperator((2 * n, n), matvec=forward, rmatvec=adjoint, dtype=np.float64)
+        a = LinearOperator(
+            (2 * n, n), matvec=forward, rmatvec=adjoint, dtype=np.float64
+        )
         rhs = np.concatenate([yp.ravel(), np.sqrt(lam) * xp.ravel()])
         z = lsqr(a, rhs, atol=1e-12, btol=1e-12, iter_lim=5000)[0].reshape(shape)
         expected = np.clip(z[p : p + h, p : p + w], 0, 1)
@@ -128,7 +139,9 @@ def test_projection_keeps_batches_and_refuses_wrong_sizes():
     both = op.project(xs)
     assert both.shape == xs.shape and both.dtype == np.float32
     np.testing.assert_allclose(both[1], op.project(xs[1]), atol=1e-6)
-    with pytest.raises(ValueError, match=r"images of \(20, 20\) px, expected \(20, 24\)"):
+    with pytest.raises(
+        ValueError, match=r"images of \(20, 20\) px, expected \(20, 24\)"
+    ):
         op.project(xs[:, :, :20])
     with pytest.raises(ValueError, match="must be positive"):
         deblur.BlurConsistency(y, disk_kernel(2.0), 0.0)
@@ -149,7 +162,10 @@ def test_projection_with_the_true_kernel_sharpens_the_blurred_photo(photos):
 
 
 def test_small_inputs_are_not_analysed():
-    assert deblur.estimate_consistency(np.zeros((100, 300, 3), np.float32)) == (None, None)
+    assert deblur.estimate_consistency(np.zeros((100, 300, 3), np.float32)) == (
+        None,
+        None,
+    )
 
 
 def test_restorer_applies_the_consistency_only_to_blurred_inputs(ldm, photos):
@@ -164,9 +180,13 @@ def test_restorer_applies_the_consistency_only_to_blurred_inputs(ldm, photos):
     weights = {"MD": 1.0}
     with_deblur, info = on.timed_restore(y, weights)
     without = off.restore(y, weights)
-    np.testing.assert_allclose(with_deblur, prepared.consistency.project(without), atol=1e-5)
+    np.testing.assert_allclose(
+        with_deblur, prepared.consistency.project(without), atol=1e-5
+    )
     assert info["deblur"]["used"] and info["deblur"]["family"] == "line"
     # A sharp photo: fitted, not used, the same output.
     sharp_prepared = on.prepare(photo)
     assert sharp_prepared.consistency is None and not sharp_prepared.psf.confident
-    np.testing.assert_array_equal(on.restore(photo, weights), off.restore(photo, weights))
+    np.testing.assert_array_equal(
+        on.restore(photo, weights), off.restore(photo, weights)
+    )

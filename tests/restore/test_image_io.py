@@ -292,7 +292,10 @@ def _truncated_jpeg(path):
         (lambda p: _truncated_jpeg(p / "t.jpg"), "(?i)truncated"),
         (lambda p: _corrupt_png(p / "c.png"), "cannot decode"),
         (lambda p: p / "missing.png", "no such file"),
-        (lambda p: (p / "empty.png").write_bytes(b"") == 0 and p / "empty.png", "empty file"),
+        (
+            lambda p: (p / "empty.png").write_bytes(b"") == 0 and p / "empty.png",
+            "empty file",
+        ),
         (lambda p: _save(p / "x.gif", _u8(4, 4, 3)), "GIF images are not supported"),
         (
             lambda p: _save(

@@ -65,7 +65,9 @@ def _restore(inputs, out, model=None, chooser=PRESET, **kwargs):
         model, chooser, checkpoint=kwargs.pop("checkpoint", None)
     )
     planned = batch.plan(collect_inputs(inputs), out)
-    report = batch.restore_files(restorer, planned, progress=False, errors=errors, **kwargs)
+    report = batch.restore_files(
+        restorer, planned, progress=False, errors=errors, **kwargs
+    )
     return report, errors.getvalue(), model
 
 

@@ -22,7 +22,9 @@ def test_upscale_input_is_the_pipelines_bicubic():
     image = rng.uniform(size=(5, 7, 3)).astype(np.float32)
     out = upscale_input(image, 3)
     assert out.shape == (15, 21, 3)
-    np.testing.assert_array_equal(out, np.clip(resize_image(image, (15, 21), "bicubic"), 0, 1))
+    np.testing.assert_array_equal(
+        out, np.clip(resize_image(image, (15, 21), "bicubic"), 0, 1)
+    )
     np.testing.assert_array_equal(upscale_input(image, 1), image)
 
 
@@ -52,8 +54,10 @@ def test_projection_is_the_least_squares_solution_of_the_dense_problem():
     pinv = np.linalg.pinv(dense)
     ref = np.stack(
         [
-            (x[..., c].ravel() + pinv @ (source[..., c].ravel() - dense @ x[..., c].ravel()))
-            .reshape(12, 8)
+            (
+                x[..., c].ravel()
+                + pinv @ (source[..., c].ravel() - dense @ x[..., c].ravel())
+            ).reshape(12, 8)
             for c in range(3)
         ],
         axis=-1,
@@ -87,7 +91,9 @@ def test_restorer_upscales_then_projects(ldm, small):
     weights = {"SR": 1.0}
     up = Restorer(ldm, settings=RestoreSettings(steps=STEPS, upscale=2))
     plain = Restorer(ldm, settings=RestoreSettings(steps=STEPS))
-    raw = Restorer(ldm, settings=RestoreSettings(steps=STEPS, upscale=2, consistency=False))
+    raw = Restorer(
+        ldm, settings=RestoreSettings(steps=STEPS, upscale=2, consistency=False)
+    )
     ours = up.restore(small, weights)
     assert ours.shape == (24, 20, 3)
     reference = plain.restore(upscale_input(small, 2), weights)

@@ -17,7 +17,11 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   restorations cost what the paper's two-expert preset costs (NLM adds ~0.1 s at 256 px);
 - JPEG blocking (blockiness b > BLOCK_ACT): the DN expert, blended with the input by the weight
   `jpeg_blend(b)` = clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1): light compression gets a little of
-  the expert, heavy compression all of it;
+  the expert, heavy compression all of it. Blockiness is a proxy that smooth content (a clear
+  sky) inflates, so the JPEG quality is also estimated from the pixels
+  (`restore/jpeg_consistency.py`): a photo measured at quality >= JPEG_SKIP_QUALITY is left
+  alone, and the blend is moved back into the quantisation constraint set of the input (the
+  model's own consistency check: a restoration must compress back to the photo it came from);
 - otherwise nothing measurable is wrong and the input comes back unchanged.
 
 The thresholds and the JPEG ramp were chosen on training photos only, by
@@ -34,6 +38,7 @@ import numpy as np
 
 from unires_jax.restore import analysis as analysis_lib
 from unires_jax.restore import deblur as deblur_lib
+from unires_jax.restore import jpeg_consistency
 
 # Chosen on the training photos (real_photos.TRAIN and the sample photos' train split), never on
 # held-out ones: see BENCHMARKS.md, #29.
@@ -45,6 +50,10 @@ NOISE_ACT = 1.24
 # with BLOCK_ACT moved by +-0.05); clean photos measured 0.02-0.09, JPEG quality 90 0.13-0.20.
 BLOCK_ACT = 0.30
 BLOCK_RAMP = 1.0
+# At or above this estimated JPEG quality the JPEG plan does nothing: on the training photos the
+# DN expert's best gain at quality 90-95 was +0.34 dB (w = 0.25) and it lost up to 5 dB at w = 1
+# (at 70: at most +0.55 dB; benchmarks/adaptive_tuning.py rows in BENCHMARKS.md #29).
+JPEG_SKIP_QUALITY = 85
 # Above this noise sigma the PSF fit is not trusted (the deblurring gate's own limit).
 DEBLUR_MAX_NOISE = 2.0
 # Stricter than the deblurring gate's own: on the training photos clean ones fitted lines up to
@@ -64,6 +73,9 @@ class Plan:
     reason: str
     analysis: analysis_lib.Analysis
     blend: str = "none"  # "sure" (noise), "blocking" (JPEG: jpeg_blend) or "none"
+    jpeg: jpeg_consistency.Quantisation | None = (
+        None  # estimated where blocking was measured
+    )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +83,7 @@ class Plan:
             "reason": self.reason,
             "blend": self.blend,
             **self.analysis.to_json(),
+            **(self.jpeg.to_json() if self.jpeg is not None else {}),
         }
 
 
@@ -88,8 +101,16 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
     if measured.noise >= NOISE_ACT:
         return Plan("DN", f"noise sigma {measured.noise:.1f}", measured, "sure")
     if measured.blockiness > BLOCK_ACT:
+        jpeg = jpeg_consistency.estimate(pixels)
+        if jpeg.quality is not None and jpeg.quality >= JPEG_SKIP_QUALITY:
+            return Plan(
+                None,
+                f"JPEG quality {jpeg.quality}: little to restore",
+                measured,
+                jpeg=jpeg,
+            )
         return Plan(
-            "DN", f"JPEG blocking {measured.blockiness:.2f}", measured, "blocking"
+            "DN", f"JPEG blocking {measured.blockiness:.2f}", measured, "blocking", jpeg
         )
     return Plan(None, "nothing to restore was measured", measured)
 

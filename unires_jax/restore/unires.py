@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from unires_jax.diffusion import experts as experts_lib
-from unires_jax.restore import adaptive
+from unires_jax.restore import adaptive, jpeg_consistency
 from unires_jax.restore.interface import (
     OptionError,
     Restored,
@@ -140,6 +140,8 @@ def adaptive_weights() -> WeightChooser:
         else:
             image = (y + weight * (restored - y)).astype(np.float32)
             details["adaptive"]["blend_weight"] = round(weight, 4)
+            if decided.jpeg is not None:
+                image = jpeg_consistency.project(image, y, decided.jpeg)
         return WeightChoice(
             weights,
             source,
