@@ -190,3 +190,35 @@ def test_restorer_applies_the_consistency_only_to_blurred_inputs(ldm, photos):
     np.testing.assert_array_equal(
         on.restore(photo, weights), off.restore(photo, weights)
     )
+
+
+@pytest.mark.parametrize("sigma", [1.5, 2.5])
+def test_fit_finds_a_gaussian_blur(photos, sigma):
+    from unires_jax.data.degradations.kernels import gaussian_kernel
+
+    size = 2 * int(np.ceil(3 * sigma)) + 1
+    for name, photo in photos.items():
+        psf = deblur.fit_psf(blurred(photo, gaussian_kernel(size, sigma, sigma)))
+        assert psf.family == "gauss", (name, psf)
+        # The noise floor of 8-bit rounding flattens the tail: the width comes out short.
+        assert sigma - 0.7 <= psf.size <= sigma + 0.1, (name, psf)
+        assert psf.confident, (name, psf)
+        kernel = psf.kernel()
+        assert kernel.shape[0] % 2 == 1 and abs(kernel.sum() - 1) < 1e-5
+
+
+def test_the_gaussian_response_is_its_kernels_spectrum():
+    from unires_jax.data.degradations.kernels import gaussian_kernel
+
+    window = 64
+    f = np.fft.fftfreq(window)
+    fy, fx = np.meshgrid(f, f, indexing="ij")
+    for sigma in (0.8, 2.0):
+        measured = _response_of(
+            gaussian_kernel(2 * int(np.ceil(4 * sigma)) + 1, sigma, sigma), window
+        )
+        # Below the band where the sampled kernel's spectrum aliases.
+        band = np.hypot(fx, fy) < 0.4
+        np.testing.assert_allclose(
+            deblur.gauss_response(sigma, fx, fy)[band], measured[band], atol=3e-3
+        )

@@ -4,9 +4,9 @@ never return more change than the measurement supports.
 Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
 
 - upscaling (`upscale` > 1): the SR expert (its output is made consistent with the input);
-- a confident straight-motion or defocus PSF (a stricter fit than the deblurring gate's own)
-  and little noise: the MD or DD expert, with the restorer's deblurring projection; every other
-  plan runs without it;
+- a confident straight-motion, defocus or Gaussian PSF (for lines and disks a stricter fit than
+  the deblurring gate's own) and little noise: the MD expert (motion) or the DD expert (defocus,
+  Gaussian), with the restorer's deblurring projection; every other plan runs without it;
 - noise (sigma >= NOISE_ACT on the 8-bit scale): the DN expert and a classical denoiser
   (scikit-image's non-local means), blended with the input by the weights that minimise
   Stein's unbiased risk estimate of the squared error (SURE) for white Gaussian noise of the
@@ -60,6 +60,8 @@ DEBLUR_MAX_NOISE = 2.0
 # 0.72 and disks up to 0.44 (5 of 35 crossed the gate), blurred ones mostly above.
 LINE_FIT_MIN = 0.75
 DISK_FIT_MIN = 0.5
+# Gaussian PSFs: the deblurring gate's own (sharp training photos fit a Gaussian at <= 0.12).
+GAUSS_FIT_MIN = deblur_lib.MIN_FIT_GAUSS
 # The Monte-Carlo SURE probe: eps = EPS_SCALE * sigma.
 EPS_SCALE = 0.1
 SOURCE = "adaptive"
@@ -94,8 +96,8 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
         return Plan("SR", f"x{upscale} upscaling", measured)
     if measured.noise < DEBLUR_MAX_NOISE and min(pixels.shape[:2]) >= 64:
         psf = deblur_lib.fit_psf(pixels.mean(axis=-1))
-        needed = LINE_FIT_MIN if psf.family == "line" else DISK_FIT_MIN
-        if psf.confident and psf.fit >= needed:
+        needed = {"line": LINE_FIT_MIN, "disk": DISK_FIT_MIN, "gauss": GAUSS_FIT_MIN}
+        if psf.confident and psf.fit >= needed[psf.family]:
             expert = "MD" if psf.family == "line" else "DD"
             return Plan(expert, f"blur: {psf.describe()}", measured)
     if measured.noise >= NOISE_ACT:

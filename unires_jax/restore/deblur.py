@@ -1,13 +1,15 @@
-"""Blind deblurring of straight motion and defocus blur: the point-spread function (PSF) is
-estimated from the input's power spectrum, and restorations are pulled back onto it.
+"""Blind deblurring of straight motion, defocus and Gaussian blur: the point-spread function (PSF)
+is estimated from the input's power spectrum, and restorations are pulled back onto it.
 
 A blurred image's spectrum is the sharp image's times |K(f)|^2, and the two textbook PSFs put
 unmistakable zeros into it: a straight motion of length L at angle theta multiplies it by
 sinc^2(L f.u) (parallel dark lines across the spectrum), a defocus disk of radius r by the Airy
-pattern (2 J1(2 pi r |f|) / (2 pi r |f|))^2 (dark rings). Natural images' spectra are smooth
-power laws, so after removing a + b log|f| from the log-spectrum the zeros are what is left;
-`fit_psf` regresses that residual on log(|K|^2 + eps) for every line and disk on a grid
-(then a finer one around the best) and keeps the best fit. This is the classic spectral
+pattern (2 J1(2 pi r |f|) / (2 pi r |f|))^2 (dark rings). A Gaussian blur of width s has no
+zeros, but bends the log-spectrum down by 4 pi^2 s^2 |f|^2, which no power law does. Natural
+images' spectra are smooth power laws, so after removing a + b log|f| from the log-spectrum the
+blur's signature is what is left; `fit_psf` regresses that residual on log(|K|^2 + eps) for
+every line, disk and Gaussian on a grid (then a finer one around the best) and keeps the best
+fit. This is the classic spectral
 approach to parametric blur identification (Cannon 1976; Oliveira, Figueiredo and
 Bioucas-Dias 2007), with Welch averaging (Hann windows) for a steady spectrum.
 
@@ -32,11 +34,14 @@ import numpy as np
 from scipy import fft, special
 
 from unires_jax.data.degradations.blur import disk_kernel, line_kernel
+from unires_jax.data.degradations.kernels import gaussian_kernel
 
 # The PSFs searched (px). Motion blur longer than this is rare after resizing and beyond what
 # the experts were trained on; shorter than 2 px (disk 0.5 px) is indistinguishable from none.
 LINE_LENGTHS = (2.0, 32.0)
 DISK_RADII = (0.5, 10.0)
+# Gaussian PSF widths searched (standard deviation, px).
+GAUSS_SIGMAS = (0.4, 4.0)
 # Welch estimate of the power spectrum: square Hann windows of this side, a quarter apart.
 WINDOW = 128
 # Frequencies fitted: from this many Welch bins (the lowest carry the window's own leakage and
@@ -56,6 +61,16 @@ MAX_WINDOWS = 400
 # periodic brick wall) to the experts.
 MIN_FIT = 0.45
 SLOPE_RANGE = (0.75, 2.0)
+# The Gaussian family's gate, chosen on the training photos (`real_photos.TRAIN`, session 19):
+# sharp, JPEG and motion-blurred photos fit a Gaussian at 0.00-0.12; Gaussian blur of width
+# 0.7-3 px at 0.29-0.90 with slopes 0.57-2.97 (the noise floor flattens the curve's tail, so
+# the slope runs above the zero-carrying families'; the width comes out 0.1-0.5 px short, which
+# deblurs a little less than the truth would). Defocus disks fit a Gaussian too, but less well
+# than a disk, so the best family wins. The one fit that deblurring made worse (a 0.7 px blur
+# fitted at 0.40 with slope 0.57: -0.6 dB) is below the slope gate; camera shake that passes
+# it gained +0.9 dB.
+MIN_FIT_GAUSS = 0.4
+SLOPE_RANGE_GAUSS = (0.65, 3.5)
 # Noisier inputs are left to the experts: the data term would bring the noise back (the
 # consistency is for a clean blurred photo). Robust noise level of the grey image (MAD of its
 # finest diagonal Haar coefficients, Donoho 1995) on the 0..1 scale: noise-free blurred photos
@@ -63,7 +78,10 @@ SLOPE_RANGE = (0.75, 2.0)
 MAX_NOISE = 2.0 / 255
 # Weight of the restoration against the input in `BlurConsistency` per PSF family, the best
 # on the training photos at 4 DDIM steps (0.005-0.02 are within 0.5 dB of it).
-CONSISTENCY_WEIGHT = {"line": 0.01, "disk": 0.005}
+# For the Gaussian family, over the 28 training rows that pass its gate: 0.005 gains +3.49 dB
+# on the mean but only +0.12 on the worst (camera shake), 0.01 +3.44 / +0.93: chosen for the
+# margin.
+CONSISTENCY_WEIGHT = {"line": 0.01, "disk": 0.005, "gauss": 0.01}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +89,8 @@ class PsfEstimate:
     """A fitted PSF.
 
     Attributes:
-      family: "line" (straight motion) or "disk" (defocus).
-      size: the line's length or the disk's radius, in pixels.
+      family: "line" (straight motion), "disk" (defocus) or "gauss" (Gaussian blur).
+      size: the line's length, the disk's radius or the Gaussian's standard deviation, in px.
       angle: the line's direction in degrees counter-clockwise from the +x axis, in [0, 180).
       fit: the share of the whitened log-spectrum's variance that log(|K|^2 + eps) explains.
       slope: its regression coefficient (1 for a blur that matches the model exactly).
@@ -90,11 +108,18 @@ class PsfEstimate:
     def confident(self) -> bool:
         """Whether the fit is good enough to deblur with (see MIN_FIT, SLOPE_RANGE, MAX_NOISE);
         fits at the smallest size searched are never taken (a sharp image's best excuse)."""
-        smallest = LINE_LENGTHS[0] if self.family == "line" else DISK_RADII[0]
+        smallest = {"line": LINE_LENGTHS, "disk": DISK_RADII, "gauss": GAUSS_SIGMAS}[
+            self.family
+        ][0]
+        min_fit, (low, high) = (
+            (MIN_FIT_GAUSS, SLOPE_RANGE_GAUSS)
+            if self.family == "gauss"
+            else (MIN_FIT, SLOPE_RANGE)
+        )
         return (
-            self.fit >= MIN_FIT
+            self.fit >= min_fit
             and self.noise <= MAX_NOISE
-            and SLOPE_RANGE[0] <= self.slope <= SLOPE_RANGE[1]
+            and low <= self.slope <= high
             and self.size > smallest + 0.05
         )
 
@@ -102,11 +127,16 @@ class PsfEstimate:
         """The PSF as an odd-sided `[K, K]` float32 kernel summing to 1."""
         if self.family == "line":
             return line_kernel(self.size, self.angle)
+        if self.family == "gauss":
+            size = 2 * math.ceil(3 * self.size) + 1
+            return gaussian_kernel(size, self.size, self.size)
         return disk_kernel(self.size)
 
     def describe(self) -> str:
         if self.family == "line":
             return f"straight motion blur of {self.size:.1f} px at {self.angle:.1f} deg"
+        if self.family == "gauss":
+            return f"Gaussian blur of sigma {self.size:.2f} px"
         return f"defocus blur of radius {self.size:.2f} px"
 
 
@@ -166,6 +196,11 @@ def disk_response(radius, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
     arg = 2 * np.pi * radius * np.hypot(fx, fy)
     safe = np.where(arg > 1e-8, arg, 1.0)
     return np.where(arg > 1e-8, 2 * special.j1(safe) / safe, 1.0) ** 2
+
+
+def gauss_response(sigma, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """|K(f)|^2 of a Gaussian PSF of standard deviation `sigma` px."""
+    return np.exp(-4 * np.pi**2 * np.asarray(sigma) ** 2 * (fx**2 + fy**2))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +268,8 @@ def _best(spectrum: _Spectrum, family: str, sizes, angles) -> PsfEstimate:
         a = angle_grid[start : start + chunk, None]
         if family == "line":
             responses = line_response(s, a, spectrum.fx, spectrum.fy)
+        elif family == "gauss":
+            responses = gauss_response(s, spectrum.fx, spectrum.fy)
         else:
             responses = disk_response(s, spectrum.fx, spectrum.fy)
         fit, slope = spectrum.score(responses)
@@ -250,7 +287,8 @@ def _best(spectrum: _Spectrum, family: str, sizes, angles) -> PsfEstimate:
 
 
 def fit_psf(image: np.ndarray, window: int = WINDOW) -> PsfEstimate:
-    """The best-fitting straight-motion or defocus PSF of an image, however poor the fit.
+    """The best-fitting straight-motion, defocus or Gaussian PSF of an image, however poor the
+    fit.
 
     Args:
         image: `[H, W, 3]` or `[H, W]` float in [0, 1], both sides >= `window`.
@@ -282,7 +320,16 @@ def fit_psf(image: np.ndarray, window: int = WINDOW) -> PsfEstimate:
         np.clip(disk.size + np.arange(-0.25, 0.251, 0.02), *DISK_RADII),
         None,
     )
-    best = line if line.fit >= disk.fit else disk
+    gauss = _best(
+        spectrum, "gauss", np.arange(GAUSS_SIGMAS[0], GAUSS_SIGMAS[1] + 1e-9, 0.1), None
+    )
+    gauss = _best(
+        spectrum,
+        "gauss",
+        np.clip(gauss.size + np.arange(-0.1, 0.101, 0.02), *GAUSS_SIGMAS),
+        None,
+    )
+    best = max((line, disk, gauss), key=lambda psf: psf.fit)
     return dataclasses.replace(best, noise=noise_level(gray))
 
 
