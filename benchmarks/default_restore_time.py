@@ -5,7 +5,8 @@ Claim (issue "the main job on real photos"): the adaptive default stays within 2
 the previous default on 2 CPU cores. The adaptive default's cost depends on what it finds: a clean
 photo runs no model at all; a noisy one runs the DN expert twice (the SURE probe) and non-local
 means twice; a blurred one runs MD or DD once with the deblurring projection; so the photo is
-restored clean, with noise sigma 25, JPEG quality 10 and a 9 px motion blur. Each is timed after
+restored clean, with noise sigma 25, JPEG quality 10 (a 2-copy ensemble of DN), a 9 px motion blur
+and a Gaussian blur of sigma 2. Each is timed after
 a warm-up (compilation), median of --repeats, both restorers interleaved.
 
 Run:  python benchmarks/default_restore_time.py [--size 512] [--repeats 3] [--photo astronaut]
@@ -22,7 +23,7 @@ import time
 
 import numpy as np
 
-CASES = ("clean", "noise:25", "jpeg:10", "motion:9@30")
+CASES = ("clean", "noise:25", "jpeg:10", "motion:9@30", "blur:2")
 
 
 def main(argv=None) -> int:

@@ -110,7 +110,10 @@ def test_a_compressed_photo_gets_the_dn_expert_blended_by_its_blocking(photo):
     assert decided["expert"] == "DN" and decided["blend"] == "blocking"
     weight = adaptive.jpeg_blend(adaptive.plan(blocky).analysis.blockiness)
     assert 0.0 < weight and decided["blend_weight"] == pytest.approx(weight, abs=1e-4)
-    expert = restore.load(deblur=False, weights="DN=1").restore(blocky, seed=0)
+    expert = restore.load(
+        deblur=False, weights="DN=1", ensemble=adaptive.JPEG_ENSEMBLE
+    ).restore(blocky, seed=0)
+    assert out.details["unet_evaluations"] == adaptive.JPEG_ENSEMBLE * 4
     # The blend, moved into the input's quantisation constraint set (quality estimated ~30).
     assert abs(decided["jpeg_quality"] - 30) <= 2
     blended = blocky + weight * (expert.pixels - blocky)

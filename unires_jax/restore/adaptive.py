@@ -20,8 +20,9 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   the expert, heavy compression all of it. Blockiness is a proxy that smooth content (a clear
   sky) inflates, so the JPEG quality is also estimated from the pixels
   (`restore/jpeg_consistency.py`): a photo measured at quality >= JPEG_SKIP_QUALITY is left
-  alone, and the blend is moved back into the quantisation constraint set of the input (the
-  model's own consistency check: a restoration must compress back to the photo it came from);
+  alone, and the blend (of a JPEG_ENSEMBLE-copy self-ensemble of the expert) is moved back into
+  the quantisation constraint set of the input (the model's own consistency check: a
+  restoration must compress back to the photo it came from);
 - otherwise nothing measurable is wrong and the input comes back unchanged.
 
 The thresholds and the JPEG ramp were chosen on training photos only, by
@@ -54,6 +55,10 @@ BLOCK_RAMP = 1.0
 # DN expert's best gain at quality 90-95 was +0.34 dB (w = 0.25) and it lost up to 5 dB at w = 1
 # (at 70: at most +0.55 dB; benchmarks/adaptive_tuning.py rows in BENCHMARKS.md #29).
 JPEG_SKIP_QUALITY = 85
+# The JPEG plan restores this many flipped copies and averages them (`restore/ensemble.py`): the
+# cost of the noise plan's two restorations; on the training photos' JPEG rows (quality 10 and
+# 30, noise + JPEG) +0.04 dB over one copy on the mean, no row lower (4 copies: +0.06).
+JPEG_ENSEMBLE = 2
 # Above this noise sigma the PSF fit is not trusted (the deblurring gate's own limit).
 DEBLUR_MAX_NOISE = 2.0
 # Stricter than the deblurring gate's own: on the training photos clean ones fitted lines up to

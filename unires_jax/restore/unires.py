@@ -81,8 +81,9 @@ def adaptive_weights() -> WeightChooser:
     """The default chooser: measure the degradation, run the one expert it calls for (if any) and
     blend its output with the input as `restore/adaptive.py` says. Only a blur plan runs with
     the restorer's blind deblurring; the others run without it, so a texture that the PSF fit
-    mistakes for blur is never deconvolved."""
-    without_deblur: dict[int, Restorer] = {}
+    mistakes for blur is never deconvolved. The JPEG plan runs a self-ensemble of
+    `adaptive.JPEG_ENSEMBLE` copies unless the restorer already has one."""
+    variants: dict[tuple, Restorer] = {}  # the restorer with a plan's settings changed
 
     def choose(
         pixels, restorer: Restorer, *, seed: int, name: str | None
@@ -93,10 +94,16 @@ def adaptive_weights() -> WeightChooser:
         source = f"{adaptive.SOURCE}: {decided.reason}"
         if decided.expert is None:
             return WeightChoice({}, source, details, image=y, complete=True)
+        changes = {}
         if decided.expert not in ("MD", "DD") and restorer.settings.deblur:
-            if id(restorer) not in without_deblur:
-                without_deblur[id(restorer)] = restorer.with_settings(deblur=False)
-            restorer = without_deblur[id(restorer)]
+            changes["deblur"] = False
+        if decided.blend == "blocking" and restorer.settings.ensemble == 1:
+            changes["ensemble"] = adaptive.JPEG_ENSEMBLE
+        if changes:
+            key = (id(restorer), tuple(sorted(changes.items())))
+            if key not in variants:
+                variants[key] = restorer.with_settings(**changes)
+            restorer = variants[key]
         weights = {decided.expert: 1.0}
         restored, timing = restorer.timed_restore(y, weights, seed=seed)
         evaluations, weight = timing["unet_evaluations"], 1.0
