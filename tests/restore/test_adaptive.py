@@ -148,3 +148,15 @@ def test_the_default_upscales_a_small_photo_to_n_times_its_size(photo):
     assert out.details["weights_details"]["adaptive"]["expert"] == "SR"
     assert {k: v for k, v in out.details["weights"].items() if v} == {"SR": 1.0}
     assert np.all(np.isfinite(out.pixels))
+
+
+def test_a_noisy_jpeg_takes_the_jpeg_plan_not_sure(photo, monkeypatch):
+    # SURE assumes white noise, which JPEG quantisation removes and correlates: with the noise
+    # threshold at 0 every photo "is noisy", and the JPEG fit decides.
+    monkeypatch.setattr(adaptive, "NOISE_ACT", 0.0)
+    rng = np.random.default_rng(5)
+    compressed = adaptive.plan(specs.parse("noise:15+jpeg:40").apply(photo, rng))
+    assert (compressed.expert, compressed.blend) == ("DN", "blocking")
+    assert compressed.jpeg is not None and compressed.jpeg.quality < 85
+    noisy = adaptive.plan(specs.parse("noise:15").apply(photo, rng))
+    assert (noisy.expert, noisy.blend) == ("DN", "sure")

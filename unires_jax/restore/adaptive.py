@@ -105,10 +105,23 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
         if psf.confident and psf.fit >= needed[psf.family]:
             expert = "MD" if psf.family == "line" else "DD"
             return Plan(expert, f"blur: {psf.describe()}", measured)
+    jpeg = None
     if measured.noise >= NOISE_ACT:
-        return Plan("DN", f"noise sigma {measured.noise:.1f}", measured, "sure")
-    if measured.blockiness > BLOCK_ACT:
+        # SURE's white-noise model fails on a compressed photo (quantisation removes most of
+        # the noise's high frequencies and correlates the rest, so sigma is underestimated):
+        # a photo that fits a JPEG quality below JPEG_SKIP_QUALITY takes the JPEG plan.
         jpeg = jpeg_consistency.estimate(pixels)
+        if jpeg.quality is None or jpeg.quality >= JPEG_SKIP_QUALITY:
+            return Plan("DN", f"noise sigma {measured.noise:.1f}", measured, "sure")
+        return Plan(
+            "DN",
+            f"JPEG quality {jpeg.quality} with noise sigma {measured.noise:.1f}",
+            measured,
+            "blocking",
+            jpeg,
+        )
+    if measured.blockiness > BLOCK_ACT:
+        jpeg = jpeg or jpeg_consistency.estimate(pixels)
         if jpeg.quality is not None and jpeg.quality >= JPEG_SKIP_QUALITY:
             return Plan(
                 None,
