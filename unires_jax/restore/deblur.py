@@ -286,6 +286,16 @@ def _best(spectrum: _Spectrum, family: str, sizes, angles) -> PsfEstimate:
     )
 
 
+def _best_isotropic(
+    spectrum: _Spectrum, family: str, sizes: tuple[float, float], step: float
+) -> PsfEstimate:
+    """The best size of a one-parameter family: a grid of `step`, then steps of 0.02 around
+    its best."""
+    coarse = _best(spectrum, family, np.arange(sizes[0], sizes[1] + 1e-9, step), None)
+    fine = np.clip(coarse.size + np.arange(-step, step + 1e-3, 0.02), *sizes)
+    return _best(spectrum, family, fine, None)
+
+
 def fit_psf(image: np.ndarray, window: int = WINDOW) -> PsfEstimate:
     """The best-fitting straight-motion, defocus or Gaussian PSF of an image, however poor the
     fit.
@@ -311,24 +321,8 @@ def fit_psf(image: np.ndarray, window: int = WINDOW) -> PsfEstimate:
         np.clip(line.size + np.arange(-1.0, 1.01, 0.1), *LINE_LENGTHS),
         line.angle + np.arange(-2.0, 2.01, 0.25),
     )
-    disk = _best(
-        spectrum, "disk", np.arange(DISK_RADII[0], DISK_RADII[1] + 1e-9, 0.25), None
-    )
-    disk = _best(
-        spectrum,
-        "disk",
-        np.clip(disk.size + np.arange(-0.25, 0.251, 0.02), *DISK_RADII),
-        None,
-    )
-    gauss = _best(
-        spectrum, "gauss", np.arange(GAUSS_SIGMAS[0], GAUSS_SIGMAS[1] + 1e-9, 0.1), None
-    )
-    gauss = _best(
-        spectrum,
-        "gauss",
-        np.clip(gauss.size + np.arange(-0.1, 0.101, 0.02), *GAUSS_SIGMAS),
-        None,
-    )
+    disk = _best_isotropic(spectrum, "disk", DISK_RADII, 0.25)
+    gauss = _best_isotropic(spectrum, "gauss", GAUSS_SIGMAS, 0.1)
     best = max((line, disk, gauss), key=lambda psf: psf.fit)
     return dataclasses.replace(best, noise=noise_level(gray))
 
