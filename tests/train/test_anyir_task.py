@@ -1,63 +1,23 @@
 """The AnyIR Task trains through the one trainer, both recipes' configs say what the papers and
 the released code do, and the tiny config learns to denoise held-out photos."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from task_helpers import config_file, synthetic_batches
 
 from unires_jax import restore
 from unires_jax.train import optim, trainer
 from unires_jax.train.tasks import FAMILIES
 from unires_jax.train.tasks.anyir import AnyIRTask, anyir_loss, fft_l1
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _config_file(name, arg=None):
-    """`get_config(arg)` of configs/<name>.py."""
-    sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
-def _synthetic_batches(batch: int, size: int):
-    """An endless iterator of {"hq", "lq", "task_id"} with get/set_state (noisy flat images)."""
-
-    class Batches:
-        def __init__(self):
-            self.i = 0
-
-        def __next__(self):
-            rng = np.random.default_rng(self.i)
-            self.i += 1
-            hq = rng.uniform(0.2, 0.8, (batch, 1, 1, 3)) * np.ones((1, size, size, 1))
-            lq = np.clip(hq + rng.normal(0, 0.1, hq.shape), 0, 1)
-            return {
-                "hq": hq.astype(np.float32),
-                "lq": lq.astype(np.float32),
-                "task_id": np.zeros(batch, np.int32),
-            }
-
-        def get_state(self):
-            return {"i": self.i}
-
-        def set_state(self, state):
-            self.i = state["i"]
-
-    return Batches()
-
 
 def test_one_trainer_step_updates_batchnorm_statistics_then_export_restores(tmp_path):
-    config = _config_file("anyir_tiny", "test")
+    config = config_file("anyir_tiny", "test")
     config.train.update(steps=1, eval_every=1)
     task = FAMILIES["anyir"](config)
     assert isinstance(task, AnyIRTask)
@@ -65,8 +25,8 @@ def test_one_trainer_step_updates_batchnorm_statistics_then_export_restores(tmp_
         config,
         tmp_path / "work",
         task,
-        _synthetic_batches(8, 32),
-        _synthetic_batches(8, 32),
+        synthetic_batches(8, 32),
+        synthetic_batches(8, 32),
     )
     assert result.status == "completed" and result.step == 1
     m = result.metrics
@@ -127,7 +87,7 @@ def test_loss_is_l1_plus_the_weighted_l1_of_the_rfft2_parts():
 
 
 def test_released_recipe_warms_up_15_epochs_and_ends_its_cosine_with_the_run():
-    c = _config_file("anyir_released", "3deg")
+    c = config_file("anyir_released", "3deg")
     assert c.model.version == "v2" and c.task.fft_loss_weight == 0.1
     assert set(c.data.tasks) == {
         "denoise15",
@@ -145,17 +105,17 @@ def test_released_recipe_warms_up_15_epochs_and_ends_its_cosine_with_the_run():
     assert float(schedule(15 * per_epoch)) == pytest.approx(2e-4)
     assert float(schedule(c.train.steps)) == pytest.approx(0.0, abs=1e-12)
     # Another epoch count moves the schedule's end with it.
-    c170 = _config_file("anyir_released", "5deg,170")
+    c170 = config_file("anyir_released", "5deg,170")
     assert len(c170.data.tasks) == 7 and c170.task.epochs == 170
     assert c170.train.steps == 170 * (c170.train.steps // 170)
     end = optim.make_schedule(c170.optim, c170.train.steps)
     assert float(end(c170.train.steps)) == pytest.approx(0.0, abs=1e-12)
     assert float(end(c170.train.steps // 2)) > 1e-4
-    assert _config_file("anyir_released", "5deg").task.epochs == 150
+    assert config_file("anyir_released", "5deg").task.epochs == 150
 
 
 def test_paper_recipe_is_adam_cosine_130_epochs_batch_16_plain_l1_on_v1():
-    c = _config_file("anyir_paper")
+    c = config_file("anyir_paper")
     assert c.model.version == "v1" and c.task.fft_loss_weight == 0.0
     assert c.train.batch_size == 16 and c.task.epochs == 130
     assert (c.optim.lr, c.optim.warmup_steps, c.optim.weight_decay) == (2e-4, 0, 0.0)
@@ -166,10 +126,10 @@ def test_paper_recipe_is_adam_cosine_130_epochs_batch_16_plain_l1_on_v1():
 
 
 def test_missing_dehazing_source_is_named_before_training():
-    c = _config_file("anyir_released", "3deg")
+    c = config_file("anyir_released", "3deg")
     # The recipes train dehazing on the RESIDE OTS builder (SOTS outdoor is the test set).
     assert c.data.sources.dehaze == "reside_ots:train"
-    assert _config_file("anyir_paper").data.sources.dehaze == "reside_ots:train"
+    assert config_file("anyir_paper").data.sources.dehaze == "reside_ots:train"
     c.data.sources.dehaze = ""
     with pytest.raises(KeyError, match="dehaz"):
         AnyIRTask(c).make_train_iterator(c, 0, 1)
@@ -191,7 +151,7 @@ def test_tiny_config_trains_and_improves_heldout_psnr_on_sigma25_noise(tmp_path)
     from unires_jax.data.degradations import fixed_degradation
     from unires_jax.data.sample_photos import load_sample_photos
 
-    config = _config_file("anyir_tiny")
+    config = config_file("anyir_tiny")
     config.mesh.data = 1  # one device: learning is tested here, sharding elsewhere
     config.log.progress_bar = False
     t0 = time.perf_counter()

@@ -1,14 +1,12 @@
 """The residual-diffusion Task trains through the one trainer, and the result restores."""
 
-import importlib.util
 import json
-import pathlib
-import sys
 import time
 
 import jax
 import numpy as np
 import pytest
+from task_helpers import config_file, synthetic_batches
 
 from unires_jax import restore
 from unires_jax.diffusion import residual as residual_lib
@@ -16,47 +14,9 @@ from unires_jax.train import trainer
 from unires_jax.train.tasks import FAMILIES
 from unires_jax.train.tasks.residual import GroupSubset
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _config_file(name, arg=None):
-    """`get_config(arg)` of configs/<name>.py."""
-    sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
-
-def _synthetic_batches(batch: int, size: int):
-    """An endless iterator of {"hq", "lq", "task_id"} with get/set_state (noisy smooth images)."""
-
-    class Batches:
-        def __init__(self):
-            self.i = 0
-
-        def __next__(self):
-            rng = np.random.default_rng(self.i)
-            self.i += 1
-            hq = rng.uniform(0.2, 0.8, (batch, 1, 1, 3)) * np.ones((1, size, size, 1))
-            lq = np.clip(hq + rng.normal(0, 0.1, hq.shape), 0, 1)
-            return {
-                "hq": hq.astype(np.float32),
-                "lq": lq.astype(np.float32),
-                "task_id": np.zeros(batch, np.int32),
-            }
-
-        def get_state(self):
-            return {"i": self.i}
-
-        def set_state(self, state):
-            self.i = state["i"]
-
-    return Batches()
-
 
 def test_one_trainer_step_on_synthetic_data_then_export_restores(tmp_path):
-    config = _config_file("residual_tiny", "test")
+    config = config_file("residual_tiny", "test")
     config.train.update(steps=1, eval_every=1)
     config.log.sample_every = 1
     config.task.sample_crop = 32
@@ -65,8 +25,8 @@ def test_one_trainer_step_on_synthetic_data_then_export_restores(tmp_path):
         config,
         tmp_path / "work",
         task,
-        _synthetic_batches(8, 32),
-        _synthetic_batches(8, 32),
+        synthetic_batches(8, 32),
+        synthetic_batches(8, 32),
     )
     assert result.status == "completed" and result.step == 1
     assert (
@@ -96,10 +56,10 @@ def test_loss_is_the_official_objective():
     import jax.numpy as jnp
     from flax import nnx
 
-    config = _config_file("residual_tiny", "test")
+    config = config_file("residual_tiny", "test")
     task = FAMILIES["residual"](config)
     model = task.init(nnx.Rngs(0))
-    batch = next(_synthetic_batches(2, 16))
+    batch = next(synthetic_batches(2, 16))
     rng = jax.random.key(3)
     loss, aux = nnx.jit(task.loss_fn)(model, batch, rng)
 
@@ -160,7 +120,7 @@ def test_ema_every_updates_the_ema_only_on_every_kth_step(tmp_path):
 
 
 def test_foundir_stages_follow_the_paper_order():
-    first = _config_file("residual_foundir", "stage1")
+    first = config_file("residual_foundir", "stage1")
     assert dict(first.task.groups) == {"isolated": ("01Blur",)}
     assert (
         first.train.batch_size,
@@ -178,7 +138,7 @@ def test_foundir_stages_follow_the_paper_order():
         1.0,
     )
     assert (first.ema.decay, first.ema.every) == (0.995, 10)
-    seventh = _config_file("residual_foundir", "stage7")
+    seventh = config_file("residual_foundir", "stage7")
     assert tuple(seventh.task.groups["isolated"]) == (
         "01Blur",
         "05Noise",
@@ -189,7 +149,7 @@ def test_foundir_stages_follow_the_paper_order():
         "14Lowlight",
     )
     assert seventh.train.steps == 500_000
-    last = _config_file("residual_foundir", "stage9")
+    last = config_file("residual_foundir", "stage9")
     assert tuple(last.data.tasks) == ("isolated", "coupled")
     assert (last.train.steps, last.optim.lr) == (2_000_000, 5e-5)
     groups = set(last.task.groups["isolated"]) | set(last.task.groups["coupled"])
@@ -227,7 +187,7 @@ def test_foundir_stage_reads_only_its_groups_from_the_built_dataset(tmp_path):
         "foundir", manual_dir=tmp_path / "manual", data_dir=tmp_path / "data"
     )
 
-    config = _config_file("residual_foundir", "stage9")
+    config = config_file("residual_foundir", "stage9")
     config.data.update(data_dir=str(tmp_path / "data"), crop_size=16, num_workers=0)
     config.train.update(batch_size=8, grad_accum_steps=1)
     config.task.groups = {"isolated": ("05Noise",), "coupled": ("02Blur_Noise",)}
@@ -262,7 +222,7 @@ def test_tiny_config_trains_and_improves_heldout_psnr_on_sigma25_noise(tmp_path)
     from unires_jax.data.degradations import fixed_degradation
     from unires_jax.data.sample_photos import HELDOUT, load_sample_photos
 
-    config = _config_file("residual_tiny")
+    config = config_file("residual_tiny")
     assert set(config.data.sources.values()) == {"sample_photos:train"}
     # One device: learning is what is tested here (sharding is tested elsewhere).
     config.mesh.data = 1

@@ -1,36 +1,32 @@
 """The UniRes Task trains through the one trainer, and the result restores."""
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
+from task_helpers import config_file
 
 from unires_jax.restore.restorer import Restorer
 from unires_jax.train import trainer
 from unires_jax.train.tasks import FAMILIES
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def _config_file(name, arg=None):
-    """`get_config(arg)` of configs/<name>.py."""
-    sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
-
 
 def _config(arg):
-    return _config_file("unires_tiny", arg)
+    return config_file("unires_tiny", arg)
 
 
 def test_unires_sd21_config_builds():
-    c = _config_file("unires_sd21")
-    assert (c.train.batch_size, c.optim.lr, c.train.steps, c.data.crop_size) == (256, 8e-5, 200_000, 512)
-    assert dict(c.data.weights) == {"sr": 0.32, "motion": 0.28, "defocus": 0.18, "denoise": 0.22}
+    c = config_file("unires_sd21")
+    assert (c.train.batch_size, c.optim.lr, c.train.steps, c.data.crop_size) == (
+        256,
+        8e-5,
+        200_000,
+        512,
+    )
+    assert dict(c.data.weights) == {
+        "sr": 0.32,
+        "motion": 0.28,
+        "defocus": 0.18,
+        "denoise": 0.22,
+    }
     assert c.model.unet.in_channels == 8 and c.model.lq_channels == 4
 
 
@@ -65,11 +61,15 @@ def test_bfloat16_compute_runs_the_trained_unet_in_bfloat16_and_exports_it_as_co
     task = FAMILIES["unires"](config)
     model = nnx.eval_shape(lambda: task.init(nnx.Rngs(0)))
     params = nnx.state(model, nnx.Param).to_pure_dict()
-    assert {x.dtype for x in jax.tree.leaves(params["unet"])} == {jnp.dtype(jnp.float32)}
+    assert {x.dtype for x in jax.tree.leaves(params["unet"])} == {
+        jnp.dtype(jnp.float32)
+    }
     # As in the trainer's step: bfloat16 weights and inputs.
     unet_state = nnx.state(model.unet, nnx.Param)
     unet_state.replace_by_pure_dict(
-        jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.bfloat16), params["unet"])
+        jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, jnp.bfloat16), params["unet"]
+        )
     )
     nnx.update(model.unet, unet_state)
     cfg = model.unet.cfg
@@ -93,7 +93,7 @@ def test_training_loss_decreases_on_the_default_recipe(tmp_path):
     packages are installed here) and dead-leaves images, the "broad" degradations."""
     import json
 
-    config = _config_file("unires_default")
+    config = config_file("unires_default")
     config.train.steps = 200
     # One device: the recipe's learning is what is tested here (sharding is tested elsewhere),
     # and batch 8 split over 8 fake CPU devices runs 2x slower than on one.
@@ -101,7 +101,10 @@ def test_training_loss_decreases_on_the_default_recipe(tmp_path):
     config.log.update(every=25, progress_bar=False)
     config.checkpoint.every = 1000
     trainer.run(config, tmp_path, FAMILIES["unires"](config))
-    losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [
+        json.loads(line)["loss"]
+        for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+    ]
     assert len(losses) == 8
     assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
 
@@ -135,7 +138,7 @@ def test_shipped_default_model_is_what_its_config_exports():
     from unires_jax.models.configs import UNetConfig
     from unires_jax.restore.restorer import DEFAULT_MODEL_DIR
 
-    config = _config_file("unires_default")
+    config = config_file("unires_default")
     shipped = json.loads((DEFAULT_MODEL_DIR / "checkpoint.json").read_text())
     assert shipped["family"] == "unires"
     stored = shipped["config"]

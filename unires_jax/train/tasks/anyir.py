@@ -39,11 +39,10 @@ from flax import nnx
 from unires_jax.convert.config_io import config_from_dict
 from unires_jax.models.anyir import AnyIR, AnyIRConfig
 from unires_jax.quality.fidelity import psnr
+from unires_jax.train.tasks.data_options import iterator_options
 
 # The denoising tasks of the official mixture and their Gaussian sigma (0..255).
 DENOISE_SIGMAS = {"denoise15": 15.0, "denoise25": 25.0, "denoise50": 50.0}
-# Eval batches are drawn with config.train.seed + this, not the training draw.
-_EVAL_SEED_OFFSET = 1_000_003
 
 
 def gaussian_noise(
@@ -156,9 +155,7 @@ class AnyIRTask:
     def make_train_iterator(self, config, process_index: int, process_count: int):
         from unires_jax.data.pipeline import make_train_iterator
 
-        data = self._data_config(
-            config, batch_size=int(config.train.batch_size), seed=int(config.train.seed)
-        )
+        data = self._data_config(config, **iterator_options(config, evaluation=False))
         return make_train_iterator(
             data,
             process_index=process_index,
@@ -171,10 +168,7 @@ class AnyIRTask:
         from unires_jax.data import sources as sources_lib
         from unires_jax.data.pipeline import make_train_iterator
 
-        batch = int(config.train.batch_size) // int(config.train.grad_accum_steps)
-        data = self._data_config(
-            config, batch_size=batch, seed=int(config.train.seed) + _EVAL_SEED_OFFSET
-        )
+        data = self._data_config(config, **iterator_options(config, evaluation=True))
         spec = config.task.eval_sources
         sources = None
         if spec:

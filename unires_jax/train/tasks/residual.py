@@ -38,13 +38,12 @@ from unires_jax.convert.config_io import config_from_dict
 from unires_jax.diffusion import residual as residual_lib
 from unires_jax.models.diffuir import DiffUIRConfig, DiffUIRUNet
 from unires_jax.quality.fidelity import psnr
+from unires_jax.train.tasks.data_options import iterator_options
 
 _log = logging.getLogger(__name__)
 
 # Degradations applied to the held-out sample photos for the PNG grid (one per row).
 _SAMPLE_DEGRADATIONS = ("noise25", "motion", "defocus")
-# Eval batches are drawn with config.train.seed + this, not the training draw.
-_EVAL_SEED_OFFSET = 1_000_003
 
 
 class ResidualTask:
@@ -161,9 +160,7 @@ class ResidualTask:
     def make_train_iterator(self, config, process_index: int, process_count: int):
         from unires_jax.data.pipeline import make_train_iterator
 
-        data = self._data_config(
-            config, batch_size=int(config.train.batch_size), seed=int(config.train.seed)
-        )
+        data = self._data_config(config, **iterator_options(config, evaluation=False))
         return make_train_iterator(
             data,
             process_index=process_index,
@@ -175,10 +172,7 @@ class ResidualTask:
         """Eval batches of one forward pass (the microbatch size), drawn with another seed."""
         from unires_jax.data.pipeline import make_train_iterator
 
-        batch = int(config.train.batch_size) // int(config.train.grad_accum_steps)
-        data = self._data_config(
-            config, batch_size=batch, seed=int(config.train.seed) + _EVAL_SEED_OFFSET
-        )
+        data = self._data_config(config, **iterator_options(config, evaluation=True))
         spec = config.task.eval_sources
         return make_train_iterator(
             data,
