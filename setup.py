@@ -32,6 +32,7 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.4,<2",  # random-forest weight predictor; ships sample photos
     "absl-py>=2.0",
     "tifffile>=2023.1",  # 16-bit TIFF input/output
+    "bm3d>=4.0.3,<5",  # the default restore's classical denoiser (restore/adaptive.py)
 ]
 
 EXTRAS = {

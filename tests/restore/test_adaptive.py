@@ -28,9 +28,10 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
 
     eps = 0.01
     step = eps * rng.standard_normal(noisy.shape)
-    (weight,) = adaptive.sure_weights(
-        noisy, [denoise(noisy)], [denoise(noisy + step)], step, sigma
-    )
+    divergence = adaptive.mc_divergence(denoise(noisy), denoise(noisy + step), step)
+    # The smoother's divergence is its trace, 0.5 per pixel (the estimate is random).
+    assert divergence == pytest.approx(0.5 * noisy.size, rel=0.02)
+    (weight,) = adaptive.sure_weights(noisy, [denoise(noisy)], [divergence], sigma)
     weights = np.linspace(0, 1, 201)
     errors = [
         np.mean((noisy + a * (denoise(noisy) - noisy) - clean) ** 2) for a in weights
@@ -41,8 +42,10 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
     pair = adaptive.sure_weights(
         noisy,
         [denoise(noisy), rough(noisy)],
-        [denoise(noisy + step), rough(noisy + step)],
-        step,
+        [
+            divergence,
+            adaptive.mc_divergence(rough(noisy), rough(noisy + step), step),
+        ],
         sigma,
     )
     blended = (
@@ -52,6 +55,39 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
         np.mean((f - clean) ** 2) for f in (denoise(noisy), rough(noisy), noisy)
     )
     assert np.mean((blended - clean) ** 2) <= best_alone * 1.02
+
+
+def test_crop_divergence_scales_a_local_denoiser_to_the_whole_image():
+    """A crop's divergence, scaled by the pixel count, is the whole image's for a denoiser
+    whose derivatives are the same everywhere (here a 3x3 box blur: 1/9 per pixel)."""
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(0)
+    noisy = rng.uniform(0.3, 0.7, (300, 260, 3))
+    step = 1e-3 * rng.standard_normal(noisy.shape)
+
+    def box(image, sigma):
+        return uniform_filter(image, size=(3, 3, 1), mode="reflect")
+
+    whole = adaptive.mc_divergence(box(noisy, 0.1), box(noisy + step, 0.1), step)
+    crop = adaptive.crop_divergence(box, noisy, step, 0.1)
+    assert crop == pytest.approx(whole, rel=0.05)
+    assert whole == pytest.approx(noisy.size / 9, rel=0.05)
+
+
+def test_bm3d_is_the_classical_candidate_and_beats_non_local_means():
+    """On a training photo at sigma 25 (the true sigma given to both)."""
+    assert adaptive.classical_denoiser()[0] == "bm3d"
+    clean = (
+        load_sample_photos("train")["astronaut"].astype(np.float32)[:128, :128] / 255
+    )
+    noisy = specs.parse("noise:25").apply(clean, np.random.default_rng(0))
+
+    def psnr(x):
+        return 10 * np.log10(1 / np.mean((x - clean) ** 2))
+
+    bm3d = psnr(adaptive.bm3d_denoise(noisy, 25 / 255))
+    assert bm3d > psnr(adaptive.nonlocal_means(noisy, 25 / 255)) + 0.5 > psnr(noisy) + 5
 
 
 def test_plan_restores_only_what_it_measures(photo):
@@ -89,12 +125,9 @@ def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(ph
     decided = out.details["weights_details"]["adaptive"]
     assert decided["expert"] == "DN"
     weights = decided["blend_weights"]
-    assert (
-        set(weights) == {"DN", "nonlocal_means"} and 0.0 < sum(weights.values()) <= 1.0
-    )
-    assert (
-        out.details["unet_evaluations"] == 2 * 4
-    )  # f(y) and the SURE probe, 4 steps each
+    assert set(weights) == {"DN", "bm3d"} and 0.0 < sum(weights.values()) <= 1.0
+    # f(y) and the SURE probe, one step each: the embedded model predicts the clean image.
+    assert out.details["unet_evaluations"] == 2 * adaptive.SAMPLE_PREDICTION_STEPS == 2
 
     def psnr(x):
         return 10 * np.log10(1 / np.mean((x - photo) ** 2))

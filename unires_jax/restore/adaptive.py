@@ -7,14 +7,17 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
 - a confident straight-motion, defocus or Gaussian PSF (for lines and disks a stricter fit than
   the deblurring gate's own) and little noise: the MD expert (motion) or the DD expert (defocus,
   Gaussian), with the restorer's deblurring projection; every other plan runs without it;
-- noise (sigma >= NOISE_ACT on the 8-bit scale): the DN expert and a classical denoiser
-  (scikit-image's non-local means), blended with the input by the weights that minimise
-  Stein's unbiased risk estimate of the squared error (SURE) for white Gaussian noise of the
-  measured sigma: out = y + a1 (DN(y) - y) + a2 (NLM(y) - y), a >= 0, a1 + a2 <= 1, the
-  divergences estimated by restoring y + eps b once more (Monte-Carlo SURE, Ramani et al.
-  2008). So the output is, in expectation, no worse than the input nor than either candidate,
-  and the model contributes where it beats the textbook denoiser. Two single-expert
-  restorations cost what the paper's two-expert preset costs (NLM adds ~0.1 s at 256 px);
+- noise (sigma >= NOISE_ACT on the 8-bit scale): the DN expert and a classical denoiser (BM3D,
+  from the `bm3d` package, with a smaller block-matching search than its reference profile;
+  scikit-image's non-local means where the package's library does not load), blended with
+  the input by the weights that minimise Stein's unbiased risk estimate of the squared error
+  (SURE) for white Gaussian noise of the measured sigma:
+  out = y + a1 (DN(y) - y) + a2 (C(y) - y), a >= 0, a1 + a2 <= 1, the divergences estimated
+  by restoring y + eps b once more (Monte-Carlo SURE, Ramani et al. 2008; for the classical
+  denoiser on a centred crop). So the output is, in expectation, no worse than the input nor
+  than either candidate, and the model contributes where it beats the textbook denoiser. A
+  model that predicts the clean image (the embedded default) runs its DN restorations in
+  SAMPLE_PREDICTION_STEPS DDIM steps;
 - JPEG blocking (blockiness b > BLOCK_ACT): the DN expert, blended with the input by the weight
   `jpeg_blend(b)` = clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1): light compression gets a little of
   the expert, heavy compression all of it. Blockiness is a proxy that smooth content (a clear
@@ -69,6 +72,18 @@ DISK_FIT_MIN = 0.5
 GAUSS_FIT_MIN = deblur_lib.MIN_FIT_GAUSS
 # The Monte-Carlo SURE probe: eps = EPS_SCALE * sigma.
 EPS_SCALE = 0.1
+# The classical candidate's divergence is measured on a centred crop of this size.
+DIVERGENCE_CROP = 128
+# BM3D's block-matching search: a 19 x 19 window every 5 pixels (the reference profile: 39 x 39
+# every 3) costs 7 s instead of 18 s on a 512 x 512 photo on 2 CPU cores; on training photos at
+# sigma 25 it scored 0.06-0.3 dB below the reference profile (BENCHMARKS.md, #29).
+BM3D_SEARCH_WINDOW = 19
+BM3D_STEP = 5
+# DDIM steps of the noise plan's DN restorations for a model that predicts the clean image
+# ("sample" prediction, as the embedded default): on training photos at sigma 25, 1 step
+# scored within 0.04 dB of 4 (the model's estimate barely moves after the first) at a quarter
+# of the cost. Models that predict the noise keep their own steps.
+SAMPLE_PREDICTION_STEPS = 1
 SOURCE = "adaptive"
 
 
@@ -144,7 +159,8 @@ def jpeg_blend(blockiness: float) -> float:
 def nonlocal_means(image: np.ndarray, sigma: float) -> np.ndarray:
     """scikit-image's non-local means with the recipe of its documentation (h = 0.8 sigma, the
     noise variance subtracted from patch distances, 5x5 patches within 13x13): the classical
-    candidate of the noise plan. `image` `[H, W, 3]` in [0, 1], sigma in the same units."""
+    candidate of the noise plan where BM3D is unavailable. `image` `[H, W, 3]` in [0, 1], sigma
+    in the same units."""
     from skimage.restoration import denoise_nl_means
 
     out = denoise_nl_means(
@@ -159,25 +175,82 @@ def nonlocal_means(image: np.ndarray, sigma: float) -> np.ndarray:
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
+def bm3d_available() -> bool:
+    """Whether the `bm3d` package (a dependency; its compiled library ships for x86-64 Linux,
+    macOS and Windows) imports and loads here."""
+    try:
+        import bm3d  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
+    """BM3D (Dabov et al. 2007; the `bm3d` package's colour version, in its opponent colour
+    space) with a smaller search than its reference profile (BM3D_SEARCH_WINDOW, BM3D_STEP):
+    `image` `[H, W, 3]` in [0, 1], sigma in the same units."""
+    import bm3d
+
+    profile = bm3d.BM3DProfile()
+    profile.search_window_ht = profile.search_window_wiener = BM3D_SEARCH_WINDOW
+    profile.step_ht = profile.step_wiener = BM3D_STEP
+    out = bm3d.bm3d_rgb(np.asarray(image, np.float32), max(sigma, 1e-4), profile)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def classical_denoiser() -> tuple[str, Any]:
+    """The noise plan's classical candidate: ("bm3d", bm3d_denoise) where the package loads,
+    else ("nonlocal_means", nonlocal_means). Each is called as f(image, sigma)."""
+    if bm3d_available():
+        return "bm3d", bm3d_denoise
+    return "nonlocal_means", nonlocal_means
+
+
+def mc_divergence(restored: np.ndarray, probed: np.ndarray, step: np.ndarray) -> float:
+    """The Monte-Carlo estimate of div f(y) = sum_i d f_i / d y_i (Ramani et al. 2008):
+    <b, f(y + b) - f(y)> / mean(b^2), from f(y), f(y + b) and the small perturbation b."""
+    step = np.asarray(step, np.float64).ravel()
+    change = (
+        np.asarray(probed, np.float64).ravel()
+        - np.asarray(restored, np.float64).ravel()
+    )
+    return float(np.dot(step, change)) / float(np.mean(step**2))
+
+
+def crop_divergence(
+    denoise, noisy: np.ndarray, step: np.ndarray, sigma: float
+) -> float:
+    """`mc_divergence` of `denoise(image, sigma)` measured on the centred
+    DIVERGENCE_CROP x DIVERGENCE_CROP crop of y (the whole of a smaller image) and scaled to
+    the whole image's pixel count: the divergence is a sum over pixels of local derivatives,
+    so a crop estimates its mean at a fraction of a second run's cost."""
+    h, w = noisy.shape[:2]
+    ch, cw = min(h, DIVERGENCE_CROP), min(w, DIVERGENCE_CROP)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    window = (slice(top, top + ch), slice(left, left + cw))
+    crop, crop_step = noisy[window], step[window]
+    divergence = mc_divergence(
+        denoise(crop, sigma), denoise(crop + crop_step, sigma), crop_step
+    )
+    return divergence * (h * w) / (ch * cw)
+
+
 def sure_weights(
     noisy: np.ndarray,
     restored: list[np.ndarray],
-    probed: list[np.ndarray],
-    step: np.ndarray,
+    divergences: list[float],
     sigma: float,
     grid: int = 20,
 ) -> np.ndarray:
     """The weights a_k >= 0, sum <= 1, of y + sum_k a_k (f_k(y) - y) that minimise SURE.
 
     SURE of that blend is the quadratic a'Ga + 2 sigma^2 sum_k a_k (div f_k - N) + const, with
-    G_jk = <f_j - y, f_k - y> and each divergence estimated from the same probe (Monte-Carlo
-    SURE); it is minimised over a grid of step 1/grid on the simplex.
+    G_jk = <f_j - y, f_k - y>; it is minimised over a grid of step 1/grid on the simplex.
 
     Args:
       noisy: y `[H, W, 3]` in [0, 1].
       restored: f_k(y), one per candidate.
-      probed: f_k(y + step).
-      step: the probe's perturbation (eps times standard normal, clipped with y into [0, 1]).
+      divergences: div f_k at y, one per candidate (`mc_divergence`, `crop_divergence`).
       sigma: the noise standard deviation (in [0, 1] units).
       grid: steps per unit weight.
 
@@ -185,24 +258,9 @@ def sure_weights(
       [K] weights.
     """
     y = np.asarray(noisy, np.float64).ravel()
-    step = np.asarray(step, np.float64).ravel()
-    eps_squared = float(np.mean(step**2))
     diffs = np.stack([np.asarray(f, np.float64).ravel() - y for f in restored])
-    divergence = np.array(
-        [
-            float(
-                np.dot(
-                    step,
-                    np.asarray(p, np.float64).ravel()
-                    - np.asarray(f, np.float64).ravel(),
-                )
-            )
-            / eps_squared
-            for f, p in zip(restored, probed)
-        ]
-    )
     gram = diffs @ diffs.T
-    linear = 2.0 * sigma**2 * (divergence - y.size)
+    linear = 2.0 * sigma**2 * (np.asarray(divergences, np.float64) - y.size)
     axes = np.meshgrid(*[np.arange(grid + 1) / grid] * len(restored), indexing="ij")
     candidates = np.stack([a.ravel() for a in axes], -1)
     candidates = candidates[candidates.sum(-1) <= 1.0 + 1e-9]

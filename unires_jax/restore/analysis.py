@@ -5,8 +5,10 @@
   Noise Level Estimation for Blind Denoising", IEEE TIP 2013): patches whose gradient energy is
   what noise of the current estimate explains (the 99th percentile of its gamma law) are kept,
   the smallest eigenvalue of their covariance is the next estimate, and the two steps repeat
-  until it settles (with the Marchenko-Pastur bias of the smallest eigenvalue undone). Texture, edges and JPEG blocking raise the gradient energy, so those
-  patches drop out; a photo's fine texture (foliage, fur) is not taken for noise.
+  until it settles (with the Marchenko-Pastur bias of the smallest eigenvalue undone). Texture,
+  edges and JPEG blocking raise the gradient energy, so those patches drop out; a photo's fine
+  texture (foliage, fur) is not taken for noise. Patches with a pixel at 0 or 1 are left out:
+  clipping cuts their noise off.
 - `blockiness`: how much stronger the luma steps are across an 8x8 grid (at the grid phase
   where they are strongest) than between the grid lines: about 0 for camera photos and noise,
   growing as JPEG quality falls.
@@ -23,6 +25,10 @@ import numpy as np
 PATCH = 7
 # At most this many patches per channel enter the covariance (a regular subsample beyond).
 MAX_PATCHES = 40_000
+# Values within this distance of 0 or 1 count as clipped (half an 8-bit step).
+CLIP_MARGIN = 0.5 / 255.0
+# The clipped patches are left out only while this many times the patch size remain.
+MIN_UNCLIPPED = 4
 
 
 def _patch_matrix(channel: np.ndarray, size: int) -> np.ndarray:
@@ -45,6 +51,14 @@ def _channel_sigma(channel: np.ndarray, iterations: int = 6) -> float:
     from scipy.stats import gamma
 
     rows = _patch_matrix(channel, PATCH)
+    # Patches that touch the ends of the range are clipped: their noise is partly cut off (in
+    # a blown-out sky or a black shadow, entirely), so they would pull the estimate down (on
+    # training photos with 8-24% of pixels at 0 or 1, sigma 25 was measured as 17-23).
+    unclipped = (rows.min(axis=1) > CLIP_MARGIN) & (
+        rows.max(axis=1) < 1.0 - CLIP_MARGIN
+    )
+    if unclipped.sum() > MIN_UNCLIPPED * PATCH * PATCH:
+        rows = rows[unclipped]
     energy = _gradient_energy(rows, PATCH)
     dims = PATCH * PATCH
     # tr(Dh'Dh + Dv'Dv) of the patch-difference operators: the energy white noise of unit

@@ -99,6 +99,8 @@ def adaptive_weights() -> WeightChooser:
             changes["deblur"] = False
         if decided.blend == "blocking" and restorer.settings.ensemble == 1:
             changes["ensemble"] = adaptive.JPEG_ENSEMBLE
+        if decided.blend == "sure" and _predicts_sample(restorer):
+            changes["steps"] = adaptive.SAMPLE_PREDICTION_STEPS
         if changes:
             key = (id(restorer), tuple(sorted(changes.items())))
             if key not in variants:
@@ -116,20 +118,23 @@ def adaptive_weights() -> WeightChooser:
                 np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
             )
             # Clipped into [0, 1]: a few pixels at the extremes move less than eps * probe.
-            shifted = np.clip(y + eps * probe, 0.0, 1.0)
-            probed, extra = restorer.timed_restore(shifted, weights, seed=seed)
+            step = np.clip(y + eps * probe, 0.0, 1.0) - y
+            probed, extra = restorer.timed_restore(y + step, weights, seed=seed)
             evaluations += extra["unet_evaluations"]
-            classical = adaptive.nonlocal_means(y, sigma)
+            name, denoise = adaptive.classical_denoiser()
+            classical = denoise(y, sigma)
             blend = adaptive.sure_weights(
                 y,
                 [restored, classical],
-                [probed, adaptive.nonlocal_means(shifted, sigma)],
-                shifted - y,
+                [
+                    adaptive.mc_divergence(restored, probed, step),
+                    adaptive.crop_divergence(denoise, y, step, sigma),
+                ],
                 sigma,
             )
             details["adaptive"]["blend_weights"] = {
                 decided.expert: round(float(blend[0]), 4),
-                "nonlocal_means": round(float(blend[1]), 4),
+                name: round(float(blend[1]), 4),
             }
             image = y + blend[0] * (restored - y) + blend[1] * (classical - y)
             return WeightChoice(
@@ -160,6 +165,11 @@ def adaptive_weights() -> WeightChooser:
         )
 
     return choose
+
+
+def _predicts_sample(restorer: Restorer) -> bool:
+    """Whether the model predicts the clean image (diffusers' "sample" prediction type)."""
+    return restorer.ldm.scheduler_config.get("prediction_type") == "sample"
 
 
 class UniResRestorer:
