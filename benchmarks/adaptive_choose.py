@@ -10,7 +10,12 @@
   in w, so the interpolation underestimates. Chosen on a coarse grid: the largest mean gain whose
   worst row is not below the input, also when the threshold moves by +-0.05 (no knife edge).
 
-Run:  python benchmarks/adaptive_choose.py ROWS.jsonl [ROWS.jsonl ...]
+With --remeasure-noise each row's degraded photo is made again (same crop, degradation and
+seed as `adaptive_tuning.py`; checked by its blockiness) and its noise measured by the current
+`restore/analysis.py`: the thresholds follow a change of the noise estimate without rerunning
+the experts (their gains do not depend on it).
+
+Run:  python benchmarks/adaptive_choose.py [--remeasure-noise] ROWS.jsonl [ROWS.jsonl ...]
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import pathlib
 import sys
 
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 GRID_ACT = tuple(np.round(np.arange(0.10, 1.01, 0.05), 2))
 GRID_RAMP = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
@@ -63,7 +70,9 @@ def reaches_jpeg_rule(row, noise_act: float) -> bool:
 
     psf = row["psf"]
     if row["noise"] < adaptive.DEBLUR_MAX_NOISE and psf["confident"]:
-        needed = adaptive.LINE_FIT_MIN if psf["family"] == "line" else adaptive.DISK_FIT_MIN
+        needed = (
+            adaptive.LINE_FIT_MIN if psf["family"] == "line" else adaptive.DISK_FIT_MIN
+        )
         if psf["fit"] >= needed:
             return False
     return row["noise"] < noise_act
@@ -83,19 +92,48 @@ def choose_ramp(rows, noise_act: float):
             if worst < 0.0:
                 continue
             mean = float(
-                np.mean([gain_at(r, ramp_weight(r["blockiness"], act, ramp)) for r in pool])
+                np.mean(
+                    [gain_at(r, ramp_weight(r["blockiness"], act, ramp)) for r in pool]
+                )
             )
             if best is None or mean > best[2] + 1e-9:
                 best = (float(act), ramp, mean, worst)
     return best, pool
 
 
+def remeasure_noise(rows: list[dict], size: int = 256) -> list[dict]:
+    """The rows of one `adaptive_tuning.py` file with "noise" measured again (see the module
+    docstring). Raises ValueError where a remade photo's blockiness differs from the row's."""
+    from adaptive_tuning import degraded
+
+    from unires_jax.restore import analysis
+
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    out = []
+    for ci, case in enumerate(cases):
+        for pi, row in enumerate(r for r in rows if r["case"] == case):
+            lq, _ = degraded(row["photo"], case, ci, pi, size)
+            measured = analysis.analyse(lq)
+            if abs(measured.blockiness - row["blockiness"]) > 1e-6:
+                raise ValueError(
+                    f"{case} / {row['photo']}: not the photo the row measured (blockiness "
+                    f"{measured.blockiness:.6f}, row {row['blockiness']:.6f})"
+                )
+            out.append({**row, "noise": measured.noise})
+    return out
+
+
 def main(argv=None) -> int:
-    paths = (argv if argv is not None else sys.argv[1:]) or []
+    args = list(argv if argv is not None else sys.argv[1:])
+    remeasure = "--remeasure-noise" in args
+    paths = [a for a in args if a != "--remeasure-noise"]
     if not paths:
         print(__doc__, file=sys.stderr)
         return 2
-    rows = [json.loads(line) for p in paths for line in pathlib.Path(p).read_text().splitlines()]
+    rows = []
+    for p in paths:
+        got = [json.loads(line) for line in pathlib.Path(p).read_text().splitlines()]
+        rows += remeasure_noise(got) if remeasure else got
     noise_act, low, high = choose_noise_act(rows)
     print(
         f"noise: largest sigma measured without added noise {low:.2f}, smallest with noise >= 3 "

@@ -113,7 +113,6 @@ def main(argv=None) -> int:
 
     from unires_jax import restore
     from unires_jax.data import real_photos
-    from unires_jax.data.degradations import specs
 
     photos = args.photos.split(",") if args.photos else list(real_photos.TRAIN)
     held = sorted(set(photos) & set(real_photos.HELDOUT))
@@ -139,12 +138,7 @@ def main(argv=None) -> int:
             for pi, photo in enumerate(photos):
                 if (photo, case) in done:
                     continue
-                hq = real_photos.load(photo, args.size)
-                lq = hq.copy()
-                if case != "clean":
-                    lq = specs.parse(case).apply(
-                        hq, np.random.default_rng(7919 * ci + pi)
-                    )
+                lq, hq = degraded(photo, case, ci, pi, args.size)
                 row = {
                     "photo": photo,
                     "case": case,
@@ -156,6 +150,19 @@ def main(argv=None) -> int:
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     print(table(rows, cases))
     return 0
+
+
+def degraded(photo: str, case: str, case_index: int, photo_index: int, size: int):
+    """(lq, hq) of one row: the photo's crop and its degradation, seeded by the case's index in
+    the run's --cases and the photo's in its --photos."""
+    from unires_jax.data import real_photos
+    from unires_jax.data.degradations import specs
+
+    hq = real_photos.load(photo, size)
+    if case == "clean":
+        return hq.copy(), hq
+    rng = np.random.default_rng(7919 * case_index + photo_index)
+    return specs.parse(case).apply(hq, rng), hq
 
 
 def table(rows, cases) -> str:

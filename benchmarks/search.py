@@ -40,11 +40,11 @@ from PIL import Image
 
 from configs.unires_common import SD_SCHEDULER
 from unires_jax import quality as quality_lib
+from unires_jax.convert.clip import read_tokenizer
 from unires_jax.data.degradations import compose
 from unires_jax.data.sample_photos import load_sample_photos
 from unires_jax.models import configs, text
 from unires_jax.models.ldm import LatentDiffusion, LDMConfig, random_ldm_modules
-from unires_jax.convert.clip import read_tokenizer
 from unires_jax.restore.restorer import Restorer, RestoreSettings
 from unires_jax.search import (
     CandidateSampler,

@@ -116,8 +116,10 @@ def test_compiled_memory_counts_the_buffers_and_the_report_says_what_to_change()
     line, over = metrics.memory_report(fits, limit=2 * gib)
     assert over and "does not fit" in line and "train.batch_size" in line
     assert metrics.memory_report(fits, limit=None) == (
-        "compiled train step: 3.00 GiB per device at peak (state and batch 1.00, "
-        "temporaries 2.00)",
+        (
+            "compiled train step: 3.00 GiB per device at peak (state and batch 1.00, "
+            "temporaries 2.00)"
+        ),
         False,
     )
     assert metrics.device_memory_limit(jax.devices("cpu")[0]) is None

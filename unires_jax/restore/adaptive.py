@@ -47,8 +47,9 @@ from unires_jax.restore import jpeg_consistency
 # Chosen on the training photos (real_photos.TRAIN and the sample photos' train split), never on
 # held-out ones: see BENCHMARKS.md, #29.
 # Noise sigma (8-bit scale) from which the noise plan runs: between the largest sigma measured on
-# training photos without added noise (0.69) and the smallest on ones with it (2.23, sigma 3).
-NOISE_ACT = 1.24
+# training photos without added noise (0.69) and the smallest on ones with it (2.84, sigma 3),
+# their geometric mean (`benchmarks/adaptive_choose.py --remeasure-noise`).
+NOISE_ACT = 1.40
 # The JPEG ramp: jpeg_blend(b) = clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1) of the blockiness b.
 # Chosen on training photos (67 rows the rule reaches: mean +0.30 dB, none below its input, also
 # with BLOCK_ACT moved by +-0.05); clean photos measured 0.02-0.09, JPEG quality 90 0.13-0.20.
