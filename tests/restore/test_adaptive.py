@@ -57,22 +57,33 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
     assert np.mean((blended - clean) ** 2) <= best_alone * 1.02
 
 
-def test_crop_divergence_scales_a_local_denoiser_to_the_whole_image():
-    """A crop's divergence, scaled by the pixel count, is the whole image's for a denoiser
-    whose derivatives are the same everywhere (here a 3x3 box blur: 1/9 per pixel)."""
+def test_crop_sure_weights_choose_the_best_blend_of_a_stationary_image():
+    """On an image whose statistics are the same everywhere, the weights SURE picks on the
+    centred crop are the whole image's best blend (by the true error) of two linear smoothers."""
     from scipy.ndimage import uniform_filter
 
     rng = np.random.default_rng(0)
-    noisy = rng.uniform(0.3, 0.7, (300, 260, 3))
-    step = 1e-3 * rng.standard_normal(noisy.shape)
+    sigma = 0.1
+    clean = uniform_filter(rng.uniform(0.2, 0.8, (300, 260, 3)), size=(9, 9, 1))
+    noisy = clean + rng.normal(0, sigma, clean.shape)
+    step = 0.01 * rng.standard_normal(noisy.shape)
 
-    def box(image, sigma):
+    def model(image):
         return uniform_filter(image, size=(3, 3, 1), mode="reflect")
 
-    whole = adaptive.mc_divergence(box(noisy, 0.1), box(noisy + step, 0.1), step)
-    crop = adaptive.crop_divergence(box, noisy, step, 0.1)
-    assert crop == pytest.approx(whole, rel=0.05)
-    assert whole == pytest.approx(noisy.size / 9, rel=0.05)
+    def classical(image, s):
+        return uniform_filter(image, size=(7, 7, 1), mode="reflect")
+
+    weights = adaptive.crop_sure_weights(
+        noisy, step, sigma, (model(noisy), model(noisy + step)), classical
+    )
+    grid = [(a, b) for a in np.arange(0, 1.01, 0.05) for b in np.arange(0, 1.01, 0.05)]
+    grid = [(a, b) for a, b in grid if a + b <= 1.0 + 1e-9]
+    m, c = model(noisy) - noisy, classical(noisy, sigma) - noisy
+    errors = [np.mean((noisy + a * m + b * c - clean) ** 2) for a, b in grid]
+    best = np.array(grid[int(np.argmin(errors))])
+    assert np.abs(weights - best).max() <= 0.1 + 1e-9, (weights, best)
+    assert adaptive.sure_window(noisy.shape) == (slice(86, 214), slice(66, 194))
 
 
 def test_bm3d_is_the_classical_candidate_and_beats_non_local_means():

@@ -122,16 +122,10 @@ def adaptive_weights() -> WeightChooser:
             probed, extra = restorer.timed_restore(y + step, weights, seed=seed)
             evaluations += extra["unet_evaluations"]
             name, denoise = adaptive.classical_denoiser()
-            classical = denoise(y, sigma)
-            blend = adaptive.sure_weights(
-                y,
-                [restored, classical],
-                [
-                    adaptive.mc_divergence(restored, probed, step),
-                    adaptive.crop_divergence(denoise, y, step, sigma),
-                ],
-                sigma,
+            blend = adaptive.crop_sure_weights(
+                y, step, sigma, (restored, probed), denoise
             )
+            classical = denoise(y, sigma)
             details["adaptive"]["blend_weights"] = {
                 decided.expert: round(float(blend[0]), 4),
                 name: round(float(blend[1]), 4),
