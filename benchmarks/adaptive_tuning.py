@@ -153,16 +153,12 @@ def main(argv=None) -> int:
 
 
 def degraded(photo: str, case: str, case_index: int, photo_index: int, size: int):
-    """(lq, hq) of one row: the photo's crop and its degradation, seeded by the case's index in
-    the run's --cases and the photo's in its --photos."""
-    from unires_jax.data import real_photos
-    from unires_jax.data.degradations import specs
+    """(lq, hq) of one row: the photo's crop and its degradation (as the held-out benchmark
+    makes them), seeded by the case's index in the run's --cases and the photo's in its
+    --photos."""
+    from real_photos import _pixels
 
-    hq = real_photos.load(photo, size)
-    if case == "clean":
-        return hq.copy(), hq
-    rng = np.random.default_rng(7919 * case_index + photo_index)
-    return specs.parse(case).apply(hq, rng), hq
+    return _pixels(photo, case, size, 7919 * case_index + photo_index)
 
 
 def table(rows, cases) -> str:

@@ -13,11 +13,11 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   the input by the weights that minimise Stein's unbiased risk estimate of the squared error
   (SURE) for white Gaussian noise of the measured sigma:
   out = y + a1 (DN(y) - y) + a2 (C(y) - y), a >= 0, a1 + a2 <= 1, the divergences estimated
-  by restoring y + eps b once more (Monte-Carlo SURE, Ramani et al. 2008), SURE measured on a
-  centred crop, where the classical denoiser runs twice more. So the output is, in expectation, no worse than the input nor
-  than either candidate, and the model contributes where it beats the textbook denoiser. A
-  model that predicts the clean image (the embedded default) runs its DN restorations in
-  SAMPLE_PREDICTION_STEPS DDIM steps;
+  by restoring y + eps b once more (Monte-Carlo SURE, Ramani et al. 2008). SURE is measured
+  on a centred crop (where the classical denoiser runs twice more), so the output is, in
+  expectation on that crop, no worse than the input nor than either candidate, and the model
+  contributes where it beats the textbook denoiser. A model that predicts the clean image
+  (the embedded default) runs its DN restorations in SAMPLE_PREDICTION_STEPS DDIM steps;
 - JPEG blocking (blockiness b > BLOCK_ACT): the DN expert, blended with the input by the weight
   `jpeg_blend(b)` = clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1): light compression gets a little of
   the expert, heavy compression all of it. Blockiness is a proxy that smooth content (a clear
@@ -77,8 +77,9 @@ EPS_SCALE = 0.1
 # twice more for its divergence).
 SURE_CROP = 128
 # BM3D's block-matching search: a 19 x 19 window every 5 pixels (the reference profile: 39 x 39
-# every 3) costs 7 s instead of 18 s on a 512 x 512 photo on 2 CPU cores; on training photos at
-# sigma 25 it scored 0.06-0.3 dB below the reference profile (BENCHMARKS.md, #29).
+# every 3) costs 7 s instead of 18 s on a 512 x 512 photo on 2 CPU cores; on the 8 training
+# photos at sigma 5-50 it scored -0.51 to +0.33 dB from the reference profile, -0.06 to +0.01 dB
+# on the mean of each sigma (`benchmarks/noise_plan.py`; BENCHMARKS.md, #29).
 BM3D_SEARCH_WINDOW = 19
 BM3D_STEP = 5
 # DDIM steps of the noise plan's DN restorations for a model that predicts the clean image
