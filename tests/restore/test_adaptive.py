@@ -7,7 +7,7 @@ import pytest
 from unires_jax import restore
 from unires_jax.data.degradations import specs
 from unires_jax.data.sample_photos import load_sample_photos
-from unires_jax.restore import adaptive, jpeg_consistency
+from unires_jax.restore import adaptive, analysis, jpeg_consistency
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,7 @@ def test_crop_sure_weights_choose_the_best_blend_of_a_stationary_image():
     def classical(image, s):
         return uniform_filter(image, size=(7, 7, 1), mode="reflect")
 
-    weights = adaptive.crop_sure_weights(
-        noisy, step, sigma, (model(noisy), model(noisy + step)), classical
-    )
+    weights = adaptive.crop_sure_weights(noisy, step, sigma, model, classical)
     grid = [(a, b) for a in np.arange(0, 1.01, 0.05) for b in np.arange(0, 1.01, 0.05)]
     grid = [(a, b) for a, b in grid if a + b <= 1.0 + 1e-9]
     m, c = model(noisy) - noisy, classical(noisy, sigma) - noisy
@@ -113,17 +111,48 @@ def test_plan_restores_only_what_it_measures(photo):
     assert adaptive.plan(specs.parse("jpeg:95").apply(photo, rng)).expert is None
     blocky = adaptive.plan(specs.parse("jpeg:10").apply(photo, rng))
     assert (blocky.expert, blocky.blend) == ("DN", "blocking")
-    assert adaptive.jpeg_blend(blocky.analysis.blockiness) > 0.5
+    assert adaptive.jpeg_weight(blocky.analysis.blockiness, blocky.coarse_noise) > 0.5
     assert adaptive.plan(photo, upscale=4).expert == "SR"
 
 
-def test_the_jpeg_blend_ramps_from_nothing_to_the_whole_expert():
+def test_the_jpeg_weight_ramps_from_nothing_to_the_whole_expert():
     act, ramp = adaptive.BLOCK_ACT, adaptive.BLOCK_RAMP
-    assert adaptive.jpeg_blend(0.0) == adaptive.jpeg_blend(act) == 0.0
-    assert adaptive.jpeg_blend(act + ramp / 2) == pytest.approx(0.5)
-    assert adaptive.jpeg_blend(act + ramp) == adaptive.jpeg_blend(10.0) == 1.0
-    weights = [adaptive.jpeg_blend(b) for b in np.linspace(0, 3, 50)]
+    quiet = 0.0  # no noise at half resolution: the blockiness ramp alone
+
+    def weight(b, g=quiet):
+        return adaptive.jpeg_weight(b, g)
+
+    assert weight(0.0) == weight(act) == 0.0
+    assert weight(act + ramp / 2) == pytest.approx(0.5)
+    assert weight(act + ramp) == weight(10.0) == 1.0
+    weights = [weight(b) for b in np.linspace(0, 3, 50)]
     assert weights == sorted(weights)
+    # The noise ramp: the larger of the two decides.
+    g_act, g_ramp = adaptive.COARSE_NOISE_ACT, adaptive.COARSE_NOISE_RAMP
+    assert weight(0.0, g_act) == 0.0
+    assert weight(0.0, g_act + g_ramp / 2) == pytest.approx(0.5)
+    assert weight(act + ramp / 4, g_act + g_ramp) == 1.0
+    assert weight(act + ramp / 2, g_act + g_ramp / 4) == pytest.approx(0.5)
+
+
+def test_noise_compressed_away_at_full_resolution_is_measured_at_half(photo):
+    # A noisy photo saved as JPEG: full-resolution noise_sigma sees little of the noise, the
+    # half-resolution estimate sees it, and the JPEG plan gives it the whole expert; the same
+    # photo compressed without noise keeps the blockiness ramp.
+    rng = np.random.default_rng(5)
+    noisy = specs.parse("noise:15+jpeg:40").apply(photo, rng)
+    plain = specs.parse("jpeg:40").apply(photo, rng)
+    assert analysis.analyse(noisy).noise < 5.0
+    assert 255 * analysis.coarse_noise_sigma(noisy) > adaptive.COARSE_NOISE_ACT + 1.0
+    assert 255 * analysis.coarse_noise_sigma(plain) < adaptive.COARSE_NOISE_ACT
+    decided, compressed = adaptive.plan(noisy), adaptive.plan(plain)
+    assert decided.blend == compressed.blend == "blocking"
+    assert (
+        adaptive.jpeg_weight(decided.analysis.blockiness, decided.coarse_noise) == 1.0
+    )
+    assert adaptive.jpeg_weight(
+        compressed.analysis.blockiness, compressed.coarse_noise
+    ) == adaptive.jpeg_weight(compressed.analysis.blockiness, 0.0)
 
 
 def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(photo):
@@ -137,8 +166,10 @@ def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(ph
     assert decided["expert"] == "DN"
     weights = decided["blend_weights"]
     assert set(weights) == {"DN", "bm3d"} and 0.0 < sum(weights.values()) <= 1.0
-    # f(y) and the SURE probe, one step each: the embedded model predicts the clean image.
-    assert out.details["unet_evaluations"] == 2 * adaptive.SAMPLE_PREDICTION_STEPS == 2
+    # The crop and its SURE probe, then the whole photo where DN got weight, one step each:
+    # the embedded model predicts the clean image.
+    assert adaptive.SAMPLE_PREDICTION_STEPS == 1
+    assert out.details["unet_evaluations"] == 2 + (weights["DN"] > 0)
 
     def psnr(x):
         return 10 * np.log10(1 / np.mean((x - photo) ** 2))
@@ -152,7 +183,8 @@ def test_a_compressed_photo_gets_the_dn_expert_blended_by_its_blocking(photo):
     out = restorer.restore(blocky, seed=0)
     decided = out.details["weights_details"]["adaptive"]
     assert decided["expert"] == "DN" and decided["blend"] == "blocking"
-    weight = adaptive.jpeg_blend(adaptive.plan(blocky).analysis.blockiness)
+    planned = adaptive.plan(blocky)
+    weight = adaptive.jpeg_weight(planned.analysis.blockiness, planned.coarse_noise)
     assert 0.0 < weight and decided["blend_weight"] == pytest.approx(weight, abs=1e-4)
     expert = restore.load(
         deblur=False, weights="DN=1", ensemble=adaptive.JPEG_ENSEMBLE

@@ -100,17 +100,22 @@ def available(split: str) -> tuple[str, ...]:
 def load(name: str, size: int = 256) -> np.ndarray:
     """A photo prepared as the module docstring says: float32 [size, size, 3] in [0, 1]."""
     with Image.open(photo_path(name)) as im:
-        im = im.convert("RGB")
-        short = round(size * 5 / 4)
-        scale = short / min(im.size)
-        resized = im.resize(
-            (
-                max(size, round(im.size[0] * scale)),
-                max(size, round(im.size[1] * scale)),
-            ),
-            Image.Resampling.LANCZOS,
-            reducing_gap=None,
-        )
+        return prepare(im, size)
+
+
+def prepare(im: Image.Image, size: int = 256) -> np.ndarray:
+    """Any photo prepared as the module docstring says: float32 [size, size, 3] in [0, 1]."""
+    im = im.convert("RGB")
+    short = round(size * 5 / 4)
+    scale = short / min(im.size)
+    resized = im.resize(
+        (
+            max(size, round(im.size[0] * scale)),
+            max(size, round(im.size[1] * scale)),
+        ),
+        Image.Resampling.LANCZOS,
+        reducing_gap=None,
+    )
     w, h = resized.size
     left, top = (w - size) // 2, (h - size) // 2
     crop = np.asarray(resized.crop((left, top, left + size, top + size)), np.float32)

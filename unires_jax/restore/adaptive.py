@@ -14,13 +14,17 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   (SURE) for white Gaussian noise of the measured sigma:
   out = y + a1 (DN(y) - y) + a2 (C(y) - y), a >= 0, a1 + a2 <= 1, the divergences estimated
   by restoring y + eps b once more (Monte-Carlo SURE, Ramani et al. 2008). SURE is measured
-  on a centred crop (where the classical denoiser runs twice more), so the output is, in
+  on a centred crop, where both candidates restore y and y + eps b, so the output is, in
   expectation on that crop, no worse than the input nor than either candidate, and the model
-  contributes where it beats the textbook denoiser. A model that predicts the clean image
-  (the embedded default) runs its DN restorations in SAMPLE_PREDICTION_STEPS DDIM steps;
+  contributes where it beats the textbook denoiser (its whole-image restoration runs only
+  where SURE gives it weight). A model that predicts the clean image (the embedded default)
+  runs its DN restorations in SAMPLE_PREDICTION_STEPS DDIM steps;
 - JPEG blocking (blockiness b > BLOCK_ACT): the DN expert, blended with the input by the weight
-  `jpeg_blend(b)` = clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1): light compression gets a little of
-  the expert, heavy compression all of it. Blockiness is a proxy that smooth content (a clear
+  `jpeg_weight(b, g)` = max(clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1),
+  clip((g - COARSE_NOISE_ACT) / COARSE_NOISE_RAMP, 0, 1)): light compression gets a little of
+  the expert, heavy compression all of it, and so does a photo that was noisy before it was
+  compressed (g: the noise sigma measured at half resolution, `analysis.coarse_noise_sigma`,
+  where compression leaves the noise that it removes at full resolution). Blockiness is a proxy that smooth content (a clear
   sky) inflates, so the JPEG quality is also estimated from the pixels
   (`restore/jpeg_consistency.py`): a photo measured at quality >= JPEG_SKIP_QUALITY is left
   alone, and the blend (of a JPEG_ENSEMBLE-copy self-ensemble of the expert) is moved back into
@@ -36,7 +40,7 @@ The thresholds and the JPEG ramp were chosen on training photos only, by
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,11 +54,19 @@ from unires_jax.restore import jpeg_consistency
 # training photos without added noise (0.69) and the smallest on ones with it (2.84, sigma 3),
 # their geometric mean (`benchmarks/adaptive_choose.py --remeasure-noise`).
 NOISE_ACT = 1.40
-# The JPEG ramp: jpeg_blend(b) = clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1) of the blockiness b.
+# The JPEG ramp of the blockiness b: clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1).
 # Chosen on training photos (67 rows the rule reaches: mean +0.30 dB, none below its input, also
 # with BLOCK_ACT moved by +-0.05); clean photos measured 0.02-0.09, JPEG quality 90 0.13-0.20.
 BLOCK_ACT = 0.30
 BLOCK_RAMP = 1.0
+# The JPEG plan's second ramp, of the half-resolution noise sigma g (8-bit scale) of a compressed
+# photo: photos that were noisy before compression (sigma 10-25, quality 30-70) want all of the
+# expert (the blockiness ramp gave them 0.1-0.6), photos compressed without noise less.
+# Chosen on training photos by `benchmarks/jpeg_plan.py` (93 rows of 12 JPEG cases: mean gain
+# +0.97 dB against +0.67 for the blockiness ramp alone, none below its input, also with act
+# moved by +-0.1; raw output in benchmarks/results/jpeg_plan_session21/).
+COARSE_NOISE_ACT = 0.1
+COARSE_NOISE_RAMP = 2.0
 # At or above this estimated JPEG quality the JPEG plan does nothing: on the training photos the
 # DN expert's best gain at quality 90-95 was +0.34 dB (w = 0.25) and it lost up to 5 dB at w = 1
 # (at 70: at most +0.55 dB; benchmarks/adaptive_tuning.py rows in BENCHMARKS.md #29).
@@ -73,8 +85,8 @@ DISK_FIT_MIN = 0.5
 GAUSS_FIT_MIN = deblur_lib.MIN_FIT_GAUSS
 # The Monte-Carlo SURE probe: eps = EPS_SCALE * sigma.
 EPS_SCALE = 0.1
-# SURE chooses the blend on a centred crop of this size (where the classical denoiser runs
-# twice more for its divergence).
+# SURE chooses the blend on a centred crop of this size (where each candidate restores the
+# crop and its probe).
 SURE_CROP = 128
 # BM3D's block-matching search: a 19 x 19 window every 5 pixels (the reference profile: 39 x 39
 # every 3) costs 7 s instead of 18 s on a 512 x 512 photo on 2 CPU cores; on the 8 training
@@ -97,9 +109,12 @@ class Plan:
     expert: str | None  # None: return the input unchanged
     reason: str
     analysis: analysis_lib.Analysis
-    blend: str = "none"  # "sure" (noise), "blocking" (JPEG: jpeg_blend) or "none"
+    blend: str = "none"  # "sure" (noise), "blocking" (JPEG: jpeg_weight) or "none"
     jpeg: jpeg_consistency.Quantisation | None = (
         None  # estimated where blocking was measured
+    )
+    coarse_noise: float | None = (
+        None  # the JPEG plan's (`analysis.coarse_noise_sigma`, 8-bit)
     )
 
     def to_json(self) -> dict[str, Any]:
@@ -109,6 +124,11 @@ class Plan:
             "blend": self.blend,
             **self.analysis.to_json(),
             **(self.jpeg.to_json() if self.jpeg is not None else {}),
+            **(
+                {"coarse_noise_sigma_255": round(self.coarse_noise, 3)}
+                if self.coarse_noise is not None
+                else {}
+            ),
         }
 
 
@@ -137,6 +157,7 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
             measured,
             "blocking",
             jpeg,
+            _coarse_noise(pixels),
         )
     if measured.blockiness > BLOCK_ACT:
         jpeg = jpeg or jpeg_consistency.estimate(pixels)
@@ -148,15 +169,33 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
                 jpeg=jpeg,
             )
         return Plan(
-            "DN", f"JPEG blocking {measured.blockiness:.2f}", measured, "blocking", jpeg
+            "DN",
+            f"JPEG blocking {measured.blockiness:.2f}",
+            measured,
+            "blocking",
+            jpeg,
+            _coarse_noise(pixels),
         )
     return Plan(None, "nothing to restore was measured", measured)
 
 
-def jpeg_blend(blockiness: float) -> float:
-    """The weight of the DN expert's output for an image of this blockiness (the rest is the
-    input): 0 up to BLOCK_ACT, rising linearly to 1 at BLOCK_ACT + BLOCK_RAMP."""
-    return float(np.clip((blockiness - BLOCK_ACT) / BLOCK_RAMP, 0.0, 1.0))
+def _coarse_noise(pixels: np.ndarray) -> float:
+    return 255.0 * analysis_lib.coarse_noise_sigma(pixels)
+
+
+def jpeg_weight(
+    blockiness: float,
+    coarse_noise: float,
+    *,
+    act: float = COARSE_NOISE_ACT,
+    ramp: float = COARSE_NOISE_RAMP,
+) -> float:
+    """The JPEG plan's weight of the DN expert's output (the rest is the input), from the
+    blockiness and the half-resolution noise sigma (8-bit scale): the larger of the two ramps
+    clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1) and clip((g - act) / ramp, 0, 1)."""
+    blocking = (blockiness - BLOCK_ACT) / BLOCK_RAMP
+    noise = (coarse_noise - act) / ramp
+    return float(np.clip(max(blocking, noise), 0.0, 1.0))
 
 
 def nonlocal_means(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -233,28 +272,27 @@ def crop_sure_weights(
     noisy: np.ndarray,
     step: np.ndarray,
     sigma: float,
-    model: tuple[np.ndarray, np.ndarray],
-    classical,
+    model: Callable[[np.ndarray], np.ndarray],
+    classical: Callable[[np.ndarray, float], np.ndarray],
 ) -> np.ndarray:
     """The SURE weights (model, classical) of the noise plan, measured on `sure_window`.
 
-    The model's restorations of y and of the probe y + step are given (`model`, whole images:
-    their crop is read); the classical denoiser `classical(image, sigma)` is run on the crop
-    of both (a fraction of a second whole-image run). Both risks are estimated on the same
-    pixels: a divergence measured on a crop and scaled to the whole image overestimated BM3D's
-    risk 1.3-1.9x on training photos (a crop's content is not the photo's).
+    Both candidates, `model(image)` and `classical(image, sigma)`, restore the crop of y and of
+    the probe y + step (a fraction of a second whole-image run each), so both risks are
+    estimated on the same pixels by the same operators: a divergence measured on a crop and
+    scaled to the whole image overestimated BM3D's risk 1.3-1.9x on training photos (a crop's
+    content is not the photo's). The weights are then applied to the whole-image restorations.
     """
     window = sure_window(noisy.shape)
     crop, crop_step = noisy[window], step[window]
-    restored, probed = (np.asarray(x)[window] for x in model)
-    denoised = classical(crop, sigma)
+    outputs = [
+        (np.asarray(model(crop)), np.asarray(model(crop + crop_step))),
+        (classical(crop, sigma), classical(crop + crop_step, sigma)),
+    ]
     return sure_weights(
         crop,
-        [restored, denoised],
-        [
-            mc_divergence(restored, probed, crop_step),
-            mc_divergence(denoised, classical(crop + crop_step, sigma), crop_step),
-        ],
+        [restored for restored, _ in outputs],
+        [mc_divergence(restored, probed, crop_step) for restored, probed in outputs],
         sigma,
     )
 

@@ -9,6 +9,11 @@
   edges and JPEG blocking raise the gradient energy, so those patches drop out; a photo's fine
   texture (foliage, fur) is not taken for noise. Patches with a pixel at 0 or 1 are left out:
   clipping cuts their noise off.
+- `coarse_noise_sigma`: the noise that survives JPEG compression. Quantisation removes most of
+  the fine frequencies where `noise_sigma` looks (a noisy photo compressed at quality 30-70
+  measures 0-1.5 there), but keeps much of the noise at coarser scales: `noise_sigma` of the
+  image's 2x2 means measures it (on training photos: 0-2 on JPEG-only photos, 1-7 on noisy ones
+  compressed afterwards).
 - `blockiness`: how much stronger the luma steps are across an 8x8 grid (at the grid phase
   where they are strongest) than between the grid lines: about 0 for camera photos and noise,
   growing as JPEG quality falls.
@@ -96,6 +101,17 @@ def noise_sigma(image: np.ndarray) -> float:
     return float(
         np.mean([_channel_sigma(image[..., c]) for c in range(image.shape[-1])])
     )
+
+
+def coarse_noise_sigma(image: np.ndarray) -> float:
+    """`noise_sigma` of the image's 2x2 means (`[H, W, C]` or `[H, W]` in [0, 1]; same units): the
+    noise left at half resolution, where JPEG compression keeps much of it."""
+    image = np.asarray(image, np.float64)
+    h, w = (s - s % 2 for s in image.shape[:2])
+    halves = (
+        image[:h, :w].reshape(h // 2, 2, w // 2, 2, *image.shape[2:]).mean(axis=(1, 3))
+    )
+    return noise_sigma(halves)
 
 
 def blockiness(image: np.ndarray, block: int = 8) -> float:

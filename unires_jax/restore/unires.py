@@ -107,43 +107,17 @@ def adaptive_weights() -> WeightChooser:
                 variants[key] = restorer.with_settings(**changes)
             restorer = variants[key]
         weights = {decided.expert: 1.0}
+        if decided.blend == "sure":
+            return _sure_blend(y, decided, restorer, weights, seed, source, details)
         restored, timing = restorer.timed_restore(y, weights, seed=seed)
-        evaluations, weight = timing["unet_evaluations"], 1.0
-        if decided.blend == "blocking":
-            weight = adaptive.jpeg_blend(decided.analysis.blockiness)
-        elif decided.blend == "sure":
-            sigma = decided.analysis.noise / 255.0
-            eps = adaptive.EPS_SCALE * sigma
-            probe = (
-                np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
-            )
-            # Clipped into [0, 1]: a few pixels at the extremes move less than eps * probe.
-            step = np.clip(y + eps * probe, 0.0, 1.0) - y
-            probed, extra = restorer.timed_restore(y + step, weights, seed=seed)
-            evaluations += extra["unet_evaluations"]
-            name, denoise = adaptive.classical_denoiser()
-            blend = adaptive.crop_sure_weights(
-                y, step, sigma, (restored, probed), denoise
-            )
-            classical = denoise(y, sigma)
-            details["adaptive"]["blend_weights"] = {
-                decided.expert: round(float(blend[0]), 4),
-                name: round(float(blend[1]), 4),
-            }
-            image = y + blend[0] * (restored - y) + blend[1] * (classical - y)
-            return WeightChoice(
-                weights,
-                source,
-                details,
-                image=np.clip(image, 0.0, 1.0).astype(np.float32),
-                unet_evaluations=evaluations,
-                deblur=timing.get("deblur"),
-                complete=True,
-            )
+        evaluations = timing["unet_evaluations"]
         if decided.blend == "none":
             # The expert's output as it is (for SR at the upscaled size, not the input's).
             image = np.asarray(restored, np.float32)
         else:
+            weight = adaptive.jpeg_weight(
+                decided.analysis.blockiness, decided.coarse_noise
+            )
             image = (y + weight * (restored - y)).astype(np.float32)
             details["adaptive"]["blend_weight"] = round(weight, 4)
             if decided.jpeg is not None:
@@ -159,6 +133,50 @@ def adaptive_weights() -> WeightChooser:
         )
 
     return choose
+
+
+def _sure_blend(
+    y: np.ndarray,
+    decided: adaptive.Plan,
+    restorer: Restorer,
+    weights: dict[str, float],
+    seed: int,
+    source: str,
+    details: dict,
+) -> WeightChoice:
+    """The noise plan: the expert and the classical denoiser blended with the input by the
+    weights SURE picks on the centred crop (`adaptive.crop_sure_weights`); the expert restores
+    the whole photo only where it gets weight."""
+    sigma = decided.analysis.noise / 255.0
+    eps = adaptive.EPS_SCALE * sigma
+    probe = np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
+    # Clipped into [0, 1]: a few pixels at the extremes move less than eps * probe.
+    step = np.clip(y + eps * probe, 0.0, 1.0) - y
+    evaluations = 0
+
+    def expert(image):
+        nonlocal evaluations
+        restored, timing = restorer.timed_restore(image, weights, seed=seed)
+        evaluations += timing["unet_evaluations"]
+        return restored
+
+    name, denoise = adaptive.classical_denoiser()
+    blend = adaptive.crop_sure_weights(y, step, sigma, expert, denoise)
+    details["adaptive"]["blend_weights"] = {
+        decided.expert: round(float(blend[0]), 4),
+        name: round(float(blend[1]), 4),
+    }
+    image = y + blend[1] * (denoise(y, sigma) - y)
+    if blend[0] > 0:
+        image += blend[0] * (expert(y) - y)
+    return WeightChoice(
+        weights,
+        source,
+        details,
+        image=np.clip(image, 0.0, 1.0).astype(np.float32),
+        unet_evaluations=evaluations,
+        complete=True,
+    )
 
 
 def _predicts_sample(restorer: Restorer) -> bool:
