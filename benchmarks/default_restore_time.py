@@ -3,9 +3,9 @@ paper's most-popular preset, DN -0.2 / DownLQ 1.2), same model, same photos, in 
 
 Claim (issue "the main job on real photos"): the adaptive default stays within 2x the time of
 the previous default on 2 CPU cores. The adaptive default's cost depends on what it finds: a clean
-photo runs no model at all; a noisy one runs the DN expert twice (the SURE probe; one DDIM step
-each with the embedded model) and BM3D once on the photo and twice on a 128 px crop (the
-classical candidate's SURE probe); a blurred one runs MD or DD once with the deblurring projection; so the photo is
+photo runs no model at all; a noisy one runs the DN expert and BM3D each twice on a 128 px crop
+(SURE and its probe; one DDIM step with the embedded model), BM3D on the photo, and DN on the
+photo only where SURE gives it weight; a blurred one runs MD or DD once with the deblurring projection; so the photo is
 restored clean, with noise sigma 25, JPEG quality 10 (a 2-copy ensemble of DN), a 9 px motion blur
 and a Gaussian blur of sigma 2. Each is timed after
 a warm-up (compilation), median of --repeats, both restorers interleaved.

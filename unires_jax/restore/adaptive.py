@@ -8,7 +8,7 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   the deblurring gate's own) and little noise: the MD expert (motion) or the DD expert (defocus,
   Gaussian), with the restorer's deblurring projection; every other plan runs without it;
 - noise (sigma >= NOISE_ACT on the 8-bit scale): the DN expert and a classical denoiser (BM3D,
-  from the `bm3d` package, with a smaller block-matching search than its reference profile;
+  from the `bm3d` package, with a sparser grid of reference blocks than its reference profile;
   scikit-image's non-local means where the package's library does not load), blended with
   the input by the weights that minimise Stein's unbiased risk estimate of the squared error
   (SURE) for white Gaussian noise of the measured sigma:
@@ -40,7 +40,8 @@ The thresholds and the JPEG ramp were chosen on training photos only, by
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -88,11 +89,13 @@ EPS_SCALE = 0.1
 # SURE chooses the blend on a centred crop of this size (where each candidate restores the
 # crop and its probe).
 SURE_CROP = 128
-# BM3D's block-matching search: a 19 x 19 window every 5 pixels (the reference profile: 39 x 39
-# every 3) costs 7 s instead of 18 s on a 512 x 512 photo on 2 CPU cores; on the 8 training
-# photos at sigma 5-50 it scored -0.51 to +0.33 dB from the reference profile, -0.06 to +0.01 dB
-# on the mean of each sigma (`benchmarks/noise_plan.py`; BENCHMARKS.md, #29).
-BM3D_SEARCH_WINDOW = 19
+# BM3D's profile: the reference's 39 x 39 search window, a reference block every 5 pixels instead
+# of 3. Its time is in the filtering of each reference block (1 / step^2); the window costs
+# little. On a 512 x 512 photo on 2 CPU cores: 7.95 s (reference 17.3 s, step 4 10.8 s: over the
+# noise plan's 2x time budget with the crop runs; 19 x 19 every 5 7.3 s); on 12 training photos at
+# sigma 15-50: -0.04 to -0.08 dB from the reference on the mean, -0.14 worst (19 x 19 every 5:
+# -0.13 to -0.15, -0.34 worst). `benchmarks/bm3d_profile.py`; BENCHMARKS.md, #29.
+BM3D_SEARCH_WINDOW = 39
 BM3D_STEP = 5
 # DDIM steps of the noise plan's DN restorations for a model that predicts the clean image
 # ("sample" prediction, as the embedded default): on training photos at sigma 25, 1 step
@@ -227,15 +230,22 @@ def bm3d_available() -> bool:
     return True
 
 
-def bm3d_denoise(image: np.ndarray, sigma: float) -> np.ndarray:
+def bm3d_denoise(
+    image: np.ndarray,
+    sigma: float,
+    *,
+    window: int = BM3D_SEARCH_WINDOW,
+    step: int = BM3D_STEP,
+) -> np.ndarray:
     """BM3D (Dabov et al. 2007; the `bm3d` package's colour version, in its opponent colour
-    space) with a smaller search than its reference profile (BM3D_SEARCH_WINDOW, BM3D_STEP):
+    space) with a sparser grid of reference blocks than its reference profile (the search
+    `window` and the reference-block `step` of both stages; the reference: 39 and 3):
     `image` `[H, W, 3]` in [0, 1], sigma in the same units."""
     import bm3d
 
     profile = bm3d.BM3DProfile()
-    profile.search_window_ht = profile.search_window_wiener = BM3D_SEARCH_WINDOW
-    profile.step_ht = profile.step_wiener = BM3D_STEP
+    profile.search_window_ht = profile.search_window_wiener = window
+    profile.step_ht = profile.step_wiener = step
     out = bm3d.bm3d_rgb(np.asarray(image, np.float32), max(sigma, 1e-4), profile)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
