@@ -58,19 +58,12 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args(argv)
 
-    from adaptive_tuning import degraded, psnr
+    from adaptive_tuning import degraded, psnr, training_photos
 
     from unires_jax import restore
-    from unires_jax.data import real_photos
     from unires_jax.restore import adaptive, jpeg_consistency
 
-    photos = args.photos.split(",") if args.photos else list(real_photos.TRAIN)
-    held = sorted(set(photos) & set(real_photos.HELDOUT))
-    if held:
-        print(
-            f"jpeg_plan: {held} are held out; tune on training photos", file=sys.stderr
-        )
-        return 2
+    photos = training_photos(args.photos)
     expert = restore.load(deblur=False, ensemble=adaptive.JPEG_ENSEMBLE).restorer
 
     def blend(item, w):

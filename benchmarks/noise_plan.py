@@ -53,17 +53,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import bm3d
+    from adaptive_tuning import training_photos
     from real_photos import _pixels
     from skimage.restoration import estimate_sigma
 
-    from unires_jax.data import real_photos
     from unires_jax.restore import adaptive, analysis, unires
     from unires_jax.restore.restorer import Restorer
 
-    photos = args.photos.split(",") if args.photos else list(real_photos.TRAIN)
-    unknown = sorted(set(photos) - set(real_photos.TRAIN))
-    if unknown:
-        raise SystemExit(f"training photos only; not training photos: {unknown}")
+    photos = training_photos(args.photos)
     model = Restorer.load(None)
     dn = {s: model.with_settings(steps=s, deblur=False) for s in (1, 4)}
     chooser = unires.adaptive_weights()
