@@ -153,6 +153,9 @@ def test_noise_compressed_away_at_full_resolution_is_measured_at_half(photo):
     assert adaptive.jpeg_weight(
         compressed.analysis.blockiness, compressed.coarse_noise
     ) == adaptive.jpeg_weight(compressed.analysis.blockiness, 0.0)
+    # Too small to measure at half resolution (24 px: 12 px of 2x2 means): not measured.
+    tiny = adaptive.plan(specs.parse("jpeg:10").apply(photo[:24, :24], rng))
+    assert tiny.blend == "blocking" and tiny.coarse_noise == 0.0
 
 
 def test_the_default_returns_a_clean_photo_unchanged_and_denoises_a_noisy_one(photo):

@@ -24,17 +24,17 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   clip((g - COARSE_NOISE_ACT) / COARSE_NOISE_RAMP, 0, 1)): light compression gets a little of
   the expert, heavy compression all of it, and so does a photo that was noisy before it was
   compressed (g: the noise sigma measured at half resolution, `analysis.coarse_noise_sigma`,
-  where compression leaves the noise that it removes at full resolution). Blockiness is a proxy that smooth content (a clear
-  sky) inflates, so the JPEG quality is also estimated from the pixels
-  (`restore/jpeg_consistency.py`): a photo measured at quality >= JPEG_SKIP_QUALITY is left
-  alone, and the blend (of a JPEG_ENSEMBLE-copy self-ensemble of the expert) is moved back into
-  the quantisation constraint set of the input (the model's own consistency check: a
-  restoration must compress back to the photo it came from);
+  where compression leaves the noise that it removes at full resolution). Blockiness is a
+  proxy that smooth content (a clear sky) inflates, so the JPEG quality is also estimated
+  from the pixels (`restore/jpeg_consistency.py`): a photo measured at quality >=
+  JPEG_SKIP_QUALITY is left alone, and the blend (of a JPEG_ENSEMBLE-copy self-ensemble of the
+  expert) is moved back into the quantisation constraint set of the input (the model's own
+  consistency check: a restoration must compress back to the photo it came from);
 - otherwise nothing measurable is wrong and the input comes back unchanged.
 
-The thresholds and the JPEG ramp were chosen on training photos only, by
-`benchmarks/adaptive_choose.py` from the rows of `benchmarks/adaptive_tuning.py` (BENCHMARKS.md,
-#29).
+The thresholds and ramps were chosen on training photos only, by `benchmarks/adaptive_choose.py`
+from the rows of `benchmarks/adaptive_tuning.py`, by `benchmarks/jpeg_plan.py` (the noise ramp)
+and `benchmarks/bm3d_profile.py` (BM3D's profile) (BENCHMARKS.md, #29).
 """
 
 from __future__ import annotations
@@ -183,6 +183,10 @@ def plan(pixels: np.ndarray, *, upscale: int = 1) -> Plan:
 
 
 def _coarse_noise(pixels: np.ndarray) -> float:
+    """`analysis.coarse_noise_sigma` on the 8-bit scale; 0 (not measured) for an image too
+    small to measure it at half resolution."""
+    if min(pixels.shape[:2]) < 4 * analysis_lib.PATCH:
+        return 0.0
     return 255.0 * analysis_lib.coarse_noise_sigma(pixels)
 
 
