@@ -154,7 +154,9 @@ def test_noise_compressed_away_at_full_resolution_is_measured_at_half(photo):
         compressed.analysis.blockiness, compressed.coarse_noise
     ) == adaptive.jpeg_weight(compressed.analysis.blockiness, 0.0)
     # Too small to measure at half resolution (24 px: 12 px of 2x2 means): not measured.
-    tiny = adaptive.plan(specs.parse("jpeg:10").apply(photo[:24, :24], rng))
+    ramp = np.linspace(0.2, 0.8, 24, dtype=np.float32)
+    smooth = np.stack(np.broadcast_arrays(ramp[None, :], ramp[:, None], 0.5), -1)
+    tiny = adaptive.plan(specs.parse("jpeg:10").apply(smooth.astype(np.float32), rng))
     assert tiny.blend == "blocking" and tiny.coarse_noise == 0.0
 
 
