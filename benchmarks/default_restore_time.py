@@ -5,10 +5,10 @@ Claim (issue "the main job on real photos"): the adaptive default stays within 2
 the previous default on 2 CPU cores. The adaptive default's cost depends on what it finds: a clean
 photo runs no model at all; a noisy one runs the DN expert and BM3D each twice on a 128 px crop
 (SURE and its probe; one DDIM step with the embedded model), BM3D on the photo, and DN on the
-photo only where SURE gives it weight; a blurred one runs MD or DD once with the deblurring projection; so the photo is
-restored clean, with noise sigma 25, JPEG quality 10 (a 2-copy ensemble of DN), a 9 px motion blur
-and a Gaussian blur of sigma 2. Each is timed after
-a warm-up (compilation), median of --repeats, both restorers interleaved.
+photo only where SURE gives it weight; a blurred one runs MD or DD once with the deblurring
+projection; so the photo is restored clean, with noise sigma 25, JPEG quality 10 (a 2-copy
+ensemble of DN), a 9 px motion blur and a Gaussian blur of sigma 2. Each is timed after a
+warm-up (compilation), median of --repeats, both restorers interleaved.
 
 Run:  python benchmarks/default_restore_time.py [--size 512] [--repeats 3] [--photo astronaut]
 (training photos only: the benchmark says nothing about quality, and held-out photos stay unused)
