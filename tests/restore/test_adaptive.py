@@ -84,6 +84,74 @@ def test_crop_sure_weights_choose_the_best_blend_of_a_stationary_image():
     assert adaptive.sure_window(noisy.shape) == (slice(86, 214), slice(66, 194))
 
 
+def test_sure_terms_estimate_the_blends_error_and_the_margin_keeps_the_preferred():
+    """SureTerms.risk is SURE (unbiased for the squared error of each blend); blend_weights
+    leaves the preferred blend only for an estimated gain larger than the margin."""
+    rng = np.random.default_rng(1)
+    sigma = 0.1
+    clean = np.broadcast_to(
+        np.clip(0.5 + 0.2 * np.sin(np.linspace(0, 30, 128)), 0, 1)[:, None, None],
+        (128, 128, 3),
+    )
+    noisy = clean + rng.normal(0, sigma, clean.shape)
+    smoothers = [
+        lambda y: 0.5 * (y + np.roll(y, 1, axis=0)),
+        lambda y: (y + np.roll(y, 1, axis=0) + np.roll(y, -1, axis=0)) / 3,
+    ]
+    step = 0.01 * rng.standard_normal(noisy.shape)
+    restored = [f(noisy) for f in smoothers]
+    terms = adaptive.sure_terms(
+        noisy,
+        restored,
+        [adaptive.mc_divergence(f(noisy), f(noisy + step), step) for f in smoothers],
+        sigma,
+    )
+    for weights in ([0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.3, 0.5]):
+        blend = noisy + sum(a * (f - noisy) for a, f in zip(weights, restored))
+        error = np.sum((blend - clean) ** 2)
+        assert terms.risk(np.array(weights)) == pytest.approx(error, rel=0.03)
+    best = adaptive.blend_weights(terms)
+    prefer = np.array([1.0, 0.0])
+    gain = 1 - terms.risk(best) / terms.risk(prefer)
+    assert 0 < gain < 0.5 and not np.allclose(best, prefer)
+    assert np.array_equal(
+        adaptive.blend_weights(terms, prefer=prefer, margin=gain + 0.01), prefer
+    )
+    assert np.array_equal(
+        adaptive.blend_weights(terms, prefer=prefer, margin=gain - 0.01), best
+    )
+    assert np.array_equal(
+        adaptive.sure_weights(noisy, restored, [0.0, 0.0], sigma),
+        adaptive.blend_weights(adaptive.sure_terms(noisy, restored, [0.0, 0.0], sigma)),
+    )
+
+
+def test_sure_probe_is_seeded_and_stays_in_range():
+    y = np.random.default_rng(0).uniform(0, 1, (40, 50, 3)).astype(np.float32)
+    y[:5] = 0.0
+    step = adaptive.sure_probe(y, 0.1, seed=3)
+    assert np.array_equal(step, adaptive.sure_probe(y, 0.1, seed=3))
+    assert not np.array_equal(step, adaptive.sure_probe(y, 0.1, seed=4))
+    assert (y + step).min() >= 0 and (y + step).max() <= 1
+    assert np.std(step[10:]) == pytest.approx(adaptive.EPS_SCALE * 0.1, rel=0.1)
+
+
+def test_bm3d_without_the_correlated_noise_correction_scores_as_with_it():
+    """White noise: the block-matching correction (gamma) changes the output, not its quality
+    (training photo, sigma 25)."""
+    clean = load_sample_photos("train")["astronaut"].astype(np.float32)[:96, :96] / 255
+    noisy = specs.parse("noise:25").apply(clean, np.random.default_rng(0))
+
+    def psnr(x):
+        return 10 * np.log10(1 / np.mean((x - clean) ** 2))
+
+    plain = adaptive.bm3d_denoise(noisy, 25 / 255)
+    corrected = adaptive.bm3d_denoise(noisy, 25 / 255, match_correction=3.0)
+    assert adaptive.BM3D_MATCH_CORRECTION == 0.0
+    assert np.abs(plain - corrected).max() > 1e-3
+    assert psnr(plain) == pytest.approx(psnr(corrected), abs=0.1)
+
+
 def test_bm3d_is_the_classical_candidate_and_beats_non_local_means():
     """On a training photo at sigma 25 (the true sigma given to both)."""
     assert adaptive.classical_denoiser()[0] == "bm3d"

@@ -8,7 +8,8 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   the deblurring gate's own) and little noise: the MD expert (motion) or the DD expert (defocus,
   Gaussian), with the restorer's deblurring projection; every other plan runs without it;
 - noise (sigma >= NOISE_ACT on the 8-bit scale): the DN expert and a classical denoiser (BM3D,
-  from the `bm3d` package, with a sparser grid of reference blocks than its reference profile;
+  from the `bm3d` package, with a sparser grid of reference blocks than its reference profile
+  and no correction of block matching for correlated noise;
   scikit-image's non-local means where the package's library does not load), blended with
   the input by the weights that minimise Stein's unbiased risk estimate of the squared error
   (SURE) for white Gaussian noise of the measured sigma:
@@ -89,14 +90,23 @@ EPS_SCALE = 0.1
 # SURE chooses the blend on a centred crop of this size (where each candidate restores the
 # crop and its probe).
 SURE_CROP = 128
-# BM3D's profile: the reference's 39 x 39 search window, a reference block every 5 pixels instead
-# of 3. Its time is in the filtering of each reference block (1 / step^2); the window costs
-# little. On a 512 x 512 photo on 2 CPU cores: 7.95 s (reference 17.3 s, step 4 10.8 s: over the
-# noise plan's 2x time budget with the crop runs; 19 x 19 every 5 7.3 s); on 12 training photos at
-# sigma 15-50: -0.04 to -0.08 dB from the reference on the mean, -0.14 worst (19 x 19 every 5:
-# -0.13 to -0.15, -0.34 worst). `benchmarks/bm3d_profile.py`; BENCHMARKS.md, #29.
+# A blend other than the classical candidate alone is taken only where its SURE on the crop is
+# this fraction below the classical candidate's (`blend_weights`): chosen on training photos by
+# `benchmarks/sure_margin.py` (BENCHMARKS.md, #29).
+SURE_MARGIN = 0.0
+# BM3D's profile: the reference's 39 x 39 search window, a reference block every 4 pixels instead
+# of 3, and no block-matching correction for correlated noise (gamma = 0). That correction
+# subtracts from each block distance the noise's expected share at that offset, which the
+# package computes from the noise PSD for every offset of the search window, per channel and
+# call: 0.26 s per channel at 39 x 39 whatever the image's size (a 32 px image: 0.35 s with it,
+# 0.01 s without), i.e. 0.8 s of each colour call, most of a SURE crop's. White noise has no
+# correlation to correct for: on 12 training photos at sigma 25 gamma = 0 scored the same as
+# the reference's 3.0 (-0.078 against -0.080 dB from the reference profile at step 5).
+# The 0.8 s saved per call pays for every 4th pixel instead of every 5th (`benchmarks/
+# bm3d_profile.py`; BENCHMARKS.md, #29).
 BM3D_SEARCH_WINDOW = 39
-BM3D_STEP = 5
+BM3D_STEP = 4
+BM3D_MATCH_CORRECTION = 0.0
 # DDIM steps of the noise plan's DN restorations for a model that predicts the clean image
 # ("sample" prediction, as the embedded default): on training photos at sigma 25, 1 step
 # scored within 0.04 dB of 4 (the model's estimate barely moves after the first) at a quarter
@@ -240,16 +250,19 @@ def bm3d_denoise(
     *,
     window: int = BM3D_SEARCH_WINDOW,
     step: int = BM3D_STEP,
+    match_correction: float = BM3D_MATCH_CORRECTION,
 ) -> np.ndarray:
     """BM3D (Dabov et al. 2007; the `bm3d` package's colour version, in its opponent colour
     space) with a sparser grid of reference blocks than its reference profile (the search
-    `window` and the reference-block `step` of both stages; the reference: 39 and 3):
+    `window` and the reference-block `step` of both stages, and the block-matching correction
+    `match_correction`, the package's gamma; the reference: 39, 3 and 3.0):
     `image` `[H, W, 3]` in [0, 1], sigma in the same units."""
     import bm3d
 
     profile = bm3d.BM3DProfile()
     profile.search_window_ht = profile.search_window_wiener = window
     profile.step_ht = profile.step_wiener = step
+    profile.gamma = match_correction
     out = bm3d.bm3d_rgb(np.asarray(image, np.float32), max(sigma, 1e-4), profile)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 
@@ -282,20 +295,30 @@ def sure_window(shape: tuple[int, ...]) -> tuple[slice, slice]:
     return slice(top, top + ch), slice(left, left + cw)
 
 
-def crop_sure_weights(
+def sure_probe(noisy: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """The Monte-Carlo SURE probe step b = clip(y + eps n, 0, 1) - y, eps = EPS_SCALE * sigma,
+    n ~ N(0, 1) drawn from `seed` (a few pixels at the extremes move less than eps n)."""
+    eps = EPS_SCALE * sigma
+    probe = np.random.default_rng(seed).standard_normal(noisy.shape).astype(np.float32)
+    return np.clip(noisy + eps * probe, 0.0, 1.0) - noisy
+
+
+def crop_sure_terms(
     noisy: np.ndarray,
     step: np.ndarray,
     sigma: float,
     model: Callable[[np.ndarray], np.ndarray],
     classical: Callable[[np.ndarray, float], np.ndarray],
-) -> np.ndarray:
-    """The SURE weights (model, classical) of the noise plan, measured on `sure_window`.
+) -> SureTerms:
+    """The SURE terms of the noise plan's candidates (model, classical), measured on
+    `sure_window`.
 
     Both candidates, `model(image)` and `classical(image, sigma)`, restore the crop of y and of
     the probe y + step (a fraction of a second whole-image run each), so both risks are
     estimated on the same pixels by the same operators: a divergence measured on a crop and
     scaled to the whole image overestimated BM3D's risk 1.3-1.9x on training photos (a crop's
-    content is not the photo's). The weights are then applied to the whole-image restorations.
+    content is not the photo's). The weights chosen from them are then applied to the
+    whole-image restorations.
     """
     window = sure_window(noisy.shape)
     crop, crop_step = noisy[window], step[window]
@@ -303,12 +326,94 @@ def crop_sure_weights(
         (np.asarray(model(crop)), np.asarray(model(crop + crop_step))),
         (classical(crop, sigma), classical(crop + crop_step, sigma)),
     ]
-    return sure_weights(
+    return sure_terms(
         crop,
         [restored for restored, _ in outputs],
         [mc_divergence(restored, probed, crop_step) for restored, probed in outputs],
         sigma,
     )
+
+
+def crop_sure_weights(
+    noisy: np.ndarray,
+    step: np.ndarray,
+    sigma: float,
+    model: Callable[[np.ndarray], np.ndarray],
+    classical: Callable[[np.ndarray, float], np.ndarray],
+) -> np.ndarray:
+    """The noise plan's weights (model, classical): `crop_sure_terms` minimised over the
+    simplex, where a blend other than the classical candidate alone must lower its SURE by
+    SURE_MARGIN (`blend_weights`)."""
+    terms = crop_sure_terms(noisy, step, sigma, model, classical)
+    return blend_weights(terms, prefer=np.array([0.0, 1.0]), margin=SURE_MARGIN)
+
+
+@dataclasses.dataclass(frozen=True)
+class SureTerms:
+    """SURE of the blends y + sum_k a_k (f_k(y) - y) of K candidates on n values:
+    a'Ga + linear'a + n sigma^2 (`sure_terms`)."""
+
+    gram: np.ndarray  # [K, K]: <f_j - y, f_k - y>
+    linear: np.ndarray  # [K]: 2 sigma^2 (div f_k - n)
+    n: int
+    sigma: float
+
+    def risk(self, weights: np.ndarray) -> np.ndarray:
+        """SURE of each blend `[..., K]` (an unbiased estimate of its squared error)."""
+        weights = np.asarray(weights, np.float64)
+        return (
+            np.einsum("...k,kl,...l->...", weights, self.gram, weights)
+            + weights @ self.linear
+            + self.n * self.sigma**2
+        )
+
+
+def sure_terms(
+    noisy: np.ndarray,
+    restored: list[np.ndarray],
+    divergences: list[float],
+    sigma: float,
+) -> SureTerms:
+    """SURE of the blends y + sum_k a_k (f_k(y) - y): with G_jk = <f_j - y, f_k - y> and
+    div of the blend = (1 - sum a) n + sum_k a_k div f_k, it is the quadratic
+    a'Ga + 2 sigma^2 sum_k a_k (div f_k - n) + n sigma^2.
+
+    Args:
+      noisy: y `[H, W, 3]` in [0, 1].
+      restored: f_k(y), one per candidate.
+      divergences: div f_k at y, one per candidate (`mc_divergence`).
+      sigma: the noise standard deviation (in [0, 1] units).
+    """
+    y = np.asarray(noisy, np.float64).ravel()
+    diffs = np.stack([np.asarray(f, np.float64).ravel() - y for f in restored])
+    return SureTerms(
+        gram=diffs @ diffs.T,
+        linear=2.0 * sigma**2 * (np.asarray(divergences, np.float64) - y.size),
+        n=y.size,
+        sigma=float(sigma),
+    )
+
+
+def blend_weights(
+    terms: SureTerms,
+    *,
+    grid: int = 20,
+    prefer: np.ndarray | None = None,
+    margin: float = 0.0,
+) -> np.ndarray:
+    """The weights a_k >= 0, sum <= 1, that minimise SURE over a grid of step 1/grid on the
+    simplex; where `prefer` is given, the minimiser replaces it only if its SURE is below
+    (1 - margin) times the preferred blend's (an estimate from one probe on a crop has its own
+    error: a small estimated gain is not worth leaving the preferred candidate)."""
+    k = terms.gram.shape[0]
+    axes = np.meshgrid(*[np.arange(grid + 1) / grid] * k, indexing="ij")
+    candidates = np.stack([a.ravel() for a in axes], -1)
+    candidates = candidates[candidates.sum(-1) <= 1.0 + 1e-9]
+    risk = terms.risk(candidates)
+    best = candidates[int(np.argmin(risk))]
+    if prefer is not None and terms.risk(best) >= (1.0 - margin) * terms.risk(prefer):
+        return np.asarray(prefer, np.float64)
+    return best
 
 
 def sure_weights(
@@ -318,10 +423,8 @@ def sure_weights(
     sigma: float,
     grid: int = 20,
 ) -> np.ndarray:
-    """The weights a_k >= 0, sum <= 1, of y + sum_k a_k (f_k(y) - y) that minimise SURE.
-
-    SURE of that blend is the quadratic a'Ga + 2 sigma^2 sum_k a_k (div f_k - N) + const, with
-    G_jk = <f_j - y, f_k - y>; it is minimised over a grid of step 1/grid on the simplex.
+    """The weights a_k >= 0, sum <= 1, of y + sum_k a_k (f_k(y) - y) that minimise SURE
+    (`sure_terms`, `blend_weights`) over a grid of step 1/grid on the simplex.
 
     Args:
       noisy: y `[H, W, 3]` in [0, 1].
@@ -333,12 +436,4 @@ def sure_weights(
     Returns:
       [K] weights.
     """
-    y = np.asarray(noisy, np.float64).ravel()
-    diffs = np.stack([np.asarray(f, np.float64).ravel() - y for f in restored])
-    gram = diffs @ diffs.T
-    linear = 2.0 * sigma**2 * (np.asarray(divergences, np.float64) - y.size)
-    axes = np.meshgrid(*[np.arange(grid + 1) / grid] * len(restored), indexing="ij")
-    candidates = np.stack([a.ravel() for a in axes], -1)
-    candidates = candidates[candidates.sum(-1) <= 1.0 + 1e-9]
-    risk = np.einsum("nk,kl,nl->n", candidates, gram, candidates) + candidates @ linear
-    return candidates[int(np.argmin(risk))]
+    return blend_weights(sure_terms(noisy, restored, divergences, sigma), grid=grid)

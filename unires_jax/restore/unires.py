@@ -148,10 +148,7 @@ def _sure_blend(
     weights SURE picks on the centred crop (`adaptive.crop_sure_weights`); the expert restores
     the whole photo only where it gets weight."""
     sigma = decided.analysis.noise / 255.0
-    eps = adaptive.EPS_SCALE * sigma
-    probe = np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
-    # Clipped into [0, 1]: a few pixels at the extremes move less than eps * probe.
-    step = np.clip(y + eps * probe, 0.0, 1.0) - y
+    step = adaptive.sure_probe(y, sigma, seed)
     evaluations = 0
 
     def expert(image):
