@@ -18,7 +18,8 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   on a centred crop, where both candidates restore y and y + eps b, so the output is, in
   expectation on that crop, no worse than the input nor than either candidate, and the model
   contributes where it beats the textbook denoiser (its whole-image restoration runs only
-  where SURE gives it weight). A model that predicts the clean image (the embedded default)
+  where SURE gives it weight). Being an estimate from one probe on a crop, a blend replaces
+  the classical denoiser alone only where its SURE is SURE_MARGIN below that of the latter. A model that predicts the clean image (the embedded default)
   runs its DN restorations in SAMPLE_PREDICTION_STEPS DDIM steps;
 - JPEG blocking (blockiness b > BLOCK_ACT): the DN expert, blended with the input by the weight
   `jpeg_weight(b, g)` = max(clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1),
@@ -34,8 +35,9 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
 - otherwise nothing measurable is wrong and the input comes back unchanged.
 
 The thresholds and ramps were chosen on training photos only, by `benchmarks/adaptive_choose.py`
-from the rows of `benchmarks/adaptive_tuning.py`, by `benchmarks/jpeg_plan.py` (the noise ramp)
-and `benchmarks/bm3d_profile.py` (BM3D's profile) (BENCHMARKS.md, #29).
+from the rows of `benchmarks/adaptive_tuning.py`, by `benchmarks/jpeg_plan.py` (the noise ramp),
+`benchmarks/bm3d_profile.py` (BM3D's profile) and `benchmarks/sure_margin.py` (SURE_MARGIN)
+(BENCHMARKS.md, #29).
 """
 
 from __future__ import annotations
