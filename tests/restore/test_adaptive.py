@@ -57,7 +57,7 @@ def test_sure_weight_finds_the_best_shrinkage_of_a_linear_denoiser():
     assert np.mean((blended - clean) ** 2) <= best_alone * 1.02
 
 
-def test_crop_sure_weights_choose_the_best_blend_of_a_stationary_image():
+def test_crop_sure_terms_choose_the_best_blend_of_a_stationary_image():
     """On an image whose statistics are the same everywhere, the weights SURE picks on the
     centred crop are the whole image's best blend (by the true error) of two linear smoothers."""
     from scipy.ndimage import uniform_filter
@@ -74,7 +74,12 @@ def test_crop_sure_weights_choose_the_best_blend_of_a_stationary_image():
     def classical(image, s):
         return uniform_filter(image, size=(7, 7, 1), mode="reflect")
 
-    weights = adaptive.crop_sure_weights(noisy, step, sigma, model, classical)
+    terms = adaptive.crop_sure_terms(noisy, step, sigma, model, classical)
+    weights = adaptive.blend_weights(terms)
+    # The plan's margin keeps the classical candidate unless the blend is clearly better.
+    kept = adaptive.noise_plan_weights(terms)
+    gain = 1 - terms.risk(weights) / terms.risk(np.array([0.0, 1.0]))
+    assert np.array_equal(kept, weights if gain > adaptive.SURE_MARGIN else [0.0, 1.0])
     grid = [(a, b) for a in np.arange(0, 1.01, 0.05) for b in np.arange(0, 1.01, 0.05)]
     grid = [(a, b) for a, b in grid if a + b <= 1.0 + 1e-9]
     m, c = model(noisy) - noisy, classical(noisy, sigma) - noisy

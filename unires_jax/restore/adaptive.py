@@ -340,17 +340,10 @@ def crop_sure_terms(
     )
 
 
-def crop_sure_weights(
-    noisy: np.ndarray,
-    step: np.ndarray,
-    sigma: float,
-    model: Callable[[np.ndarray], np.ndarray],
-    classical: Callable[[np.ndarray, float], np.ndarray],
-) -> np.ndarray:
-    """The noise plan's weights (model, classical): `crop_sure_terms` minimised over the
-    simplex, where a blend other than the classical candidate alone must lower its SURE by
+def noise_plan_weights(terms: SureTerms) -> np.ndarray:
+    """The noise plan's weights (model, classical) from `crop_sure_terms`: SURE minimised over
+    the simplex, where a blend other than the classical candidate alone must lower its SURE by
     SURE_MARGIN (`blend_weights`)."""
-    terms = crop_sure_terms(noisy, step, sigma, model, classical)
     return blend_weights(terms, prefer=np.array([0.0, 1.0]), margin=SURE_MARGIN)
 
 

@@ -145,7 +145,7 @@ def _sure_blend(
     details: dict,
 ) -> WeightChoice:
     """The noise plan: the expert and the classical denoiser blended with the input by the
-    weights SURE picks on the centred crop (`adaptive.crop_sure_weights`); the expert restores
+    weights SURE picks on the centred crop (`adaptive.crop_sure_terms`, `noise_plan_weights`); the expert restores
     the whole photo only where it gets weight."""
     sigma = decided.analysis.noise / 255.0
     step = adaptive.sure_probe(y, sigma, seed)
@@ -158,7 +158,9 @@ def _sure_blend(
         return restored
 
     name, denoise = adaptive.classical_denoiser()
-    blend = adaptive.crop_sure_weights(y, step, sigma, expert, denoise)
+    blend = adaptive.noise_plan_weights(
+        adaptive.crop_sure_terms(y, step, sigma, expert, denoise)
+    )
     details["adaptive"]["blend_weights"] = {
         decided.expert: round(float(blend[0]), 4),
         name: round(float(blend[1]), 4),
