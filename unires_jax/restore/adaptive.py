@@ -19,8 +19,9 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
   expectation on that crop, no worse than the input nor than either candidate, and the model
   contributes where it beats the textbook denoiser (its whole-image restoration runs only
   where SURE gives it weight). Being an estimate from one probe on a crop, a blend replaces
-  the classical denoiser alone only where its SURE is SURE_MARGIN below that of the latter. A model that predicts the clean image (the embedded default)
-  runs its DN restorations in SAMPLE_PREDICTION_STEPS DDIM steps;
+  the classical denoiser alone only where its SURE is SURE_MARGIN below that of the latter.
+  A model that predicts the clean image (the embedded default) runs its DN restorations in
+  SAMPLE_PREDICTION_STEPS DDIM steps;
 - JPEG blocking (blockiness b > BLOCK_ACT): the DN expert, blended with the input by the weight
   `jpeg_weight(b, g)` = max(clip((b - BLOCK_ACT) / BLOCK_RAMP, 0, 1),
   clip((g - COARSE_NOISE_ACT) / COARSE_NOISE_RAMP, 0, 1)): light compression gets a little of

@@ -145,8 +145,8 @@ def _sure_blend(
     details: dict,
 ) -> WeightChoice:
     """The noise plan: the expert and the classical denoiser blended with the input by the
-    weights SURE picks on the centred crop (`adaptive.crop_sure_terms`, `noise_plan_weights`); the expert restores
-    the whole photo only where it gets weight."""
+    weights SURE picks on the centred crop (`adaptive.crop_sure_terms`, `noise_plan_weights`);
+    the expert restores the whole photo only where it gets weight."""
     sigma = decided.analysis.noise / 255.0
     step = adaptive.sure_probe(y, sigma, seed)
     evaluations = 0
