@@ -5,9 +5,10 @@ real photos", target noise sigma 25 >= the best classical method, within 2x time
 BM3D's time is nearly all in its collaborative filtering, one 3-D transform per reference block
 and channel: it scales with 1 / step^2 and hardly with the search window (the block matching is
 done once, on the first opponent channel), plus a fixed 0.26 s per channel at the 39 x 39 window
-for the block-matching correction for correlated noise (gamma), whatever the image's size. The noise plan runs BM3D on the whole photo and twice
-on its SURE crop, so its profile is the one nearest the reference (the largest window, the
-smallest step) that keeps the default restore within the time budget.
+for the block-matching correction for correlated noise (gamma), whatever the image's size. The
+noise plan runs BM3D on the whole photo and twice on its SURE crop, so its profile is the one
+nearest the reference (the largest window, the smallest step) that keeps the default restore
+within the time budget.
 
 Photos: the training photos (`real_photos.TRAIN`, 256 px crops) and the colour photos of the sample
 photos' train split, prepared the same way; never a held-out photo of either set. Per photo and
