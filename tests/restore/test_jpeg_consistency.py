@@ -87,7 +87,9 @@ def _scores_per_quality(coefficients):
         table = jc.ijg_luma_table(quality)
         telling = (magnitude > table / 2) & (table >= jc.MIN_STEP)
         if telling.sum() >= jc.MIN_TELLING:
-            out[quality - 1] = np.mean(np.cos(2 * np.pi * coefficients / table)[telling])
+            out[quality - 1] = np.mean(
+                np.cos(2 * np.pi * coefficients / table)[telling]
+            )
     return out
 
 

@@ -141,7 +141,9 @@ def _scores(coefficients: np.ndarray) -> np.ndarray:
             n = int(np.searchsorted(descending[position], -step / 2, side="left"))
             if n:
                 qualities = steps == step
-                sums[qualities] += np.cos(2 * np.pi * ordered[position, :n] / step).sum()
+                sums[qualities] += np.cos(
+                    2 * np.pi * ordered[position, :n] / step
+                ).sum()
                 counts[qualities] += n
     out = np.full(100, np.nan)
     enough = counts >= MIN_TELLING
