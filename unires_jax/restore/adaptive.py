@@ -10,7 +10,8 @@ Per image (`restore/analysis.py` and the blind PSF fit of `restore/deblur.py`):
 - noise (sigma >= NOISE_ACT on the 8-bit scale): the DN expert and a classical denoiser (BM3D,
   from the `bm3d` package, with a sparser grid of reference blocks than its reference profile
   and no correction of block matching for correlated noise;
-  scikit-image's non-local means where the package's library does not load), blended with
+  scikit-image's non-local means where the package's library does not load; either's estimate
+  of the clipped mean E[clip(y + n, 0, 1)] mapped back to y, `restore/clipping.py`), blended with
   the input by the weights that minimise Stein's unbiased risk estimate of the squared error
   (SURE) for white Gaussian noise of the measured sigma:
   out = y + a1 (DN(y) - y) + a2 (C(y) - y), a >= 0, a1 + a2 <= 1, the divergences estimated
@@ -50,8 +51,8 @@ from typing import Any
 import numpy as np
 
 from unires_jax.restore import analysis as analysis_lib
+from unires_jax.restore import clipping, jpeg_consistency
 from unires_jax.restore import deblur as deblur_lib
-from unires_jax.restore import jpeg_consistency
 
 # Chosen on the training photos (real_photos.TRAIN and the sample photos' train split), never on
 # held-out ones: see BENCHMARKS.md, #29.
@@ -101,6 +102,11 @@ SURE_CROP = 128
 # only +0.008 dB with the embedded model); from 0.03 up no row falls below BM3D alone; 0.05
 # sits inside that range. A model whose DN beats BM3D by more still gets its weight.
 SURE_MARGIN = 0.05
+# SURE is measured, and a blend applied, only on the values of the classical estimate at least
+# this many sigma from 0 and 1 (`unclipped`): noise added to a value 2 sigma from a bound is
+# clipped with probability 2.3%; elsewhere the classical estimate (mapped back through
+# `clipping.unclip`) is kept.
+UNCLIPPED_SIGMAS = 2.0
 # BM3D's profile: the reference's 39 x 39 search window, a reference block every 4 pixels instead
 # of 3, and no block-matching correction for correlated noise (gamma = 0). That correction
 # subtracts from each block distance the noise's expected share at that offset, which the
@@ -222,11 +228,14 @@ def jpeg_weight(
     return float(np.clip(max(blocking, noise), 0.0, 1.0))
 
 
-def nonlocal_means(image: np.ndarray, sigma: float) -> np.ndarray:
+def nonlocal_means(
+    image: np.ndarray, sigma: float, *, clipped: bool = True
+) -> np.ndarray:
     """scikit-image's non-local means with the recipe of its documentation (h = 0.8 sigma, the
     noise variance subtracted from patch distances, 5x5 patches within 13x13): the classical
     candidate of the noise plan where BM3D is unavailable. `image` `[H, W, 3]` in [0, 1], sigma
-    in the same units."""
+    in the same units; `clipped`: the noise was clipped to [0, 1] (as in any stored photo), so
+    the estimate is mapped back through `clipping.unclip`."""
     from skimage.restoration import denoise_nl_means
 
     out = denoise_nl_means(
@@ -238,7 +247,15 @@ def nonlocal_means(image: np.ndarray, sigma: float) -> np.ndarray:
         patch_distance=6,
         channel_axis=-1,
     )
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return _finish(out, sigma, clipped)
+
+
+def _finish(estimate: np.ndarray, sigma: float, clipped: bool) -> np.ndarray:
+    """A classical denoiser's estimate as float32 in [0, 1]: mapped back through
+    `clipping.unclip` where the noise was clipped, else clipped."""
+    if clipped:
+        return clipping.unclip(estimate, sigma)
+    return np.clip(estimate, 0.0, 1.0).astype(np.float32)
 
 
 def bm3d_available() -> bool:
@@ -258,12 +275,15 @@ def bm3d_denoise(
     window: int = BM3D_SEARCH_WINDOW,
     step: int = BM3D_STEP,
     match_correction: float = BM3D_MATCH_CORRECTION,
+    clipped: bool = True,
 ) -> np.ndarray:
     """BM3D (Dabov et al. 2007; the `bm3d` package's colour version, in its opponent colour
     space) with a sparser grid of reference blocks than its reference profile (the search
     `window` and the reference-block `step` of both stages, and the block-matching correction
     `match_correction`, the package's gamma; the reference: 39, 3 and 3.0):
-    `image` `[H, W, 3]` in [0, 1], sigma in the same units."""
+    `image` `[H, W, 3]` in [0, 1], sigma in the same units. `clipped`: the noise was clipped to
+    [0, 1] (as in any stored photo), so BM3D's estimate of the clipped mean is mapped back
+    through `clipping.unclip` (Foi 2009)."""
     import bm3d
 
     profile = bm3d.BM3DProfile()
@@ -271,7 +291,7 @@ def bm3d_denoise(
     profile.step_ht = profile.step_wiener = step
     profile.gamma = match_correction
     out = bm3d.bm3d_rgb(np.asarray(image, np.float32), max(sigma, 1e-4), profile)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return _finish(out, sigma, clipped)
 
 
 def classical_denoiser() -> tuple[str, Any]:
@@ -282,15 +302,34 @@ def classical_denoiser() -> tuple[str, Any]:
     return "nonlocal_means", nonlocal_means
 
 
-def mc_divergence(restored: np.ndarray, probed: np.ndarray, step: np.ndarray) -> float:
+def mc_divergence(
+    restored: np.ndarray,
+    probed: np.ndarray,
+    step: np.ndarray,
+    mask: np.ndarray | None = None,
+) -> float:
     """The Monte-Carlo estimate of div f(y) = sum_i d f_i / d y_i (Ramani et al. 2008):
-    <b, f(y + b) - f(y)> / mean(b^2), from f(y), f(y + b) and the small perturbation b."""
-    step = np.asarray(step, np.float64).ravel()
+    <b, f(y + b) - f(y)> / mean(b^2), from f(y), f(y + b) and the small perturbation b; with a
+    boolean `mask` (the shape of y), the sum over its values only."""
+    keep = slice(None) if mask is None else np.asarray(mask).ravel()
+    step = np.asarray(step, np.float64).ravel()[keep]
     change = (
         np.asarray(probed, np.float64).ravel()
         - np.asarray(restored, np.float64).ravel()
-    )
+    )[keep]
     return float(np.dot(step, change)) / float(np.mean(step**2))
+
+
+def unclipped(estimate: np.ndarray, sigma: float) -> np.ndarray:
+    """Boolean mask of the values of a denoised photo at least UNCLIPPED_SIGMAS sigma from 0
+    and 1: where the noise of the photo was (nearly) never clipped, so that it is the white
+    Gaussian noise SURE is derived for. Near black and white the clipped noise has a smaller
+    variance and a mean other than 0 (`restore/clipping.py`), and SURE there says nothing of
+    the error: on a training photo with a black background it chose a blend 1.2 dB below the
+    classical denoiser alone."""
+    margin = UNCLIPPED_SIGMAS * sigma
+    estimate = np.asarray(estimate)
+    return (estimate >= margin) & (estimate <= 1.0 - margin)
 
 
 def sure_window(shape: tuple[int, ...]) -> tuple[slice, slice]:
@@ -324,8 +363,10 @@ def crop_sure_terms(
     the probe y + step (a fraction of a second whole-image run each), so both risks are
     estimated on the same pixels by the same operators: a divergence measured on a crop and
     scaled to the whole image overestimated BM3D's risk 1.3-1.9x on training photos (a crop's
-    content is not the photo's). The weights chosen from them are then applied to the
-    whole-image restorations.
+    content is not the photo's). SURE is measured on the crop's `unclipped` values (of the
+    classical estimate) only, where the noise is the white Gaussian noise it is derived for
+    (all of the crop where none is). The weights chosen from them are then applied to the
+    whole-image restorations, on the same kind of values (`blend_unclipped`).
     """
     window = sure_window(noisy.shape)
     crop, crop_step = noisy[window], step[window]
@@ -333,12 +374,38 @@ def crop_sure_terms(
         (np.asarray(model(crop)), np.asarray(model(crop + crop_step))),
         (classical(crop, sigma), classical(crop + crop_step, sigma)),
     ]
+    mask = unclipped(outputs[1][0], sigma)
+    if not mask.any():
+        mask = None  # nothing unclipped to measure on: the whole crop, as it is
     return sure_terms(
         crop,
         [restored for restored, _ in outputs],
-        [mc_divergence(restored, probed, crop_step) for restored, probed in outputs],
+        [
+            mc_divergence(restored, probed, crop_step, mask)
+            for restored, probed in outputs
+        ],
         sigma,
+        mask,
     )
+
+
+def blend_unclipped(
+    noisy: np.ndarray,
+    model_out: np.ndarray | None,
+    classical_out: np.ndarray,
+    weights: np.ndarray,
+    sigma: float,
+) -> np.ndarray:
+    """The noise plan's output: the blend y + a1 (model - y) + a2 (classical - y) with the
+    weights a = `weights` on the `unclipped` values of the classical estimate, that estimate
+    itself elsewhere (where SURE measured nothing); `model_out` may be None where a1 = 0."""
+    y = np.asarray(noisy, np.float32)
+    classical_out = np.asarray(classical_out, np.float32)
+    blend = y + weights[1] * (classical_out - y)
+    if weights[0] > 0:
+        blend = blend + weights[0] * (np.asarray(model_out, np.float32) - y)
+    mask = unclipped(classical_out, sigma)
+    return np.where(mask, blend, classical_out).astype(np.float32)
 
 
 def noise_plan_weights(terms: SureTerms) -> np.ndarray:
@@ -373,6 +440,7 @@ def sure_terms(
     restored: list[np.ndarray],
     divergences: list[float],
     sigma: float,
+    mask: np.ndarray | None = None,
 ) -> SureTerms:
     """SURE of the blends y + sum_k a_k (f_k(y) - y): with G_jk = <f_j - y, f_k - y> and
     div of the blend = (1 - sum a) n + sum_k a_k div f_k, it is the quadratic
@@ -383,9 +451,12 @@ def sure_terms(
       restored: f_k(y), one per candidate.
       divergences: div f_k at y, one per candidate (`mc_divergence`).
       sigma: the noise standard deviation (in [0, 1] units).
+      mask: boolean, the shape of y: SURE of the values it selects only (the divergences
+        then over the same values), e.g. `unclipped`.
     """
-    y = np.asarray(noisy, np.float64).ravel()
-    diffs = np.stack([np.asarray(f, np.float64).ravel() - y for f in restored])
+    keep = slice(None) if mask is None else np.asarray(mask).ravel()
+    y = np.asarray(noisy, np.float64).ravel()[keep]
+    diffs = np.stack([np.asarray(f, np.float64).ravel()[keep] - y for f in restored])
     return SureTerms(
         gram=diffs @ diffs.T,
         linear=2.0 * sigma**2 * (np.asarray(divergences, np.float64) - y.size),

@@ -145,8 +145,10 @@ def _sure_blend(
     details: dict,
 ) -> WeightChoice:
     """The noise plan: the expert and the classical denoiser blended with the input by the
-    weights SURE picks on the centred crop (`adaptive.crop_sure_terms`, `noise_plan_weights`);
-    the expert restores the whole photo only where it gets weight."""
+    weights SURE picks on the centred crop (`adaptive.crop_sure_terms`, `noise_plan_weights`),
+    on the values of the classical estimate away from black and white, that estimate elsewhere
+    (`adaptive.blend_unclipped`); the expert restores the whole photo only where it gets
+    weight."""
     sigma = decided.analysis.noise / 255.0
     step = adaptive.sure_probe(y, sigma, seed)
     evaluations = 0
@@ -165,9 +167,9 @@ def _sure_blend(
         decided.expert: round(float(blend[0]), 4),
         name: round(float(blend[1]), 4),
     }
-    image = y + blend[1] * (denoise(y, sigma) - y)
-    if blend[0] > 0:
-        image += blend[0] * (expert(y) - y)
+    image = adaptive.blend_unclipped(
+        y, expert(y) if blend[0] > 0 else None, denoise(y, sigma), blend, sigma
+    )
     return WeightChoice(
         weights,
         source,
