@@ -12,7 +12,8 @@ Training photos only (`real_photos.TRAIN`, 256 px crops, the held-out benchmark'
 and degradations, two noise seeds); never a held-out photo. Per row, one JSON line: the crop's
 SURE terms (`adaptive.crop_sure_terms`, exactly as the plan measures them) and the whole
 photo's true squared error of every blend, as the quadratic a'Qa + c'a + e0 of the two
-whole-image restorations (DN, BM3D); then, per margin, the mean PSNR of the blend the plan
+whole-image restorations (DN, BM3D) on the values where the plan blends (`adaptive.unclipped`;
+e0 includes BM3D's error elsewhere); then, per margin, the mean PSNR of the blend the plan
 would pick and its gain over BM3D alone, per case and over all rows.
 
 Run:  python benchmarks/sure_margin.py --output rows.jsonl [--cases noise:25] [--seeds 0,1]
@@ -51,14 +52,21 @@ def row_for(lq, hq, model, seed: int) -> dict:
         return np.asarray(model.restore(image, {"DN": 1.0}, seed=seed))
 
     terms = adaptive.crop_sure_terms(lq, step, sigma, expert, adaptive.bm3d_denoise)
+    classical = adaptive.bm3d_denoise(lq, sigma)
+    # The plan blends on the unclipped values only (`adaptive.blend_unclipped`) and keeps the
+    # classical estimate elsewhere: the quadratic is over the former, the latter's error a
+    # constant.
+    inside = adaptive.unclipped(classical, sigma).ravel()
+    clean = np.asarray(hq, np.float64).ravel()
     y = np.asarray(lq, np.float64).ravel()
     diffs = np.stack(
         [
-            expert(lq).astype(np.float64).ravel() - y,
-            adaptive.bm3d_denoise(lq, sigma).astype(np.float64).ravel() - y,
+            expert(lq).astype(np.float64).ravel()[inside] - y[inside],
+            classical.astype(np.float64).ravel()[inside] - y[inside],
         ]
     )
-    noise = y - np.asarray(hq, np.float64).ravel()
+    noise = y[inside] - clean[inside]
+    outside = float(np.sum((classical.ravel()[~inside] - clean[~inside]) ** 2))
     return {
         "sigma_measured": round(sigma * 255.0, 3),
         "terms": {
@@ -70,7 +78,7 @@ def row_for(lq, hq, model, seed: int) -> dict:
         "truth": {
             "q": (diffs @ diffs.T).tolist(),
             "c": (2.0 * diffs @ noise).tolist(),
-            "e0": float(noise @ noise),
+            "e0": float(noise @ noise) + outside,
             "n": int(y.size),
         },
     }

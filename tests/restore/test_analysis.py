@@ -33,6 +33,23 @@ def test_noise_sigma_is_found_within_a_quarter(photos, sigma):
     assert 255 * analysis.noise_sigma(flat) == pytest.approx(sigma, rel=0.06)
 
 
+@pytest.mark.parametrize("sigma", [15, 25, 50])
+def test_a_channel_all_black_does_not_pull_the_noise_sigma_down(photos, sigma):
+    # A red flower on black: the blue channel is 0 nearly everywhere, so after clipping
+    # every one of its patches touches 0 and its noise measures low.
+    photo = photos[0].copy()
+    photo[..., 2] = 0.0
+    noisy = specs.parse(f"noise:{sigma}").apply(photo, np.random.default_rng(sigma))
+    measured = [analysis._channel_sigma(noisy[..., c]) for c in range(3)]
+    assert [unclipped for _, unclipped in measured] == [True, True, False]
+    assert 255 * measured[2][0] < 0.8 * sigma  # what the mean used to take in
+    assert analysis.analyse(noisy).noise == pytest.approx(sigma, rel=0.1)
+    # A grey photo (all channels alike and all clear of the bounds): the plain mean.
+    grey = np.clip(0.5 + np.random.default_rng(1).normal(0, 0.05, (64, 64, 3)), 0, 1)
+    per_channel = [analysis._channel_sigma(grey[..., c])[0] for c in range(3)]
+    assert analysis.noise_sigma(grey) == pytest.approx(np.mean(per_channel), rel=1e-12)
+
+
 def test_texture_blur_and_compression_are_not_taken_for_noise(photos):
     rng = np.random.default_rng(0)
     for photo in photos:  # full-resolution crops: fur, foliage, metal

@@ -52,7 +52,9 @@ def _gradient_energy(rows: np.ndarray, size: int) -> np.ndarray:
     ).sum(axis=(1, 2))
 
 
-def _channel_sigma(channel: np.ndarray, iterations: int = 6) -> float:
+def _channel_sigma(channel: np.ndarray, iterations: int = 6) -> tuple[float, bool]:
+    """The channel's noise sigma, and whether it was measured on unclipped patches only (else
+    on all: too few patches stay clear of 0 and 1)."""
     from scipy.stats import gamma
 
     rows = _patch_matrix(channel, PATCH)
@@ -62,7 +64,8 @@ def _channel_sigma(channel: np.ndarray, iterations: int = 6) -> float:
     unclipped = (rows.min(axis=1) > CLIP_MARGIN) & (
         rows.max(axis=1) < 1.0 - CLIP_MARGIN
     )
-    if unclipped.sum() > MIN_UNCLIPPED * PATCH * PATCH:
+    clear = bool(unclipped.sum() > MIN_UNCLIPPED * PATCH * PATCH)
+    if clear:
         rows = rows[unclipped]
     energy = _gradient_energy(rows, PATCH)
     dims = PATCH * PATCH
@@ -87,20 +90,26 @@ def _channel_sigma(channel: np.ndarray, iterations: int = 6) -> float:
         variance = new
         limit = variance * gamma.ppf(0.99, a=dims / 2.0, scale=2.0 * trace / dims)
         selected = energy < limit
-    return float(np.sqrt(variance or 0.0))
+    return float(np.sqrt(variance or 0.0)), clear
 
 
 def noise_sigma(image: np.ndarray) -> float:
     """The noise standard deviation of an image `[H, W, C]` or `[H, W]` in [0, 1] (in the same
-    units, i.e. sigma / 255 on the 8-bit scale), the mean of the per-channel estimates."""
+    units, i.e. sigma / 255 on the 8-bit scale), the mean of the per-channel estimates made on
+    unclipped patches (of all channels where none was).
+
+    A channel that is nearly all black or white (the blue of a red flower on black: 46% of its
+    values at 0) has too few patches clear of the bounds and measures its clipped noise low (15
+    of 25); averaged in, it pulled the photo's sigma to 21 (training photos, sigma 15-50,
+    `benchmarks/results/noise_sigma_session23/`)."""
     image = np.asarray(image, np.float64)
     if image.ndim == 2:
         image = image[..., None]
     if min(image.shape[:2]) < 2 * PATCH:
         raise ValueError(f"noise_sigma needs at least {2 * PATCH} x {2 * PATCH} pixels")
-    return float(
-        np.mean([_channel_sigma(image[..., c]) for c in range(image.shape[-1])])
-    )
+    measured = [_channel_sigma(image[..., c]) for c in range(image.shape[-1])]
+    clear = [sigma for sigma, unclipped in measured if unclipped]
+    return float(np.mean(clear or [sigma for sigma, _ in measured]))
 
 
 def coarse_noise_sigma(image: np.ndarray) -> float:
