@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 1.0)
+MARGINS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.15, 0.2, 1.0)
 
 
 def _psnr_of(truth: dict, weights: np.ndarray) -> float:
