@@ -101,7 +101,7 @@ def noise_sigma(image: np.ndarray) -> float:
     A channel that is nearly all black or white (the blue of a red flower on black: 46% of its
     values at 0) has too few patches clear of the bounds and measures its clipped noise low (15
     of 25); averaged in, it pulled the photo's sigma to 21 (training photos, sigma 15-50,
-    `benchmarks/results/noise_sigma_session23/`)."""
+    `benchmarks/results/explorations_session23/sigma_channels.py`)."""
     image = np.asarray(image, np.float64)
     if image.ndim == 2:
         image = image[..., None]
